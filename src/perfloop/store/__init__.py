@@ -1,0 +1,11 @@
+"""The results store: runs, their results and samples, in SQLite (default) or PostgreSQL.
+
+The lowest layer of perfloop: it knows the measurement records (:mod:`perfloop.records`) and
+nothing above them. Open a store with :meth:`Store.open`, which creates or migrates its schema;
+find where it is with :func:`resolve_store_url`.
+"""
+
+from .db import ENV_VAR, resolve_store_url
+from .repository import RunInfo, Store, StoredRun
+
+__all__ = ["ENV_VAR", "RunInfo", "Store", "StoredRun", "resolve_store_url"]
