@@ -1,0 +1,213 @@
+"""Python-callable targets: the parent side of the worker protocol (pyperf's manager/worker).
+
+:func:`measure_callable` starts ``settings.processes`` fresh worker processes one after another
+(``python -m perfloop.measure.worker``), each with an explicit task as JSON, and reads the
+results back as JSON lines over a dedicated pipe (see :mod:`perfloop.measure.worker` for the
+messages). Fresh processes make the worker the statistical unit: hash seeds, memory layout and
+allocator state differ between processes, so values within one process are not independent.
+
+The first worker calibrates the loop count (how many calls make one value last at least
+``settings.min_time``); the parent hands that count to the other workers so all values are
+averaged over the same number of calls. Each worker measures ``settings.warmup`` warmup values
+(recorded with ``warmup=True``), then ``settings.values`` values. Values are per call.
+
+Samples per worker ``w`` (``Sample.worker = w``, ``Sample.index`` = position in the worker,
+warmup values included):
+
+- ``wall_time`` and ``cpu_time`` per value (``perf_counter`` / ``process_time``, total / loops);
+- custom metrics: the numbers of a dict the callable returned, from the last call of each value
+  (keys that name a built-in metric are ignored, so a return value cannot forge a timing);
+- ``peak_rss`` once per worker: the worker process's peak resident memory, interpreter included;
+- ``peak_alloc`` once per worker, only when the benchmark asks for it: the peak of Python
+  allocations during one separate, untimed call under tracemalloc.
+
+A worker that exits non-zero fails the benchmark with its exit code and the tail of its
+stderr, keeping every value it sent before; a benchmark past its deadline has its worker killed
+and records ``timeout``. The worker's stdout is discarded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import BenchmarkSpec
+from ..metrics import BUILTIN
+from ..records import BenchmarkResult, ResultStatus, Sample
+from .command import _declared, describe_exit, failed_result, resolve_dir, run_child, timeout_message
+from .worker import PROTOCOL_VERSION
+
+WORKER_MODULE = "perfloop.measure.worker"
+
+
+class ProtocolError(Exception):
+    """The worker sent something the parent does not understand (a different perfloop?)."""
+
+
+class WorkerSession:
+    """Parses one worker's result stream and turns its values into samples as they arrive."""
+
+    def __init__(self, worker: int, metrics: frozenset[str], on_value: Callable[[], None]) -> None:
+        self.worker = worker
+        self.metrics = metrics
+        self.on_value = on_value
+        self.samples: list[Sample] = []
+        self.loops: int | None = None
+        self.timer_resolution: float | None = None
+        self.error: str | None = None
+        self.phase: str | None = None
+        self.ended = False
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self._handle(line)
+
+    def _handle(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+            kind = msg["type"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProtocolError(f"worker {self.worker} sent a malformed line: {line[:200]!r}") from exc
+        if kind == "hello":
+            if msg.get("version") != PROTOCOL_VERSION:
+                raise ProtocolError(
+                    f"worker {self.worker} speaks protocol {msg.get('version')}, this perfloop speaks "
+                    f"{PROTOCOL_VERSION}: the worker's Python imports a different perfloop; check "
+                    f"the benchmark's pythonpath")
+            self.timer_resolution = float(msg["timer_resolution"])
+        elif kind == "calibration":
+            self.loops = int(msg["loops"])
+        elif kind == "value":
+            self._value(msg)
+        elif kind == "alloc":
+            if "peak_alloc" in self.metrics:
+                self.samples.append(Sample("peak_alloc", float(msg["peak_alloc"]), worker=self.worker))
+        elif kind == "end":
+            if "peak_rss" in self.metrics:
+                self.samples.append(Sample("peak_rss", float(msg["peak_rss"]), worker=self.worker))
+            self.ended = True
+        elif kind == "error":
+            self.phase, self.error = msg.get("phase"), msg.get("error")
+        else:
+            raise ProtocolError(f"worker {self.worker} sent an unknown message type {kind!r}")
+
+    def _value(self, msg: dict[str, Any]) -> None:
+        loops = int(msg["loops"])
+        self.loops = loops
+        tag = {"worker": self.worker, "index": int(msg["index"]), "warmup": bool(msg["warmup"])}
+        for metric in ("wall_time", "cpu_time"):
+            if metric in self.metrics:
+                self.samples.append(Sample(metric, float(msg[metric]) / loops, loops=loops, **tag))
+        for metric, value in (msg.get("custom") or {}).items():
+            if metric not in BUILTIN:
+                self.samples.append(Sample(metric, float(value), **tag))
+        self.on_value()
+
+
+def worker_task(spec: BenchmarkSpec, loops: int | None) -> dict[str, Any]:
+    """The explicit task one worker receives; ``loops=None`` asks it to calibrate."""
+    root = Path(spec.root)
+    sys_path = [str((root / p).resolve()) for p in spec.pythonpath] + [str(root.resolve())]
+    s = spec.settings
+    return {"version": PROTOCOL_VERSION, "target": spec.callable, "setup": spec.setup,
+            "teardown": spec.teardown, "params": dict(spec.params), "loops": loops,
+            "values": s.values, "warmup": s.warmup, "min_time": s.min_time,
+            "metrics": list(spec.metrics), "tracemalloc": spec.tracemalloc, "sys_path": sys_path}
+
+
+def worker_error(session: WorkerSession, returncode: int) -> str:
+    exit_text = describe_exit(returncode)
+    if session.error:
+        where = {"import": "importing the target", "setup": "in setup", "call": "calling the target",
+                 "teardown": "in teardown"}.get(session.phase or "", session.phase or "")
+        return f"worker {session.worker} failed {where}: {session.error} ({exit_text})"
+    return f"worker {session.worker} {exit_text}; its stderr ends with the lines shown"
+
+
+def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
+                     on_progress: Callable[[float], None] | None = None,
+                     python: str = sys.executable,
+                     clock: Callable[[], float] = time.monotonic) -> BenchmarkResult:
+    """Measure a ``module:function`` target in ``settings.processes`` fresh worker processes.
+
+    ``deadline`` is an absolute ``clock()`` (``time.monotonic``) value for the whole benchmark.
+    Never raises for a failing target: import errors, exceptions, non-zero exits give a
+    ``failed`` result and the deadline a ``timeout`` result, each with the samples measured
+    before and the tail of the failing worker's stderr. KeyboardInterrupt kills the running
+    worker and propagates.
+    """
+    if spec.callable is None:
+        raise ValueError(f"benchmark {spec.name!r} has no callable (kind {spec.kind!r})")
+    settings = spec.settings
+    metrics = frozenset(spec.metrics)
+    cwd = resolve_dir(spec, spec.cwd)
+    env = {**os.environ, **spec.env}
+    per_worker = settings.warmup + settings.values
+    expected = settings.processes * per_worker
+    received = 0
+    samples: list[Sample] = []
+    loops: int | None = None
+    extra: dict[str, Any] = {"loops": None, "timer_resolution": None, "workers": 0}
+    started = time.perf_counter()
+
+    def on_value() -> None:
+        nonlocal received
+        received += 1
+        if on_progress is not None:
+            on_progress(min(received / expected, 1.0))
+
+    def fail(status: ResultStatus, error: str, stderr_tail: str | None = None) -> BenchmarkResult:
+        return failed_result(spec, status, error, samples, stderr_tail=stderr_tail,
+                             duration=time.perf_counter() - started, extra=extra)
+
+    if not Path(cwd).is_dir():
+        return fail(ResultStatus.FAILED, f"cwd {cwd} is not a directory; fix cwd for {spec.base_name!r} "
+                                         "in perfloop.toml (it is relative to the project)")
+    for worker in range(settings.processes):
+        done = f"{worker} of {settings.processes} worker processes"
+        if deadline is not None and clock() >= deadline:
+            return fail(ResultStatus.TIMEOUT, timeout_message(spec, done))
+        try:
+            task = json.dumps(worker_task(spec, loops))
+        except (TypeError, ValueError) as exc:
+            return fail(ResultStatus.FAILED, f"params of {spec.name!r} cannot be sent to a worker: {exc}; "
+                                             "params must be JSON values (numbers, strings, lists, tables)")
+        session = WorkerSession(worker, metrics, on_value)
+        read_fd, write_fd = os.pipe()
+        argv = [python, "-m", WORKER_MODULE, "--result-fd", str(write_fd), "--task", task]
+        try:
+            child = run_child(argv, cwd=cwd, env=env, deadline=deadline, pass_fds=(write_fd,),
+                              readers={read_fd: session.feed}, clock=clock)
+        except ProtocolError as exc:
+            samples.extend(session.samples)
+            return fail(ResultStatus.FAILED, str(exc))
+        except OSError as exc:
+            return fail(ResultStatus.FAILED, f"could not start a worker with {python}: {exc}")
+        finally:
+            os.close(read_fd)
+        samples.extend(session.samples)
+        if session.loops is not None:
+            loops = session.loops
+            extra["loops"] = loops
+        if session.timer_resolution is not None:
+            extra["timer_resolution"] = session.timer_resolution
+        if child.timed_out:
+            return fail(ResultStatus.TIMEOUT, timeout_message(spec, done), child.stderr_tail)
+        if child.returncode != 0:
+            return fail(ResultStatus.FAILED, worker_error(session, child.returncode), child.stderr_tail)
+        if not session.ended:
+            return fail(ResultStatus.FAILED,
+                        f"worker {worker} exited with code 0 before sending all its results; does the "
+                        "benchmarked code call sys.exit() or os._exit()?", child.stderr_tail)
+        extra["workers"] = worker + 1
+    return BenchmarkResult(name=spec.name, kind=spec.kind, status=ResultStatus.OK, samples=tuple(samples),
+                           params=spec.params, duration=time.perf_counter() - started, extra=extra,
+                           **_declared(spec))

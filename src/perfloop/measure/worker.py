@@ -1,0 +1,273 @@
+"""The worker side of the callable protocol: ``python -m perfloop.measure.worker``.
+
+The parent (:mod:`perfloop.measure.callable`) starts one fresh worker process per repetition
+and hands it an explicit task as JSON on the command line::
+
+    python -m perfloop.measure.worker --result-fd 5 --task '{"version": 1, "target": ...}'
+
+The worker imports the target, times it and streams its results back as JSON lines over the
+inherited pipe ``--result-fd``, never over stdout: the benchmarked code may print whatever it
+likes without corrupting the protocol. One line goes out per value as soon as it is measured,
+so a crash half-way keeps the values already sent.
+
+Messages, in order (each a JSON object on one line, ``"type"`` first)::
+
+    hello        {"version", "pid", "timer_resolution"}
+    calibration  {"loops"}                       only when the task asked to calibrate
+    value        {"index", "warmup", "loops", "wall_time", "cpu_time", "custom"}
+                 wall_time/cpu_time are totals over ``loops`` calls; custom is the dict of
+                 numbers the last call returned (or {})
+    alloc        {"peak_alloc"}                  only with the tracemalloc flag
+    end          {"peak_rss"}                    the worker finished cleanly
+    error        {"phase", "error"}              then a traceback on stderr and exit code 1
+
+Protocol versions (``PROTOCOL_VERSION``):
+    1: first version.
+
+This module imports only the standard library: whatever it imports is in the memory and the
+start-up time of every worker, and so in the target's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import json
+import math
+import os
+import resource
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+PROTOCOL_VERSION = 1
+
+#: Calibration stops doubling here even if one value is still shorter than min_time: a
+#: callable that fast is a no-op, and more loops would only overflow the patience of the user.
+MAX_LOOPS = 2 ** 32
+
+
+class WorkerFailure(Exception):
+    """A phase of the task failed; carries the phase name for the parent's error message."""
+
+    def __init__(self, phase: str, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.phase = phase
+
+
+class ResultChannel:
+    """Writes protocol messages to the result pipe, one JSON object per line."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, kind: str, **fields: Any) -> None:
+        data = (json.dumps({"type": kind, **fields}) + "\n").encode()
+        # A blocking pipe write can still be partial when a signal interrupts it.
+        while data:
+            written = os.write(self.fd, data)
+            data = data[written:]
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    """The object named by ``"package.module:attr.path"``."""
+    module_name, _, attr_path = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{target} is not callable")
+    return obj
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size, in bytes.
+
+    On Linux ``getrusage().ru_maxrss`` is inherited across fork/vfork + exec: a worker started
+    by a 300 MB parent reports 300 MB even if it never used more than 9 MB. ``VmHWM`` in
+    /proc/self/status is the high-water mark of this process's own address space since exec,
+    so it is used where it exists.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux (and most Unixes) report KiB; macOS reports bytes.
+    return int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
+
+
+def custom_metrics(returned: Any) -> dict[str, float]:
+    """The numbers of a dict the callable returned; anything else is not a metric."""
+    if not isinstance(returned, dict):
+        return {}
+    out: dict[str, float] = {}
+    for key, value in returned.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(value):
+            out[str(key)] = float(value)
+    return out
+
+
+def make_timer(fn: Callable[..., Any], ctx: Any, use_ctx: bool,
+               params: dict[str, Any]) -> Callable[[int], tuple[float, float, Any]]:
+    """A function ``time(loops) -> (wall total, cpu total, last return value)``.
+
+    One loop per call shape, so the timed loop pays no ``*args``/``**kwargs`` unpacking
+    when there is nothing to unpack (the same trick as pyperf's bench_func).
+    """
+    perf_counter, process_time, repeat = time.perf_counter, time.process_time, itertools.repeat
+
+    if use_ctx:
+        def timer(loops: int) -> tuple[float, float, Any]:
+            it = repeat(None, loops)
+            c0 = process_time()
+            t0 = perf_counter()
+            for _ in it:
+                ret = fn(ctx)
+            t1 = perf_counter()
+            c1 = process_time()
+            return t1 - t0, c1 - c0, ret
+    elif params:
+        def timer(loops: int) -> tuple[float, float, Any]:
+            it = repeat(None, loops)
+            c0 = process_time()
+            t0 = perf_counter()
+            for _ in it:
+                ret = fn(**params)
+            t1 = perf_counter()
+            c1 = process_time()
+            return t1 - t0, c1 - c0, ret
+    else:
+        def timer(loops: int) -> tuple[float, float, Any]:
+            it = repeat(None, loops)
+            c0 = process_time()
+            t0 = perf_counter()
+            for _ in it:
+                ret = fn()
+            t1 = perf_counter()
+            c1 = process_time()
+            return t1 - t0, c1 - c0, ret
+    return timer
+
+
+def calibrate(timer: Callable[[int], tuple[float, float, Any]], min_time: float) -> int:
+    """The smallest power-of-two loop count whose total lasts at least ``min_time``."""
+    loops = 1
+    if min_time <= 0:
+        return loops
+    while loops < MAX_LOOPS:
+        wall, _, _ = timer(loops)
+        if wall >= min_time:
+            break
+        loops *= 2
+    return loops
+
+
+def run_task(task: dict[str, Any], channel: ResultChannel) -> None:
+    """Carry out one task: import, set up, calibrate, time, measure memory, tear down."""
+    channel.send("hello", version=PROTOCOL_VERSION, pid=os.getpid(),
+                 timer_resolution=time.get_clock_info("perf_counter").resolution)
+    for path in reversed(task.get("sys_path", [])):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    params: dict[str, Any] = dict(task.get("params") or {})
+
+    try:
+        fn = resolve(task["target"])
+        setup = resolve(task["setup"]) if task.get("setup") else None
+        teardown = resolve(task["teardown"]) if task.get("teardown") else None
+    except Exception as exc:
+        raise WorkerFailure("import", exc) from exc
+
+    try:
+        ctx = setup(**params) if setup else None
+    except Exception as exc:
+        raise WorkerFailure("setup", exc) from exc
+
+    timer = make_timer(fn, ctx, setup is not None, params)
+    try:
+        loops = task.get("loops")
+        if not loops:
+            loops = calibrate(timer, float(task.get("min_time", 0.0)))
+            channel.send("calibration", loops=loops)
+        warmup, values = int(task.get("warmup", 0)), int(task["values"])
+        for index in range(warmup + values):
+            wall, cpu, ret = timer(loops)
+            channel.send("value", index=index, warmup=index < warmup, loops=loops,
+                         wall_time=wall, cpu_time=cpu, custom=custom_metrics(ret))
+            del ret
+    except Exception as exc:
+        raise WorkerFailure("call", exc) from exc
+
+    # Read the RSS peak before tracemalloc runs: its own bookkeeping would inflate it.
+    peak_rss = peak_rss_bytes()
+
+    if task.get("tracemalloc"):
+        import tracemalloc
+        try:
+            # Separate untimed call: tracemalloc slows allocation-heavy code several-fold.
+            tracemalloc.start()
+            tracemalloc.reset_peak()
+            ret = fn(ctx) if setup is not None else fn(**params)
+            _, peak = tracemalloc.get_traced_memory()
+            del ret
+        except Exception as exc:
+            raise WorkerFailure("call", exc) from exc
+        finally:
+            tracemalloc.stop()
+        channel.send("alloc", peak_alloc=peak)
+
+    try:
+        if teardown is not None:
+            teardown(ctx) if setup is not None else teardown(**params)
+    except Exception as exc:
+        raise WorkerFailure("teardown", exc) from exc
+
+    channel.send("end", peak_rss=peak_rss)
+
+
+def print_user_traceback(exc: BaseException) -> None:
+    """The traceback on stderr without this module's frames: the stderr tail the user sees
+    should point at their code, and it is only 40 lines long."""
+    te = traceback.TracebackException.from_exception(exc)
+    te.stack = traceback.StackSummary.from_list(
+        [frame for frame in te.stack
+         if frame.filename != __file__ and not frame.filename.startswith("<frozen importlib")])
+    sys.stderr.write("".join(te.format()))
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m perfloop.measure.worker",
+                                     description="perfloop's benchmark worker (started by perfloop).")
+    parser.add_argument("--result-fd", type=int, required=True, help="pipe to write JSON lines to")
+    parser.add_argument("--task", required=True, help="the task, as JSON")
+    args = parser.parse_args(argv)
+    # Processes the benchmarked code starts must not hold the result pipe open: the parent
+    # waits for end-of-file on it.
+    os.set_inheritable(args.result_fd, False)
+    channel = ResultChannel(args.result_fd)
+    try:
+        task = json.loads(args.task)
+        if task.get("version") != PROTOCOL_VERSION:
+            raise WorkerFailure("protocol", ValueError(
+                f"task version {task.get('version')} != worker version {PROTOCOL_VERSION}"))
+        run_task(task, channel)
+    except WorkerFailure as exc:
+        channel.send("error", phase=exc.phase, error=str(exc))
+        print_user_traceback(exc.__cause__ or exc)
+        return 1
+    finally:
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
