@@ -21,16 +21,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import URL, create_engine, event, exc, make_url, text
+from typing import TYPE_CHECKING
+
+from sqlalchemy import URL, create_engine, event, exc, inspect, make_url, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ENV_VAR = "PERFLOOP_STORE"
 DEFAULT_DIR = ".perfloop"
@@ -39,6 +39,9 @@ SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's trans
 # Our own version table, so a store placed in a database that already uses Alembic for an
 # application does not read (or overwrite) that application's revision.
 VERSION_TABLE = "perfloop_alembic_version"
+# The newest revision in migrations/versions (a test checks that they agree). Knowing it lets an
+# up-to-date store open without importing Alembic, which would double perfloop's start-up time.
+HEAD_REVISION = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Key of the PostgreSQL advisory lock that serialises concurrent first opens of one database.
 _PG_MIGRATION_LOCK = 0x706572666C6F6F70 & 0x7FFFFFFFFFFFFFFF  # "perfloop"
@@ -78,6 +81,8 @@ def to_url(value: str, *, base: Path) -> str:
     if not value:
         raise StoreError("empty store URL", hint=URL_HINT)
     if not _URL_SCHEME.match(value):
+        if "://" in value:
+            raise StoreError(f"not a valid store URL: {value!r}", hint=URL_HINT)
         return _sqlite_url(Path(base) / Path(value).expanduser())
     url = _parse(value)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
@@ -170,6 +175,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
 def alembic_config() -> Config:
     """An Alembic configuration for the migrations shipped in this package (no ini file)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
@@ -181,6 +188,13 @@ def migrate(engine: Engine) -> None:
     Runs in one transaction holding the write lock (SQLite) or an advisory lock (PostgreSQL),
     so two processes opening a new store at once do not both create its tables.
     """
+    if current_revisions(engine) == {HEAD_REVISION}:
+        return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     cfg = alembic_config()
     script = ScriptDirectory.from_config(cfg)
     heads = set(script.get_heads())
@@ -204,3 +218,11 @@ def migrate(engine: Engine) -> None:
             return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def current_revisions(engine: Engine) -> set[str]:
+    """The schema revision(s) recorded in the store; empty for a new store."""
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return set()
+        return set(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
