@@ -53,11 +53,15 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """An open, empty store on each backend: SQLite always, PostgreSQL when configured."""
+def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty store on each backend: SQLite always, PostgreSQL when configured."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'perfloop.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    with Store.open(url) as opened:
+        return f"sqlite:///{tmp_path / 'perfloop.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def any_store(any_store_url: str) -> Iterator[Store]:
+    """An open, empty store on each backend (see ``any_store_url``), closed after the test."""
+    with Store.open(any_store_url) as opened:
         yield opened

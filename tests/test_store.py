@@ -266,7 +266,8 @@ def _python(script: str, *args: str, **popen: object) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_a_crash_keeps_stored_results_and_never_half_a_result(store_url: str) -> None:
+def test_a_crash_keeps_stored_results_and_never_half_a_result(any_store_url: str) -> None:
+    store_url = any_store_url
     child = _python(_CRASHING_CHILD, store_url, "crashed", stderr=subprocess.PIPE)
     _, stderr = child.communicate(timeout=120)
     assert child.returncode == 1, stderr
@@ -281,13 +282,17 @@ def test_a_crash_keeps_stored_results_and_never_half_a_result(store_url: str) ->
         assert stored.finished_at is not None
         assert [r.name for r in stored.results] == ["kept"]
         assert len(stored.results[0].samples) == 100
-    with create_engine(store_url).connect() as conn:
+    engine = create_engine(store_url)
+    with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM samples")).scalar() == 100
+        assert conn.execute(text("SELECT count(*) FROM results")).scalar() == 1
+    engine.dispose()
 
 
 @pytest.mark.slow
-def test_two_processes_write_to_one_sqlite_file(store_url: str) -> None:
-    # Neither process finds the database created: their first opens race, too.
+def test_two_processes_write_to_one_store_at_once(any_store_url: str) -> None:
+    # Neither process finds the schema created: their first opens race, too.
+    store_url = any_store_url
     children = [_python(_WRITER_CHILD, store_url, label, stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 for label in ("left", "right")]
