@@ -245,7 +245,7 @@ def run_callable(req: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         raise _TargetFailed("call", exc) from exc
     if teardown:
         try:
-            teardown(ctx)
+            teardown(ctx) if setup else teardown(**params)
         except Exception as exc:
             notes.append(f"teardown failed: {type(exc).__name__}: {exc}")
     return result

@@ -309,6 +309,8 @@ def _trim_to_loop(profile: Profile, worker_file: str) -> Profile:
                      if fr.function == "_profiled_calls" and fr.file == worker_file), None)
         if loop is not None:
             rest = stack.frames[loop + 1:]
+            while rest and profile.frames[rest[0]].file == worker_file:   # the worker's call wrapper
+                rest = rest[1:]
             if rest:
                 keep.append(Stack(rest, stack.weight, stack.thread))
         elif not any(fr.file == worker_file for fr in frames):
