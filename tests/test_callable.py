@@ -7,7 +7,6 @@ short-lived workers. Nothing here asserts on how long anything took.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,15 @@ def test_values_setting_is_not_used_for_commands(tmp_path):
     assert result.status is ResultStatus.OK, result.error
     assert len(result.values("wall_time")) == 2
     assert result.metrics == ["wall_time"]
+
+
+def test_a_run_too_short_to_poll_records_no_peak_rss_rather_than_zero(tmp_path):
+    settings = Settings(processes=5, values=1, warmup=0, min_time=0.001, timeout=60)
+    result = measure_command(spec(["true"], root=tmp_path, settings=settings))
+    assert result.status is ResultStatus.OK, result.error
+    rss = result.values("peak_rss")
+    assert all(v > 0 for v in rss)
+    assert len(rss) + result.extra.get("peak_rss_unmeasured", 0) == 5
 
 
 def test_shell_string_cwd_and_env(tmp_path):
@@ -162,7 +172,6 @@ def test_keyboard_interrupt_kills_the_command_and_propagates(tmp_path):
 
 
 def test_run_child_reads_extra_pipes_and_reports_exit(tmp_path):
-    import os
     read_fd, write_fd = os.pipe()
     chunks: list[bytes] = []
     try:

@@ -14,7 +14,9 @@ Per run it measures:
 - ``peak_rss``: the largest sum of resident memory over the process tree, polled about every
   10 ms, floored by the largest single-process high-water mark seen (``VmHWM``, which catches
   peaks between polls) and by ``wait4``'s ``ru_maxrss`` when that is trustworthy (see
-  :func:`_maxrss_floor`).
+  :func:`_maxrss_floor`). A run that ends before the first poll (a millisecond or two) has
+  no trustworthy figure: its ``peak_rss`` sample is left out and counted in
+  ``extra["peak_rss_unmeasured"]``.
 
 The command's stdout is discarded (as hyperfine does by default: a terminal or a pipe that
 must be read would be part of the measurement); the tail of its stderr is kept for the error
@@ -257,7 +259,7 @@ def run_child(args: Sequence[str] | str, *, shell: bool = False, cwd: str | None
                     timed_out = True
                     _killpg(proc.pid)
                 # Bounded so an injected or adjusted clock is re-read now and then.
-                timeout = 0.1 if timed_out else min(max(left, 0.0), 1.0)
+                timeout = 0.1 if timed_out else min(max(left, 0.0), 0.25)
             else:
                 timeout = 1.0
             for key, _ in selector.select(timeout):
@@ -372,7 +374,7 @@ def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
     env = {**os.environ, **spec.env}
     metrics = set(spec.metrics)
     total = settings.warmup + settings.processes
-    extra = {"loops": 1, "runs": settings.processes, "warmup_runs": settings.warmup,
+    extra: dict[str, object] = {"loops": 1, "runs": settings.processes, "warmup_runs": settings.warmup,
              "timer_resolution": time.get_clock_info("perf_counter").resolution,
              "rss_interval": rss_interval}
     samples: list[Sample] = []
@@ -409,8 +411,15 @@ def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
                                  f"the command {describe_exit(child.returncode)} ({label} of "
                                  f"{settings.processes}); its stderr ends with the lines shown",
                                  samples, stderr_tail=child.stderr_tail, duration=elapsed(), extra=extra)
-        values = {"wall_time": child.wall_time, "cpu_time": child.cpu_time,
-                  "peak_rss": float(max(child.peak_tree_rss, _maxrss_floor(child.maxrss)))}
+        values = {"wall_time": child.wall_time, "cpu_time": child.cpu_time}
+        if "peak_rss" in metrics:
+            peak = max(child.peak_tree_rss, _maxrss_floor(child.maxrss))
+            if peak > 0:
+                values["peak_rss"] = float(peak)
+            else:
+                # Exited before the first poll, and wait4's figure is the parent's: unknown,
+                # which is better left out than recorded as 0 bytes.
+                extra["peak_rss_unmeasured"] = int(extra.get("peak_rss_unmeasured", 0)) + 1
         for metric, value in values.items():
             if metric in metrics:
                 samples.append(Sample(metric, value, worker=run, index=0, warmup=warmup))

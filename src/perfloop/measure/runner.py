@@ -85,7 +85,9 @@ def run_benchmarks(specs: Sequence[BenchmarkSpec], *, sink: ResultSink, progress
     """Measure ``specs`` in order, handing each finished result to ``sink`` immediately.
 
     ``measure`` replaces the real measurement (tests inject a fake); ``clock`` gives the
-    deadlines (``clock() + spec.settings.timeout``) and the durations. Returns the run's
+    deadlines (``clock() + spec.settings.timeout``) and the durations. The real measure
+    functions compare deadlines with ``time.monotonic``, so replace the clock only together
+    with the measure function. Returns the run's
     summary; raises :class:`RunInterrupted` on Ctrl-C. An error raised by the sink propagates:
     a result that cannot be stored must stop the run.
     """
