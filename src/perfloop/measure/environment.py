@@ -70,12 +70,16 @@ def _packages() -> dict[str, str]:
 
 
 def fingerprint() -> dict[str, Any]:
-    """Facts about this machine and interpreter, as a JSON-serialisable dict."""
+    """Facts about this machine and interpreter, as a JSON-serialisable dict.
+
+    Its ``"fingerprint"`` key is :func:`environment_hash` of the rest: the store files runs
+    under it, so runs on one machine with one Python and one set of packages share a class.
+    """
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = None
-    return {
+    facts = {
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -93,12 +97,27 @@ def fingerprint() -> dict[str, Any]:
         "packages": _packages(),
         "load_avg_1m": round(load, 2) if load is not None else None,
         "hostname": platform.node(),
+        "cpu_quota": _cpu_quota(),
     }
+    facts["fingerprint"] = environment_hash(facts)
+    return facts
+
+
+def _cpu_quota() -> float | None:
+    """CPUs a container may use (cgroup v2 cpu.max), or None when unlimited or unknown."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return round(int(quota) / int(period), 2)
 
 
 def environment_hash(env: Mapping[str, Any]) -> str:
     """A stable hash of the identity facts: equal hashes mean one environment class."""
-    identity = {k: v for k, v in env.items() if k not in CONDITION_KEYS and k != "python_executable"}
+    identity = {k: v for k, v in env.items()
+                if k not in CONDITION_KEYS and k not in ("python_executable", "fingerprint")}
     blob = json.dumps(identity, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -118,7 +137,7 @@ def diff_environments(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[
     """Every fact that differs between two fingerprints; package changes one per package."""
     diffs: list[EnvDifference] = []
     for key in sorted(set(base) | set(head)):
-        if key in ("packages", "python_executable"):
+        if key in ("packages", "python_executable", "fingerprint"):
             continue
         if base.get(key) != head.get(key):
             diffs.append(EnvDifference(key, base.get(key), head.get(key), key not in CONDITION_KEYS))
