@@ -10,8 +10,8 @@ lists expands into one benchmark per combination, named ``name[key=value,...]``.
 Example::
 
     [defaults]
-    processes = 6          # fresh worker processes per callable benchmark
-    values = 5             # measured values per worker (commands: runs in all)
+    processes = 6          # fresh worker processes (commands: measured runs; http: load periods)
+    values = 5             # measured values per worker process (callables only)
 
     [[benchmark]]
     name = "quote"
@@ -38,8 +38,9 @@ DEFAULT_TOLERANCE = 0.05
 class Settings:
     """How much to measure. Defaults apply to every benchmark unless it overrides them."""
 
-    processes: int = 10         # worker processes per callable benchmark (the statistical unit)
-    values: int = 5             # measured values per worker process; for commands: runs per process
+    processes: int = 10         # fresh worker processes (the statistical unit); commands: measured runs;
+                                # http: load periods
+    values: int = 5             # measured values per worker process (callables only)
     warmup: int = 1             # values discarded (and recorded as warmup) at the start of each worker
     min_time: float = 0.02      # seconds one value should last at least; fast callables are looped
     tolerance: float = DEFAULT_TOLERANCE  # relative change that matters

@@ -186,3 +186,128 @@ class SampleRow(Base):
         # with results(name, run_id): the samples of one (benchmark, metric) across runs
         Index(None, "result_id", "metric"),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflows' records: approvals (regression gate), incidents, hypotheses and profiles
+# (profile-and-patch), and changes (the journal every workflow writes to). Free-form details
+# live in JSON columns so that a workflow can add a field without a migration; what is queried
+# or joined on is a real column.
+
+INCIDENT_STATUSES = ("open", "closed")
+HYPOTHESIS_OUTCOMES = ("confirmed", "refuted", "unclear")
+
+
+class ApprovalRow(Base):
+    """A reviewed, documented exception to the regression gate for one benchmark."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    benchmark: Mapped[str] = mapped_column(String(500))
+    metric: Mapped[str | None] = mapped_column(String(100))          # None: every metric
+    commit: Mapped[str | None] = mapped_column(String(64))           # the head it approves
+    reason: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(255), default="")
+    source: Mapped[str] = mapped_column(String(32), default="cli")   # cli | trailer
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]]
+
+    __table_args__ = (Index(None, "benchmark"), Index(None, "commit"))
+
+
+class IncidentRow(Base):
+    """A profile-and-patch episode: while one is open the project is in incident mode."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    project: Mapped[str] = mapped_column(Text, default="")
+    benchmarks: Mapped[list[Any]]                  # benchmark names under investigation
+    metric: Mapped[str | None] = mapped_column(String(100))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    commit_at_open: Mapped[str | None] = mapped_column(String(64))
+    baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    verify_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]                   # baseline scrape, verification, journal entry
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {INCIDENT_STATUSES!r}", name="status"),
+        Index(None, "status", "project"),
+    )
+
+
+class HypothesisRow(Base):
+    """What someone expects to find before profiling, and whether the profile agreed."""
+
+    __tablename__ = "hypotheses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    expect: Mapped[list[Any]]                      # "module:function" or "module" names
+    expected_share: Mapped[float | None] = mapped_column(Double)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    checked_at: Mapped[datetime | None]
+    evidence: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        CheckConstraint(f"outcome IS NULL OR outcome IN {HYPOTHESIS_OUTCOMES!r}", name="outcome"),
+        Index(None, "incident_id"),
+    )
+
+
+class ProfileRow(Base):
+    """A stored profile: its hot spots, systemic signals and where its flame graph was written."""
+
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    hypothesis_id: Mapped[int | None] = mapped_column(ForeignKey("hypotheses.id", ondelete="SET NULL"))
+    purpose: Mapped[str] = mapped_column(String(32), default="hypothesis")  # hypothesis|exploration|after
+    target: Mapped[str] = mapped_column(Text)       # benchmark name, command line or pid
+    profiler: Mapped[str] = mapped_column(String(32))
+    commit: Mapped[str | None] = mapped_column(String(64))
+    dirty: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration: Mapped[float] = mapped_column(Double, default=0.0)
+    hot_spots: Mapped[list[Any]]
+    signals: Mapped[list[Any]]
+    files: Mapped[dict[str, Any]]                   # format -> path
+    data: Mapped[dict[str, Any]]                    # aggregated frames, for differential profiles
+
+    __table_args__ = (Index(None, "incident_id"),)
+
+
+class ChangeRow(Base):
+    """One tuning change, the unit of the journal: why, expected, actual."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str | None] = mapped_column(String(32))       # config, index, cache, code path, ...
+    workflow: Mapped[str] = mapped_column(String(32))          # profile-and-patch | regression | risk-budget
+    status: Mapped[str] = mapped_column(String(32), default="proposed")
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    hypothesis: Mapped[str | None] = mapped_column(Text)
+    expected: Mapped[dict[str, Any]]                # metric, direction, size
+    actual: Mapped[dict[str, Any]]                  # verdicts and numbers
+    risk_score: Mapped[float | None] = mapped_column(Double)
+    risk_factors: Mapped[dict[str, Any]]
+    rollback_plan: Mapped[str | None] = mapped_column(Text)
+    baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    verification_run_ids: Mapped[list[Any]]
+    commits: Mapped[list[Any]]
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]]
+
+    __table_args__ = (Index(None, "incident_id"), Index(None, "created_at"))
