@@ -78,6 +78,15 @@ def test_user_scope_charges_library_time_to_the_innermost_user_frame() -> None:
     assert top_user_hot_spot(_profile()).function == "app.pricing:apply"
 
 
+def test_generated_code_is_charged_to_its_user_caller() -> None:
+    frames = (Frame("price", "/p/shop/pricing.py", 3, "shop.pricing", "user"),
+              Frame("<lambda>", "<string>", 1, "", classify_file("<string>")))   # a namedtuple __new__
+    profile = Profile(frames=frames, stacks=(Stack((0, 1), 3.0), Stack((0,), 1.0)))
+    assert hot_spots(profile)[0].function == "<lambda>"
+    assert hot_spots(profile, scope="user")[0].function == "shop.pricing:price"
+    assert hot_spots(profile, scope="user")[0].self_share == pytest.approx(1.0)
+
+
 def test_hot_spots_by_total_share_and_limit() -> None:
     spots = hot_spots(_profile(), by="total", limit=2)
     assert [s.function for s in spots] == ["app.main:main", "app.pricing:apply"]
@@ -190,6 +199,7 @@ def test_module_and_kind_of_a_file() -> None:
     assert classify_file("/v/lib/python3.11/site-packages/numpy/core/x.py") == "library"
     assert classify_file(STDLIB_JSON) == "stdlib"
     assert classify_file("<built-in>") == "native"
+    assert classify_file("<string>") == "generated"
     assert classify_file("/proj/src/shop/pricing.py") == "user"
     assert classify_file(profilers.__file__) == "perfloop"
 
@@ -306,6 +316,9 @@ def test_known_hot_spot_ranks_first_and_is_confirmed(slow_pipeline: profilers.Pr
     result = slow_pipeline
     assert result.profiler == "pyinstrument" and not result.fallback
     assert result.calls and result.calls >= 1
+    summary = json.loads(json.dumps(result.to_dict()))
+    assert summary["hot_spots_user"][0]["function"] == "profmod:score"
+    assert {s["name"] for s in summary["signals"]} >= {"off_cpu", "gc_time", "rss_growth"}
     assert top_user_hot_spot(result.profile).function == "profmod:score"
     assert hot_spots(result.profile, scope="user")[0].self_share > 0.5
     check = check_hypothesis(result.profile, ["profmod:score"])

@@ -14,7 +14,8 @@ On top of the model:
 - :func:`to_speedscope` writes the model back out for speedscope.app or any viewer.
 
 **Whose code is it.** Every frame has a *kind*: ``user`` (the project's own code), ``stdlib``,
-``library`` (site-packages, dist-packages), ``native`` (built-in functions, C code) or
+``library`` (site-packages, dist-packages), ``native`` (built-in functions, C code),
+``generated`` (code compiled from a string: namedtuple and dataclass methods, ``exec``) or
 ``perfloop`` (this package, including its profiling worker). The *user hot-spot rule*: each
 sample is charged to the innermost frame of user code on its stack; library, stdlib and native
 frames below it are folded into it, because the user's function is the thing a patch can change.
@@ -43,7 +44,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-KINDS = ("user", "stdlib", "library", "native", "perfloop")
+KINDS = ("user", "stdlib", "library", "native", "generated", "perfloop")
 UNITS = ("seconds", "samples")
 OUTSIDE_USER_CODE = "(outside user code)"
 
@@ -206,7 +207,9 @@ def classify_file(file: str) -> str:
     if file.startswith("<frozen "):
         return "stdlib"
     if file.startswith("<"):
-        return "user"        # <string>, <stdin>: code the user passed in
+        # <string>: namedtuple and dataclass methods, exec'd code. Charged to the user code that
+        # called it, which is what a patch would change.
+        return "generated"
     if file.startswith(_PERFLOOP_DIR) or _PERFLOOP_RE.search(file):
         return "perfloop"
     if _SITE_RE.search(file):

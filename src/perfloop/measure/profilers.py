@@ -20,6 +20,7 @@ Worker protocol: the request and result are JSON files; see ``profile_worker.py`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -37,7 +38,7 @@ from typing import Any, Mapping, Sequence
 
 from ..config import BenchmarkSpec
 from ..errors import TargetError, TargetTimeout, UsageError
-from ..analysis.profiles import Profile, from_cprofile, from_pyinstrument, from_speedscope
+from ..analysis.profiles import Profile, from_cprofile, from_pyinstrument, from_speedscope, hot_spots
 from ..analysis.signals import ProcessPoint, ProcessTrace, RuntimeStats, Signal, compute_signals
 
 WORKER = Path(__file__).with_name("profile_worker.py")
@@ -87,6 +88,16 @@ class ProfileResult:
     @property
     def warnings(self) -> list[Signal]:
         return [s for s in self.signals if s.severity == "warn"]
+
+    def to_dict(self, *, limit: int = 15) -> dict[str, Any]:
+        """A JSON-ready summary: what ran, the signals, and the hot spots (user code and all)."""
+        def spots(scope: str) -> list[dict[str, Any]]:
+            return [dataclasses.asdict(s) for s in hot_spots(self.profile, limit=limit, scope=scope)]
+        return {"target": self.target, "profiler": self.profiler, "requested": self.requested,
+                "duration": self.duration, "calls": self.calls, "exit_code": self.exit_code,
+                "unit": self.profile.unit, "notes": list(self.notes),
+                "signals": [s.to_dict() for s in self.signals],
+                "hot_spots_user": spots("user"), "hot_spots": spots("all")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,6 +646,9 @@ def _py_spy_command(py_spy: str, args: list[str], *, cwd: str | None, env: Mappi
                                     *_py_spy_flags(rate=rate, idle=idle, gil=gil,
                                                    subprocesses=subprocesses, duration=duration)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if duration and round(duration) != duration:
+                notes.append(f"py-spy samples for whole seconds: {duration:g} s became "
+                             f"{max(1, round(duration))} s")
             try:
                 try:
                     _, spy_err = spy.communicate(timeout=timeout)

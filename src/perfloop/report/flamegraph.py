@@ -9,7 +9,7 @@ Three outputs, each one self-contained (no JavaScript library, no CDN, no networ
   hot spots as tables, and the signals and notes when given.
 
 Colours say whose code a frame is: warm for the user's code, blue for libraries, green for the
-standard library, grey for native code, violet for perfloop itself.
+standard library, grey for native and generated code, violet for perfloop itself.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _colour(node: _Node) -> str:
         return f"hsl({int(120 + 40 * h)},40%,{int(68 + 8 * h)}%)"
     if kind == "perfloop":
         return f"hsl({int(265 + 15 * h)},35%,80%)"
-    if kind == "native":
+    if kind in ("native", "generated"):
         return f"hsl(0,0%,{int(72 + 10 * h)}%)"
     return "hsl(0,0%,88%)"
 
@@ -188,7 +188,7 @@ def render_html(profile: Profile, *, title: str | None = None, signals: Sequence
         "<p class='legend'><span style='background:hsl(25,80%,62%)'>user code</span>"
         "<span style='background:hsl(210,55%,72%)'>libraries</span>"
         "<span style='background:hsl(140,40%,72%)'>standard library</span>"
-        "<span style='background:hsl(0,0%,77%)'>native</span>"
+        "<span style='background:hsl(0,0%,77%)'>native, generated</span>"
         "<span style='background:hsl(270,35%,80%)'>perfloop</span> Click a frame to zoom; "
         "click the top bar to zoom out.</p>",
         render_svg(profile, title=title),
