@@ -387,7 +387,8 @@ def compute_signals(*, trace: ProcessTrace | None = None, runtime: RuntimeStats 
         times, rss = [], []
     rss_sig = rss_signal(times, rss)
     out.append(rss_sig)
-    if rss_sig is not None and runtime is not None:
+    if rss_sig is not None and rss_sig.severity == "warn" and runtime is not None:
+        # only steady growth needs explaining; warm-up and temporary peaks do not
         out.append(python_memory_signal(rss[-1] - rss[0], runtime.calls,
                                         retained_per_call=runtime.retained_per_call,
                                         sites=runtime.retained_sites,
