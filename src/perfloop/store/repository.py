@@ -410,7 +410,8 @@ class Store:
 
 def _store_error(error: exc.SQLAlchemyError, url: str, action: str) -> StoreError:
     """A StoreError that says what went wrong in words a user can act on."""
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error) else ""
+    message = str(getattr(error, "orig", None) or error).strip()
+    detail = message.splitlines()[0] if message else type(error).__name__
     lowered = detail.lower()
     where = f"{action} in {url} failed: {detail}"
     if "database is locked" in lowered or "database table is locked" in lowered:
