@@ -1,0 +1,24 @@
+"""Change-point detection: where the level of a benchmark history shifts.
+
+    >>> from perfloop.analysis.changepoints import detect_change_points
+    >>> [cp.index for cp in detect_change_points([10.0] * 20 + [12.0] * 20)]
+    [20]
+
+- :func:`detect_change_points` returns :class:`ChangePoint` records (index where the new level
+  starts, means before and after, relative change, p-value);
+- :class:`SeededBinseg` is the same detector with ruptures' shape, ``fit(signal).predict()``;
+- :mod:`.generate` makes series with known change points for tests and benchmarks.
+
+The method (seeded binary segmentation, a line-plus-step t-test corrected for
+autocorrelation, outliers replaced first) and its measured quality are in
+``docs/changepoints.md``.
+"""
+
+from __future__ import annotations
+
+from . import generate
+from .detect import detect_change_points
+from .model import ChangePoint
+from .seeded import SeededBinseg
+
+__all__ = ["ChangePoint", "SeededBinseg", "detect_change_points", "generate"]

@@ -1,0 +1,79 @@
+"""Signals with known change points, shared by the tests and the benchmarks.
+
+Like ruptures' ``datasets``: each generator is deterministic for a given ``seed`` and returns
+the values with the answer key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A generated series with the indices where its levels start and its planted outliers."""
+
+    values: np.ndarray
+    change_points: tuple[int, ...]
+    outliers: tuple[int, ...] = ()
+
+
+def steps(levels: Sequence[float], lengths: Sequence[int]) -> Planted:
+    """A noise-free piecewise-constant series: ``lengths[k]`` points at ``levels[k]``."""
+    if len(levels) != len(lengths) or not levels:
+        raise ValueError("give one length per level, and at least one level")
+    if any(length < 1 for length in lengths):
+        raise ValueError("every level needs at least one point")
+    values = np.repeat(np.asarray(levels, dtype=float), lengths)
+    starts = np.cumsum(lengths)[:-1]
+    # Equal neighbouring levels make no change point.
+    change_points = tuple(int(s) for s, lo, hi in zip(starts, levels[:-1], levels[1:]) if lo != hi)
+    return Planted(values=values, change_points=change_points)
+
+
+def history(n: int, *, shifts: int = 3, min_shift: float = 0.05, max_shift: float = 0.20,
+            noise: float = 0.02, min_segment: int = 30, outliers: int = 0,
+            outlier_factor: float = 1.5, base: float = 100.0, seed: int = 0) -> Planted:
+    """A benchmark history: ``shifts`` level shifts of a relative size in
+    ``[min_shift, max_shift]`` (up or down at random, kept within half and twice ``base``),
+    Gaussian noise of relative size ``noise``, and ``outliers`` single points multiplied or
+    divided by ``outlier_factor``, each at least 3 points from any change point.
+    """
+    if n < (shifts + 1) * min_segment:
+        raise ValueError(f"{shifts} shifts with segments of at least {min_segment} need n >= "
+                         f"{(shifts + 1) * min_segment}, not {n}")
+    rng = np.random.default_rng(seed)
+    # Segment lengths: min_segment each plus a random share of what is left over.
+    spare = n - (shifts + 1) * min_segment
+    cuts = np.sort(rng.integers(0, spare + 1, size=shifts))
+    lengths = np.diff(np.concatenate([[0], cuts, [spare]])) + min_segment
+    change_points = tuple(int(c) for c in np.cumsum(lengths)[:-1])
+    level = base
+    levels = [level]
+    for _ in range(shifts):
+        size = rng.uniform(min_shift, max_shift)
+        up = bool(rng.integers(0, 2))
+        if (up and level * (1 + size) > 2 * base) or (not up and level * (1 - size) < base / 2):
+            up = not up
+        level = level * (1 + size) if up else level * (1 - size)
+        levels.append(level)
+    mean = np.repeat(levels, lengths)
+    values = mean * (1.0 + noise * rng.standard_normal(n))
+    placed: list[int] = []
+    if outliers:
+        allowed = np.ones(n, dtype=bool)
+        for cp in change_points:
+            allowed[max(0, cp - 3):cp + 3] = False
+        placed = sorted(int(i) for i in rng.choice(np.flatnonzero(allowed), size=outliers, replace=False))
+        for i in placed:
+            values[i] = values[i] * outlier_factor if rng.integers(0, 2) else values[i] / outlier_factor
+    return Planted(values=values, change_points=change_points, outliers=tuple(placed))
+
+
+def noise(n: int, *, level: float = 100.0, relative_sd: float = 0.02, seed: int = 0) -> np.ndarray:
+    """A stable series: one level with Gaussian noise, no change point."""
+    rng = np.random.default_rng(seed)
+    return level * (1.0 + relative_sd * rng.standard_normal(n))
