@@ -70,6 +70,8 @@ def test_rss_signal_steady_growth_plateau_peak_and_flat() -> None:
     assert flat.severity == "info" and "stayed at about" in flat.reading
     small = rss_signal(times, [200 * MiB, 204 * MiB, 208 * MiB, 212 * MiB, 215 * MiB])
     assert small.severity == "info"          # 15 MB on 200 MB: under the 10% floor
+    short = rss_signal(times, [19 * MiB, 21 * MiB, 24 * MiB, 26 * MiB, 28 * MiB])
+    assert short.severity == "info" and "profile for longer" in short.reading   # under 10 MB
     assert rss_signal([0.0], [1]) is None
 
 

@@ -217,6 +217,11 @@ def rss_signal(times: Sequence[float], rss: Sequence[int]) -> Signal | None:
         return Signal("rss_growth", growth / MiB, "MB",
                       f"RSS peaked at {_mb(peak)}, {_mb(over)} above where it ended ({_mb(last)}): "
                       f"large temporary allocations; peak memory, not a leak.")
+    if growth >= RSS_GROWTH_MIN_FRACTION * max(first, 1) and growth >= MiB:
+        return Signal("rss_growth", growth / MiB, "MB",
+                      f"RSS grew from {_mb(first)} to {_mb(last)} in {span:.1f} s, less than the "
+                      f"{RSS_GROWTH_MIN_BYTES // MiB} MB that counts as growth; profile for longer "
+                      f"to see whether it keeps growing.")
     return Signal("rss_growth", growth / MiB, "MB",
                   f"RSS stayed at about {_mb(last)} (first {_mb(first)}, peak {_mb(peak)}).")
 

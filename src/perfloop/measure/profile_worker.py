@@ -183,8 +183,10 @@ def _memory_pass(call: Callable[[], Any], duration: float) -> dict[str, Any]:
             calls += 1
         grown = tracemalloc.get_traced_memory()[0] - base
         after = tracemalloc.take_snapshot().filter_traces(skip)
+        diffs = [d for d in after.compare_to(before, "lineno")[:3] if d.size_diff > 0]
+        # a site far below the first is noise from the pass itself, not what holds the memory
         sites = [(f"{d.traceback[0].filename}:{d.traceback[0].lineno}", d.size_diff)
-                 for d in after.compare_to(before, "lineno")[:3] if d.size_diff > 0]
+                 for d in diffs if d.size_diff >= 0.1 * diffs[0].size_diff]
     finally:
         tracemalloc.stop()
     return {"calls": calls, "retained_per_call": grown / calls, "sites": sites}
