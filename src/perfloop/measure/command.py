@@ -45,6 +45,7 @@ from typing import Callable, Mapping, Sequence
 
 from ..config import BenchmarkSpec
 from ..records import BenchmarkResult, ResultStatus, Sample
+from .childenv import child_env
 
 TAIL_LINES = 40
 #: Bytes of stderr kept while a child runs: enough for TAIL_LINES long lines, and bounded so a
@@ -371,7 +372,7 @@ def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
     shell = isinstance(spec.command, str)
     args: str | list[str] = spec.command if isinstance(spec.command, str) else list(spec.command)
     cwd = resolve_dir(spec, spec.cwd)
-    env = {**os.environ, **spec.env}
+    env = child_env(spec.env)
     metrics = set(spec.metrics)
     total = settings.warmup + settings.processes
     extra: dict[str, object] = {"loops": 1, "runs": settings.processes, "warmup_runs": settings.warmup,
