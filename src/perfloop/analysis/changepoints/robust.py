@@ -30,17 +30,26 @@ def rolling_median(values: np.ndarray, half_width: int) -> np.ndarray:
 
 
 def replace_outliers(values: np.ndarray, *, half_width: int, threshold: float = 8.0) -> np.ndarray:
-    """A copy of ``values`` with isolated outliers replaced by the local median."""
+    """A copy of ``values`` with runs of up to ``half_width`` outliers replaced by the local
+    median.
+
+    Two passes: lone spikes first (half-width 1), then runs (``half_width``), because a lone
+    spike next to a step would otherwise tip a wide window's majority and move the step. Both
+    use one spread, taken from the series as given, so the second pass does not judge the
+    first pass's smoothed output by a narrower yardstick.
+    """
     n = len(values)
     if n < 3 or half_width <= 0:
         return values.copy()
-    median = rolling_median(values, half_width)
-    residual = values - median
+    residual = values - rolling_median(values, half_width)
     spread = _MAD_TO_SIGMA * rolling_median(np.abs(residual), _SPREAD_HALF_WIDTH)
     # A floor relative to the series' size keeps exact (noise-free) data exact: only a true
     # departure from the local median counts, not rounding.
     floor = 1e-9 * max(float(np.max(np.abs(values))), 1e-300)
-    outlier = np.abs(residual) > np.maximum(threshold * spread, floor)
-    cleaned = values.copy()
-    cleaned[outlier] = median[outlier]
+    limit = np.maximum(threshold * spread, floor)
+    cleaned = values
+    for width in sorted({1, half_width}):
+        median = rolling_median(cleaned, width)
+        outlier = np.abs(cleaned - median) > limit
+        cleaned = np.where(outlier, median, cleaned)
     return cleaned

@@ -140,7 +140,7 @@ def _detect(values: np.ndarray, *, window: int | None, max_pvalue: float, min_ma
     n = len(values)
     if n < 2 * min_size:
         return []
-    cleaned = replace_outliers(values, half_width=max(1, min_size // 2))
+    cleaned = replace_outliers(values, half_width=max(1, min_size - 1))
     # Centred and scaled so prefix sums stay small; the test does not depend on either.
     centre = float(np.median(cleaned))
     scale = float(np.max(np.abs(cleaned - centre)))
