@@ -117,8 +117,11 @@ def _scales(n: int, window: int | None, min_size: int) -> list[int]:
     lengths = []
     length = float(longest)
     while length >= 2 * min_size:
-        lengths.append(int(length))
+        lengths.append(int(round(length)))
         length /= _SCALE_DECAY
+    # The shortest scale always runs: two levels of min_size, the closest shifts allowed.
+    if longest >= 2 * min_size:
+        lengths.append(2 * min_size)
     return sorted(set(lengths), reverse=True)
 
 
