@@ -1,0 +1,214 @@
+"""Balanced interleaving of two versions of a benchmark, sampled adaptively under a cost limit.
+
+On a shared machine two runs of the same code one after the other differ by 10% and more, and
+the second of two alternating processes runs slower on average (an order effect). Measuring
+base (A) and head (B) in balanced blocks ``A B B A`` on the same machine makes slow drift and
+order hit both sides alike, so what is left between them is the code (see "What noise does to
+verdicts" in DESIGN.md).
+
+One *call* measures one side in one fresh worker process (``processes = 1``): one worker of a
+callable, one run of a command, one load period of an HTTP target (its server started for that
+side and stopped after). Calls are merged per side with their workers renumbered, so the
+statistics see ``2 * blocks`` independent workers per side.
+
+Adaptive sampling: after ``policy.blocks`` blocks the verdicts are computed; while any is
+``inconclusive`` more blocks are added, until every verdict is decided or the cost limit is
+reached (``policy.max_blocks`` blocks, or ``policy.max_seconds`` for the benchmark), or the
+comparison says it would need more workers than the limit allows. What is still undecided
+then stays ``inconclusive``: a guess would be worse than saying so.
+
+The measure and decide functions are injected, so the order and the stopping rule are tested
+without timing anything.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+from ..config import BenchmarkSpec
+from ..measure.runner import MeasureFunction, measure_spec
+from ..records import BenchmarkResult, ResultStatus, Sample
+
+BASE, HEAD = "base", "head"
+#: One balanced block. Repeated, A B B A A B B A: each side is first as often as it is second.
+BLOCK = (BASE, HEAD, HEAD, BASE)
+
+#: ``decide(base, head) -> verdicts``: objects with a ``verdict`` (``inconclusive`` keeps the
+#: sampling going) and optionally ``more_workers`` (extra workers per side it would take).
+DecideFunction = Callable[[BenchmarkResult, BenchmarkResult], Sequence[Any]]
+
+# Why the sampling stopped.
+DECIDED = "decided"
+MAX_BLOCKS = "max_blocks"
+MAX_SECONDS = "max_seconds"
+HOPELESS = "hopeless"          # the comparison needs more workers than the limit allows
+FAILED = "failed"              # a side failed to measure
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    """How much to measure: the first look, and the cost limit of adaptive sampling."""
+
+    blocks: int = 4                # ABBA blocks before the first verdict (8 workers per side)
+    max_blocks: int = 16           # cost limit in blocks (32 workers per side)
+    max_seconds: float = 300.0     # cost limit in seconds per benchmark
+    step: int = 2                  # blocks added per round when the comparison gives no estimate
+
+    def __post_init__(self) -> None:
+        if self.blocks < 1 or self.step < 1:
+            raise ValueError("blocks and step must be at least 1")
+        if self.max_blocks < self.blocks:
+            raise ValueError(f"max_blocks ({self.max_blocks}) must be at least blocks ({self.blocks})")
+        if self.max_seconds <= 0:
+            raise ValueError("max_seconds must be positive")
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Both sides of one benchmark measured in balanced blocks, and the verdicts on them."""
+
+    base: BenchmarkResult
+    head: BenchmarkResult
+    verdicts: tuple[Any, ...]
+    blocks: int                    # complete blocks measured
+    seconds: float
+    stopped: str                   # DECIDED, MAX_BLOCKS, MAX_SECONDS, HOPELESS or FAILED
+    order: tuple[str, ...]         # the sides in the order they were measured
+    failed_side: str | None = None
+
+    @property
+    def workers(self) -> int:
+        """Workers per side."""
+        return 2 * self.blocks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocks": self.blocks, "workers_per_side": self.workers, "seconds": self.seconds,
+                "stopped": self.stopped, "failed_side": self.failed_side}
+
+
+def kind_of(verdict: Any) -> str:
+    """A verdict's kind as a plain string, whether it is an enum or a string."""
+    kind = getattr(verdict, "verdict", verdict)
+    return str(getattr(kind, "value", kind))
+
+
+def single_process(spec: BenchmarkSpec) -> BenchmarkSpec:
+    """``spec`` measured in one worker process (one run, one load period) per call."""
+    return replace(spec, settings=replace(spec.settings, processes=1))
+
+
+class _Side:
+    """The merged measurement of one side, with workers renumbered across calls."""
+
+    def __init__(self, spec: BenchmarkSpec) -> None:
+        self.spec = spec
+        self.samples: list[Sample] = []
+        self.next_worker = 0
+        self.first: BenchmarkResult | None = None
+        self.warnings: dict[str, None] = {}
+        self.duration = 0.0
+        self.failure: BenchmarkResult | None = None
+        self.calls = 0
+
+    def add(self, result: BenchmarkResult) -> None:
+        self.calls += 1
+        self.first = self.first or result
+        mapping: dict[int, int] = {}
+        for s in result.samples:
+            if s.worker not in mapping:
+                mapping[s.worker] = self.next_worker + len(mapping)
+            self.samples.append(replace(s, worker=mapping[s.worker]))
+        self.next_worker += max(len(mapping), 1)
+        for w in result.warnings:
+            self.warnings[w] = None
+        self.duration += result.duration
+        if result.status is not ResultStatus.OK:
+            self.failure = result
+
+    def result(self, blocks: int) -> BenchmarkResult:
+        first = self.first
+        extra: dict[str, Any] = {"interleaved": {"blocks": blocks, "calls": self.calls,
+                                                 "order": "ABBA"}}
+        if first is not None:
+            extra = {**first.extra, **extra}
+        fields: dict[str, Any] = {}
+        if first is not None:
+            fields = {"units": first.units, "directions": first.directions}
+        if self.failure is not None:
+            fields.update(status=self.failure.status, error=self.failure.error,
+                          stderr_tail=self.failure.stderr_tail)
+        else:
+            fields["status"] = ResultStatus.OK
+        return BenchmarkResult(name=self.spec.name, kind=self.spec.kind, samples=tuple(self.samples),
+                               params=self.spec.params, warnings=tuple(self.warnings),
+                               duration=self.duration, extra=extra, **fields)
+
+
+def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
+                        decide: DecideFunction, policy: SamplingPolicy | None = None,
+                        measure: MeasureFunction | None = None,
+                        clock: Callable[[], float] = time.monotonic,
+                        on_block: Callable[[int, int], None] | None = None) -> Interleaved:
+    """Measure base and head in balanced ``A B B A`` blocks until decided or out of budget.
+
+    ``base_spec`` and ``head_spec`` are the same benchmark rooted in the two versions of the
+    project. ``on_block(done, planned)`` is called after each block. A side that fails stops the
+    measurement (``stopped == FAILED``, ``failed_side`` says which); KeyboardInterrupt
+    propagates from the measure function.
+    """
+    policy = policy or SamplingPolicy()
+    measure = measure or measure_spec
+    sides = {BASE: _Side(base_spec), HEAD: _Side(head_spec)}
+    specs = {BASE: single_process(base_spec), HEAD: single_process(head_spec)}
+    order: list[str] = []
+    started = clock()
+    blocks = 0
+    planned = policy.blocks
+    verdicts: tuple[Any, ...] = ()
+
+    def finish(stopped: str, failed_side: str | None = None) -> Interleaved:
+        return Interleaved(base=sides[BASE].result(blocks), head=sides[HEAD].result(blocks),
+                           verdicts=verdicts, blocks=blocks, seconds=clock() - started,
+                           stopped=stopped, order=tuple(order), failed_side=failed_side)
+
+    while True:
+        while blocks < planned:
+            for side in BLOCK:
+                spec = specs[side]
+                result = measure(spec, clock() + spec.settings.timeout, lambda fraction: None)
+                order.append(side)
+                sides[side].add(result)
+                if result.status is not ResultStatus.OK:
+                    return finish(FAILED, side)
+            blocks += 1
+            if on_block is not None:
+                on_block(blocks, planned)
+        verdicts = tuple(decide(sides[BASE].result(blocks), sides[HEAD].result(blocks)))
+        undecided = [v for v in verdicts if kind_of(v) == "inconclusive"]
+        if not undecided:
+            return finish(DECIDED)
+        if blocks >= policy.max_blocks:
+            return finish(MAX_BLOCKS)
+        elapsed = clock() - started
+        per_block = elapsed / blocks
+        room = policy.max_blocks - blocks
+        # Extra workers per side each undecided verdict says it needs (None: no estimate).
+        needs = [getattr(v, "more_workers", None) for v in undecided]
+        known = [n for n in needs if isinstance(n, int) and n > 0]
+        if needs and len(known) == len(needs) and min(known) > 2 * room:
+            return finish(HOPELESS)
+        add = math.ceil(max(known) / 2) if known and len(known) == len(needs) else policy.step
+        add = max(1, min(add, room))
+        # Do not start blocks the time limit cannot pay for: stop before, not after, it.
+        affordable = int((policy.max_seconds - elapsed) // per_block) if per_block > 0 else add
+        if affordable < 1:
+            return finish(MAX_SECONDS)
+        planned = blocks + min(add, affordable)
+
+
+__all__ = ["BASE", "BLOCK", "DECIDED", "DecideFunction", "FAILED", "HEAD", "HOPELESS", "Interleaved",
+           "MAX_BLOCKS", "MAX_SECONDS", "SamplingPolicy", "kind_of", "measure_interleaved",
+           "single_process"]
