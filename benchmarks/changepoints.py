@@ -1,0 +1,292 @@
+"""Change-point detection: quality on the TCPD benchmark and speed on long histories.
+
+Prints Markdown (and nothing else on stdout):
+
+1. F1 on the 32 TCPD series kept in ``<repo>/../shared/data/tcpd/`` (van den Burg and
+   Williams, "An Evaluation of Change Point Detection Algorithms", 2020), each method at its
+   defaults, side by side in one run: perfloop, ruptures PELT and BinSeg, Apache Otava, and the
+   zero method (no change point).
+2. Time to analyse generated histories of 1,000, 10,000 and 100,000 points (planted level
+   shifts, noise, outliers), perfloop against Otava on the same series, and the F1, precision
+   and false change points of both there.
+
+How each figure is made:
+
+- Series are loaded as TCPDBench does: missing values (``uk_coal_employ`` has two) are
+  carried forward, and each dimension is standardised (mean 0, standard deviation 1). Every
+  method sees the same values.
+- F1 follows the paper and its code (TCPDBench ``analysis/scripts/metrics.py``): locations
+  outside ``[1, n-2]`` are dropped; 0 is added to the predictions and to every annotator's
+  set; a prediction matches an annotation within 5 points, each prediction used once;
+  precision is against the union of all annotators' sets, recall is the mean over
+  annotators; F1 = 2PR / (P + R).
+- ``run_log`` has 2 dimensions. ruptures reads both at once. perfloop and Otava analyse one
+  series at a time: each dimension is analysed alone, and the change points of both are
+  merged (a point closer than 5 to one already kept is dropped).
+- ruptures: ``Pelt`` / ``Binseg`` with ``model="l2", min_size=2, jump=1`` and the BIC-style
+  penalty ``pen = d * sigma2 * log(n)``, where ``sigma2`` is the mean over the ``d`` dimensions
+  of ``(1.4826 * MAD(diff(x)) / sqrt(2)) ** 2``, the usual robust estimate of the noise
+  variance from first differences.
+- Otava: ``otava.analysis.compute_change_points(series)`` at its defaults (``window_len=50,
+  max_pvalue=0.001, min_magnitude=0.0``).
+
+Usage: ``python benchmarks/changepoints.py [--quick]`` (``--quick``: one repeat, sizes up to
+10,000). Runs in about a minute in full on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import multiprocessing as mp
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from perfloop.analysis.changepoints import SeededBinseg, generate
+
+REPO = Path(__file__).resolve().parents[1]
+TCPD = REPO.parent / "shared" / "data" / "tcpd"
+MARGIN = 5
+OTAVA_TIME_LIMIT = 300.0
+
+Detector = Callable[[np.ndarray], list[int]]
+
+
+# --- TCPD data and its F1 ---------------------------------------------------------------
+
+def load_tcpd(root: Path = TCPD) -> dict[str, tuple[np.ndarray, dict[str, list[int]]]]:
+    """Each series as an ``(n, d)`` array (forward-filled, standardised) with its annotations."""
+    annotations = json.loads((root / "annotations.json").read_text())
+    out = {}
+    for folder in sorted((root / "datasets").iterdir()):
+        data = json.loads((folder / f"{folder.name}.json").read_text())
+        columns = []
+        for series in data["series"]:
+            raw = [math.nan if v is None else float(v) for v in series["raw"]]
+            columns.append(_fill_missing(np.asarray(raw)))
+        matrix = np.column_stack(columns)
+        matrix = (matrix - matrix.mean(axis=0)) / matrix.std(axis=0, ddof=1)
+        out[data["name"]] = (matrix, annotations[data["name"]])
+    return out
+
+
+def _fill_missing(values: np.ndarray) -> np.ndarray:
+    values = values.copy()
+    for i in range(1, len(values)):
+        if math.isnan(values[i]):
+            values[i] = values[i - 1]
+    for i in range(len(values) - 2, -1, -1):
+        if math.isnan(values[i]):
+            values[i] = values[i + 1]
+    return values
+
+
+def true_positives(truth: set[int], predicted: set[int], margin: int = MARGIN) -> set[int]:
+    """Annotations matched by a prediction within ``margin``, each prediction used once."""
+    left = set(predicted)
+    hits = set()
+    for tau in sorted(truth):
+        close = sorted((abs(tau - x), x) for x in left if abs(tau - x) <= margin)
+        if close:
+            hits.add(tau)
+            left.remove(close[0][1])
+    return hits
+
+
+def f_measure(annotations: dict[str, list[int]], predicted: Sequence[int], n: int,
+              margin: int = MARGIN) -> tuple[float, float, float]:
+    """(F1, precision, recall) as defined by van den Burg and Williams (2020)."""
+    found = {int(x) for x in predicted if 1 <= x < n - 1} | {0}
+    per_annotator = [set(v) | {0} for v in annotations.values()]
+    union = set().union(*per_annotator)
+    precision = len(true_positives(union, found, margin)) / len(found)
+    recall = statistics.fmean(len(true_positives(t, found, margin)) / len(t) for t in per_annotator)
+    return 2 * precision * recall / (precision + recall), precision, recall
+
+
+# --- the methods --------------------------------------------------------------------------
+
+def perfloop(x: np.ndarray) -> list[int]:
+    return SeededBinseg().fit(x).predict()
+
+
+def otava(x: np.ndarray) -> list[int]:
+    from otava.analysis import compute_change_points
+
+    change_points, _ = compute_change_points(x.tolist())
+    return [int(cp.index) for cp in change_points]
+
+
+def zero(x: np.ndarray) -> list[int]:
+    return []
+
+
+def noise_variance(matrix: np.ndarray) -> float:
+    """Mean over dimensions of the robust noise variance estimated from first differences."""
+    diffs = np.diff(matrix, axis=0)
+    mad = np.median(np.abs(diffs - np.median(diffs, axis=0)), axis=0)
+    return float(np.mean((1.4826 * mad / math.sqrt(2.0)) ** 2))
+
+
+def ruptures_method(name: str) -> Callable[[np.ndarray], list[int]]:
+    def detect(matrix: np.ndarray) -> list[int]:
+        import ruptures
+
+        n, d = matrix.shape
+        algo = {"pelt": ruptures.Pelt, "binseg": ruptures.Binseg}[name]
+        penalty = d * noise_variance(matrix) * math.log(n)
+        return [int(b) for b in algo(model="l2", min_size=2, jump=1).fit(matrix).predict(pen=penalty)[:-1]]
+    return detect
+
+
+def per_dimension(detect: Detector) -> Callable[[np.ndarray], list[int]]:
+    """A one-series detector applied to each column, change points merged."""
+    def run(matrix: np.ndarray) -> list[int]:
+        found: list[int] = []
+        for column in matrix.T:
+            for index in detect(column):
+                if all(abs(index - kept) >= MARGIN for kept in found):
+                    found.append(index)
+        return sorted(found)
+    return run
+
+
+METHODS: dict[str, Callable[[np.ndarray], list[int]]] = {
+    "perfloop (defaults)": per_dimension(perfloop),
+    "ruptures PELT (l2, BIC-style pen)": ruptures_method("pelt"),
+    "ruptures BinSeg (l2, BIC-style pen)": ruptures_method("binseg"),
+    "Apache Otava (defaults)": per_dimension(otava),
+    "zero (no change point)": per_dimension(zero),
+}
+
+
+def tcpd_table(data) -> str:
+    scores: dict[str, dict[str, tuple[float, float, float]]] = {m: {} for m in METHODS}
+    for name, (matrix, annotations) in data.items():
+        for method, detect in METHODS.items():
+            scores[method][name] = f_measure(annotations, detect(matrix), len(matrix))
+    lines = ["| method | mean F1 | mean precision | mean recall |", "|---|---:|---:|---:|"]
+    means = {m: [statistics.fmean(s[k] for s in by.values()) for k in range(3)] for m, by in scores.items()}
+    top = max(f1 for f1, _, _ in means.values())
+    for method, (f1, p, r) in means.items():
+        cell = f"**{f1:.3f}**" if f1 == top else f"{f1:.3f}"
+        lines.append(f"| {method} | {cell} | {p:.3f} | {r:.3f} |")
+    short = ["perfloop", "PELT", "BinSeg", "Otava", "zero"]
+    lines += ["", "<details><summary>F1 per series</summary>", "",
+              "| series | n | " + " | ".join(short) + " |", "|---|---:|" + "---:|" * len(short)]
+    for name, (matrix, _) in data.items():
+        row = [scores[m][name][0] for m in METHODS]
+        best = max(row)
+        cells = [f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in row]
+        lines.append(f"| {name} | {len(matrix)} | " + " | ".join(cells) + " |")
+    lines += ["", "</details>"]
+    return "\n".join(lines)
+
+
+# --- long series: speed and precision ---------------------------------------------------
+
+def long_history(n: int) -> generate.Planted:
+    """A shift every 250 points on average (5-20%, segments of 50 or more), 2% noise and one
+    outlier (x or / 1.5) per 100 points."""
+    return generate.history(n, shifts=n // 250, min_segment=50, noise=0.02, outliers=n // 100, seed=n)
+
+
+def _otava_child(values: list[float], repeats: int, queue) -> None:
+    times = []
+    found: list[int] = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        found = otava(np.asarray(values))
+        times.append(time.perf_counter() - start)
+        queue.put(("time", times[-1], found))
+    queue.put(("done", None, None))
+
+
+def time_otava(values: np.ndarray, repeats: int, limit: float) -> tuple[list[float], list[int] | None]:
+    """Otava timed in a child process so that a run past ``limit`` seconds can be stopped."""
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_otava_child, args=(values.tolist(), repeats, queue))
+    child.start()
+    times: list[float] = []
+    found: list[int] | None = None
+    deadline = time.monotonic() + limit * repeats
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            kind, seconds, result = queue.get(timeout=max(remaining, 0.01))
+        except Exception:
+            child.terminate()
+            child.join()
+            return times, found
+        if kind == "done":
+            child.join()
+            return times, found
+        times.append(seconds)
+        found = result
+
+
+def planted_scores(planted: generate.Planted, found: Sequence[int]) -> tuple[float, float, float, int]:
+    n = len(planted.values)
+    f1, p, r = f_measure({"planted": list(planted.change_points)}, found, n)
+    false = len({x for x in found if 1 <= x < n - 1}) - len(
+        true_positives(set(found), set(planted.change_points)))
+    return f1, p, r, false
+
+
+def speed_table(sizes: Sequence[int], repeats: int) -> str:
+    lines = ["| points | planted shifts | perfloop median s | Otava median s | Otava / perfloop "
+             "| perfloop F1 (P / R, false CPs) | Otava F1 (P / R, false CPs) |",
+             "|---:|---:|---:|---:|---:|---|---|"]
+    for n in sizes:
+        planted = long_history(n)
+        times = []
+        found: list[int] = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            found = perfloop(planted.values)
+            times.append(time.perf_counter() - start)
+        ours = statistics.median(times)
+        otava_times, otava_found = time_otava(planted.values, repeats, OTAVA_TIME_LIMIT)
+        f1, p, r, false = planted_scores(planted, found)
+        quality = f"{f1:.3f} ({p:.3f} / {r:.3f}, {false})"
+        if otava_times and otava_found is not None:
+            theirs = statistics.median(otava_times)
+            of1, op, orr, ofalse = planted_scores(planted, otava_found)
+            other = f"{theirs:.3f}", f"{theirs / ours:.1f}x", f"{of1:.3f} ({op:.3f} / {orr:.3f}, {ofalse})"
+        else:
+            other = f"> {OTAVA_TIME_LIMIT:.0f} (stopped)", f"> {OTAVA_TIME_LIMIT / ours:.0f}x", "n/a"
+        lines.append(f"| {n:,} | {len(planted.change_points)} | {ours:.3f} | {other[0]} | {other[1]} "
+                     f"| {quality} | {other[2]} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repeat, sizes up to 10,000")
+    args = parser.parse_args(argv)
+    if not TCPD.exists():
+        print(f"Error: {TCPD} is absent; the TCPD series are kept in shared/ beside the repository",
+              file=sys.stderr)
+        return 2
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    repeats = 1 if args.quick else 3
+    print(f"_{datetime.date.today().isoformat()}, Python {platform.python_version()}, "
+          f"{mp.cpu_count()} CPUs, `python benchmarks/changepoints.py{' --quick' if args.quick else ''}`_\n")
+    print("### F1 on TCPD (32 series, margin 5)\n")
+    print(tcpd_table(load_tcpd()))
+    print(f"\n### Long histories: time (median of {repeats}) and quality\n")
+    print(speed_table(sizes, repeats))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
