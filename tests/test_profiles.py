@@ -22,7 +22,7 @@ from perfloop.analysis.profiles import (
     top_user_hot_spot,
 )
 from perfloop.config import BenchmarkSpec, Settings
-from perfloop.errors import TargetError, UsageError
+from perfloop.errors import TargetError, TargetTimeout, UsageError
 from perfloop.measure import profilers
 from perfloop.measure.profilers import (
     PY_SPY_INSTALL, PySpyStatus, check_py_spy, profile_callable, profile_command, profile_pid,
@@ -379,7 +379,7 @@ def _no_py_spy() -> PySpyStatus:
     return PySpyStatus(False, None, "py-spy is not installed", PY_SPY_INSTALL)
 
 
-def test_without_py_spy_callables_fall_back_to_pyinstrument_and_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_py_spy_callables_fall_back_to_pyinstrument(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(profilers, "check_py_spy", _no_py_spy)
     result = profile_callable(_spec("pipeline"), duration=DURATION, profiler="py-spy")
     assert result.profiler == "pyinstrument" and result.requested == "py-spy" and result.fallback
@@ -459,3 +459,8 @@ def test_profile_pid_of_a_missing_process() -> None:
     proc.wait()     # reaped: the pid is gone
     with pytest.raises(TargetError, match="no process"):
         profile_pid(proc.pid, duration=1)
+
+
+def test_a_callable_past_its_timeout_is_killed() -> None:
+    with pytest.raises(TargetTimeout, match="was killed"):
+        profile_callable(_spec("pipeline"), duration=60, timeout=1.5)

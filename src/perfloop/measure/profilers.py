@@ -47,6 +47,8 @@ DEFAULT_RATE = 100              # py-spy samples per second
 SAMPLE_INTERVAL = 0.05          # seconds between psutil samples of the profiled process
 PROFILERS = ("pyinstrument", "cprofile", "py-spy")
 
+CPROFILE_CAVEAT = ("profiled with cProfile: it traces every call, so code making many small calls "
+                   "looks slower than it is, and stacks are rebuilt from caller edges (approximate)")
 PY_SPY_INSTALL = "pip install py-spy (or pip install 'perfloop[profile]'), or set PERFLOOP_PY_SPY to its path"
 PY_SPY_PERMISSION = ("py-spy must be allowed to read another process's memory (ptrace): run as root, "
                      "or `sudo sysctl kernel.yama.ptrace_scope=0`; in Docker start the container with "
@@ -377,6 +379,10 @@ def _run_worker(request: dict[str, Any], *, cwd: str | None, env: Mapping[str, s
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             try:
                 code = _wait(proc, timeout, what)
+            except BaseException:
+                if spy is not None and spy.poll() is None:
+                    _kill_tree(spy)
+                raise
             finally:
                 trace = sampler.stop()
             spy_err = ""
@@ -463,8 +469,7 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
         profile = _worker_profile(res, user_modules=modules)
         used = res.get("profiler", used)
     if used == "cprofile":
-        notes.append("profiled with cProfile: it traces every call, so fast functions look slower "
-                     "than they are, and stacks are reconstructed from caller edges (approximate)")
+        notes.append(CPROFILE_CAVEAT)
     runtime = _runtime(res)
     window = trace.window(res["t_start"], res["t_end"])
     signals = compute_signals(trace=window, runtime=runtime, profiler=used)
@@ -536,7 +541,8 @@ def _python_program(argv: Sequence[str]) -> _PythonProgram | None:
     return None
 
 
-def _command_paths(cwd: str | None, env: Mapping[str, str] | None, program: _PythonProgram | None) -> list[str]:
+def _command_paths(cwd: str | None, env: Mapping[str, str] | None,
+                   program: _PythonProgram | None) -> list[str]:
     paths = [os.path.abspath(cwd or os.getcwd())]
     pythonpath = (env or {}).get("PYTHONPATH") or os.environ.get("PYTHONPATH", "")
     paths += [p for p in pythonpath.split(os.pathsep) if p]
@@ -561,9 +567,10 @@ def _py_spy_flags(*, rate: int, idle: bool, gil: bool, subprocesses: bool, durat
     return flags
 
 
-def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
-                    duration: float | None = None, profiler: str = "py-spy", idle: bool = True,
-                    gil: bool = False, rate: int = DEFAULT_RATE, subprocesses: bool | None = None,
+def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None,
+                    env: Mapping[str, str] | None = None, duration: float | None = None,
+                    profiler: str = "py-spy", idle: bool = True, gil: bool = False,
+                    rate: int = DEFAULT_RATE, subprocesses: bool | None = None,
                     timeout: float = 600.0) -> ProfileResult:
     """Profile a command until it exits, or for ``duration`` seconds (then it is stopped).
 
@@ -613,6 +620,8 @@ def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None, env: M
     res = {**res, "sys_path": res.get("sys_path") or _command_paths(cwd, env, program)}
     profile = _worker_profile(res)
     used = res.get("profiler", used)
+    if used == "cprofile":
+        notes.append(CPROFILE_CAVEAT)
     runtime = _runtime(res)
     window = trace.window(res["t_start"], res["t_end"])
     return ProfileResult(profile=profile, signals=tuple(compute_signals(trace=window, runtime=runtime,
