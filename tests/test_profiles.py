@@ -407,6 +407,10 @@ def test_python_program_detection() -> None:
     assert detect([sys.executable, "-c", "print(1)"]).mode == "code"
     assert detect(["/bin/sh", "-c", "true"]) is None
     assert detect(["python"]) is None
+    assert profilers._command_argv("python -m shop.report --days 3") == ["python", "-m", "shop.report",
+                                                                         "--days", "3"]
+    assert profilers._command_argv("make bench | tee out") == ["/bin/sh", "-c", "make bench | tee out"]
+    assert profilers._command_argv("FOO=1 python x.py")[:2] == ["/bin/sh", "-c"]
 
 
 # -- py-spy, where it may attach ----------------------------------------------------------------
@@ -435,6 +439,16 @@ def test_py_spy_profiles_a_command() -> None:
     assert result.profiler == "py-spy" and result.exit_code == 0
     assert top_user_hot_spot(result.profile).function == "profmod:score"
     assert check_hypothesis(result.profile, ["profmod:score"]).verdict == "confirmed"
+
+
+@pytest.mark.slow
+def test_py_spy_follows_a_shell_into_its_python_child() -> None:
+    _require_py_spy()
+    result = profile_command(f"cd {FIXTURES} && {sys.executable} profmod.py")
+    assert result.profiler == "py-spy" and result.exit_code == 0
+    assert top_user_hot_spot(result.profile).function.endswith("profmod:score")
+    with pytest.raises(TargetError, match="started no Python process"):
+        profile_command("true && true")
 
 
 @pytest.mark.slow

@@ -541,6 +541,20 @@ def _python_program(argv: Sequence[str]) -> _PythonProgram | None:
     return None
 
 
+_SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?~{}\[\]!]|^\s*\w+=")
+
+
+def _command_argv(argv: Sequence[str] | str) -> list[str]:
+    """An argv list; a string runs through the shell, as the command runner does, unless it is a
+    simple command line (no pipes, redirections, variables or globs), which is split instead so
+    that a Python program can still be recognised (and run under pyinstrument if need be)."""
+    if not isinstance(argv, str):
+        return list(argv)
+    if _SHELL_SYNTAX.search(argv):
+        return ["/bin/sh", "-c", argv]
+    return shlex.split(argv)
+
+
 def _command_paths(cwd: str | None, env: Mapping[str, str] | None,
                    program: _PythonProgram | None) -> list[str]:
     paths = [os.path.abspath(cwd or os.getcwd())]
@@ -574,6 +588,9 @@ def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None,
                     timeout: float = 600.0) -> ProfileResult:
     """Profile a command until it exits, or for ``duration`` seconds (then it is stopped).
 
+    ``argv`` is an argv list or a string; a string that uses shell syntax runs under
+    ``/bin/sh -c`` (py-spy then follows the shell's children), a simple one is split.
+
     With py-spy (default) the command runs as our child and py-spy attaches to it: ``--idle``
     so that waiting shows, ``--gil`` instead when ``gil=True`` (only code holding the GIL),
     ``--subprocesses`` when the command is not itself a Python program (a shell script that
@@ -582,7 +599,7 @@ def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None,
     (``profiler``, ``notes``). ``profiler="pyinstrument"`` or ``"cprofile"`` asks for that
     directly.
     """
-    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    args = _command_argv(argv)
     if not args:
         raise UsageError("profile_command needs a command")
     if profiler not in PROFILERS:
@@ -648,6 +665,10 @@ def _py_spy_command(py_spy: str, args: list[str], *, cwd: str | None, env: Mappi
                                   hint="check the program name and the working directory") from exc
             sampler = _Sampler(proc.pid).start()
             started = time.time()
+            if program is None and subprocesses and not _await_python_child(proc):
+                sampler.stop()
+                raise TargetError(f"{what} started no Python process (it exited with status "
+                                  f"{proc.returncode})", hint="py-spy profiles Python processes only")
             # started by us, attached right away: py-spy retries until the interpreter is up, and
             # we keep the exit status, which py-spy does not pass on when it starts the program
             spy = subprocess.Popen([py_spy, "record", "--pid", str(proc.pid), "--format", "speedscope",
@@ -698,6 +719,30 @@ def _py_spy_command(py_spy: str, args: list[str], *, cwd: str | None, env: Mappi
                          profiler="py-spy", requested="py-spy", target=shlex.join(args),
                          duration=ended - started, notes=tuple(notes), exit_code=exit_code,
                          trace=window, stderr_tail=stderr or None)
+
+
+def _await_python_child(proc: subprocess.Popen[Any], timeout: float = 30.0) -> bool:
+    """Wait until a command that is not Python itself (a shell) has started a Python process.
+
+    py-spy attached to a shell with --subprocesses gives up when the shell has no Python child
+    yet. False when the command exits first; True at the timeout, to let py-spy say what it sees.
+    """
+    import psutil
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                try:
+                    if _PYTHON_RE.match(os.path.basename(child.exe())):
+                        return True
+                except (psutil.Error, OSError):
+                    continue
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    return True
 
 
 def profile_pid(pid: int, *, duration: float, idle: bool = True, gil: bool = False,
