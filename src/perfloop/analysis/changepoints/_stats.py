@@ -57,7 +57,7 @@ class PrefixSums:
 
 @dataclass(frozen=True)
 class WindowScan:
-    """For each window, the best split, its log p-value (not yet adjusted) and its jump."""
+    """For each window, its best split and that split's log p-value (before Bonferroni)."""
 
     split: np.ndarray
     log_pvalue: np.ndarray
@@ -91,7 +91,7 @@ def _step_terms(ps: PrefixSums, a, b, t, length, suu, alpha, beta):
     return dy, dd, gamma
 
 
-def _log_pvalue(ps: PrefixSums, a, b, t, length, suu, beta, sse_line, dy, dd, gamma):
+def _log_pvalue(ps: PrefixSums, a, b, t, length, beta, sse_line, dy, dd, gamma):
     """Two-sided log p-value of the step, corrected for lag-1 autocorrelation."""
     dd = np.maximum(dd, 1e-300)
     reduction = dy * dy / dd
@@ -156,7 +156,7 @@ def test_splits(ps: PrefixSums, a: np.ndarray, t: np.ndarray, b: np.ndarray) -> 
     b = np.asarray(b, dtype=np.int64)
     length, _, suu, alpha, beta, sse_line = _line_fit(ps, a, b)
     dy, dd, gamma = _step_terms(ps, a, b, t, length, suu, alpha, beta)
-    return _log_pvalue(ps, a, b, t, length, suu, beta, sse_line, dy, dd, gamma)
+    return _log_pvalue(ps, a, b, t, length, beta, sse_line, dy, dd, gamma)
 
 
 def log_bonferroni(log_p: np.ndarray, tests: int) -> np.ndarray:
