@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -290,6 +291,19 @@ def test_a_server_that_never_becomes_ready_fails_with_its_output(tmp_path: Path)
     assert "cache is cold" in result.stderr_tail
     assert result.samples == ()
     assert time.monotonic() - started < 15
+
+
+@pytest.mark.slow
+def test_the_deadline_passing_while_the_server_starts_is_a_timeout(tmp_path: Path) -> None:
+    port = free_port()
+    pidfile = tmp_path / "server.pid"
+    spec = spec_for(f"http://127.0.0.1:{port}/fast", root=str(tmp_path),
+                    server=fixture_server(port, "--startup-delay", "30", "--pidfile", str(pidfile)))
+    result = measure_http(spec, deadline=time.monotonic() + 1.0)
+    assert result.status is ResultStatus.TIMEOUT
+    assert re.search(r"time ran out after [\d.]+ s waiting for the server", result.error)
+    assert "starting on port" in result.stderr_tail
+    assert gone(read_pid(pidfile))
 
 
 @pytest.mark.slow

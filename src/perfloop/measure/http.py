@@ -252,6 +252,7 @@ def period_values(stats: LoadStats) -> dict[str, float]:
 
 
 def period_samples(stats: LoadStats, period: Period, metrics: Sequence[str]) -> list[Sample]:
+    """One sample per metric in ``metrics`` that the period measured, tagged with its worker."""
     values = period_values(stats)
     return [Sample(m, values[m], worker=period.worker, index=0, warmup=period.warmup)
             for m in metrics if m in values]
@@ -282,8 +283,7 @@ async def run_periods(plan: Sequence[Period], send: Send, http: HttpSpec, *, sto
             break
         progress = None
         if on_progress is not None:
-            def progress(fraction: float, before: float = done, length: float = period.duration) -> None:
-                on_progress((before + fraction * length) / total)
+            progress = _scaled(on_progress, done / total, period.duration / total)
         stats = await run_load(send, rate=http.rate, duration=period.duration,
                                connections=http.connections, drain_timeout=http.request_timeout,
                                stop_at=stop_at, abort=abort, progress=progress)
@@ -298,6 +298,11 @@ async def run_periods(plan: Sequence[Period], send: Send, http: HttpSpec, *, sto
             outcome.stopped = "aborted"
             break
     return outcome
+
+
+def _scaled(report: Callable[[float], None], offset: float, scale: float) -> Callable[[float], None]:
+    """A period's progress (0 to 1) as progress of the whole plan."""
+    return lambda fraction: report(offset + fraction * scale)
 
 
 def answered(stats: LoadStats) -> int:
