@@ -360,8 +360,9 @@ def load_warnings(spec: BenchmarkSpec, measured: Sequence[LoadStats]) -> list[st
             if m in spec.metrics and per_period < n]
     if tail:
         need = TAIL_REQUESTS if "latency_p999" in tail else TAIL_REQUESTS // 10
-        warnings.append(f"only {per_period} requests per period: {' and '.join(tail)} are little more "
-                        f"than the largest values; raise http.duration or http.rate for at least "
+        verb = "is" if len(tail) == 1 else "are"
+        warnings.append(f"only {per_period} requests per period: {' and '.join(tail)} {verb} little "
+                        f"more than the largest value; raise http.duration or http.rate for at least "
                         f"{need} requests per period")
     unsupported = [m for m in spec.metrics if m not in SUPPORTED_METRICS["http"]]
     if unsupported:
