@@ -131,7 +131,8 @@ class LoadStats:
         """Share of the load's wall time the generator's process spent on the CPU.
 
         Near 1 the generator (one event loop, one core) is saturated and its own delays are
-        in the latencies. Meaningless on simulated time.
+        in the latencies; on a shared machine it can fall behind well below 1, when other
+        processes hold the cores. Meaningless on simulated time.
         """
         return self.cpu_time / self.elapsed if self.elapsed > 0 else 0.0
 
