@@ -21,6 +21,7 @@ import httpx
 
 from ..config import ServerSpec
 from ..errors import TargetError
+from .childenv import child_env
 from .command import describe_exit
 
 #: Seconds a server gets between SIGTERM and SIGKILL.
@@ -93,7 +94,7 @@ class ManagedServer:
         if self._proc is not None:
             raise RuntimeError("the server is already started")
         cwd = Path(self.root) / self.spec.cwd if self.spec.cwd else Path(self.root)
-        env = {**os.environ, **self.spec.env}
+        env = child_env(self.spec.env)
         shell = isinstance(self.spec.command, str)
         command = self.spec.command if shell else list(self.spec.command)
         self._output = tempfile.TemporaryFile(prefix="perfloop-server-")
