@@ -1,0 +1,397 @@
+"""The regression gate: decisions with injected verdicts, and end to end on a real git repository.
+
+The end-to-end tests build a repository with a tiny project (in a subdirectory, as in a
+monorepo) whose benchmark returns a deterministic custom metric ``cost``: 100-104 units per
+call at the base, 20% more after the planted regression. Verdicts are therefore known; wall
+time is never asserted on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from perfloop.config import load_config
+from perfloop.records import BenchmarkResult, ResultStatus, Sample
+from perfloop.report.github import render_annotations
+from perfloop.report.junit import render_junit
+from perfloop.report.markdown import render_markdown
+from perfloop.store import Store
+from perfloop.store.models import ChangeRow
+from perfloop.workflows.approvals import (Approval, applicable, parse_trailers, record_approval)
+from perfloop.workflows.gate import GateOptions, run_gate
+from perfloop.workflows.interleave import SamplingPolicy
+
+MODULE = '''
+FACTOR = {factor}
+_calls = 0
+
+
+def work():
+    """Deterministic 'cost' that varies a little from call to call."""
+    global _calls
+    _calls += 1
+    sum(i * i for i in range(200))
+    return {{"cost": FACTOR * (100.0 + (_calls % 5))}}
+'''
+
+CONFIG = '''
+[defaults]
+processes = 2
+values = 3
+warmup = 1
+min_time = 0.001
+
+[[benchmark]]
+name = "toy"
+callable = "toymod:work"
+metrics = ["cost"]
+custom_metrics = { cost = { unit = "units", direction = "lower" } }
+'''
+
+FAST = ["--blocks", "2", "--max-blocks", "3", "--confirm-blocks", "2"]
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
+           "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"}
+    out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def make_repo(repo: Path) -> dict[str, str]:
+    """main: the base; aa: a README edit; slow: a 20% regression; slow-approved: slow plus a
+    commit carrying the approval trailer. The working tree is left on ``slow``."""
+    project = repo / "proj"
+    project.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Ada")
+    git(repo, "config", "user.email", "ada@example.com")
+    (project / "toymod.py").write_text(MODULE.format(factor=1.0))
+    (project / "perfloop.toml").write_text(CONFIG)
+    (repo / "README.md").write_text("toy\n")
+    (repo / ".gitignore").write_text(".perfloop/\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    shas = {"main": git(repo, "rev-parse", "HEAD")}
+    git(repo, "checkout", "-q", "-b", "aa")
+    (repo / "README.md").write_text("toy, documented\n")
+    git(repo, "commit", "-q", "-am", "README only")
+    shas["aa"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "checkout", "-q", "-b", "slow")
+    (project / "toymod.py").write_text(MODULE.format(factor=1.2))
+    git(repo, "commit", "-q", "-am", "toy: compute the cost twice over")
+    shas["slow"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "-b", "slow-approved")
+    git(repo, "commit", "-q", "--allow-empty", "-m",
+        "Accept the slower toy\n\nPerf-Approved: toy: the extra work is the price of correctness")
+    shas["slow-approved"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "slow")
+    return shas
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("gate") / "repo"
+    return root, make_repo(root)
+
+
+def perfloop(project: Path, *args: str, store: str, env: dict | None = None
+             ) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("PERFLOOP_STORE", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "perfloop", *args, "-C", str(project),
+                           "--store", store], capture_output=True, text=True, env=full_env,
+                          timeout=300)
+
+
+# --------------------------------------------------------------------------------------------
+# end to end
+
+
+@pytest.mark.slow
+def test_planted_regression_fails_and_is_reported_everywhere(repo, tmp_path: Path) -> None:
+    root, shas = repo
+    project = root / "proj"
+    summary = tmp_path / "summary.md"
+    md, xml = tmp_path / "gate.md", tmp_path / "gate.xml"
+    proc = perfloop(project, "gate", "--base", "main", *FAST, "--markdown", str(md),
+                    "--junit", str(xml), store=f"sqlite:///{tmp_path / 's.db'}",
+                    env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "toy" in out and "regressed" in out
+    assert "toy" in proc.stderr and "Error" in proc.stderr
+    # GitHub: an error annotation naming the benchmark, and the job summary appended
+    errors = [line for line in out.splitlines() if line.startswith("::error")]
+    assert errors and "toy" in errors[0] and "cost" in errors[0]
+    assert "perfloop gate failed" in summary.read_text()
+    # Markdown and JUnit files
+    text = md.read_text()
+    assert "Unapproved regressions" in text and "| toy | cost |" in text.replace("❌ ", "")
+    suite = ET.parse(xml).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    case = suite.find("testcase")
+    assert case is not None and case.get("name") == "toy"
+    failure = case.find("failure")
+    assert failure is not None and "cost" in failure.get("message", "")
+    # the worktree is gone, the runs are stored with their commits
+    assert not any((project / ".perfloop" / "worktrees").iterdir())
+    assert git(root, "worktree", "list").count("\n") == 0
+    with Store.open(f"sqlite:///{tmp_path / 's.db'}") as store:
+        runs = {r.label: r for r in store.list_runs()}
+    assert runs["gate-base"].commit == shas["main"]
+    assert runs["gate-head"].commit == shas["slow"]
+    assert "gate-confirm-head" in runs
+
+
+@pytest.mark.slow
+def test_approved_regression_passes_and_is_journaled(repo, tmp_path: Path) -> None:
+    root, shas = repo
+    project = root / "proj"
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    proc = perfloop(project, "approve", "toy", "--reason", "correctness first: the cost is needed",
+                    store=store)
+    assert proc.returncode == 0, proc.stderr
+    assert "Approved toy" in proc.stdout and "Ada <ada@example.com>" in proc.stdout
+    proc = perfloop(project, "gate", "--base", "main", *FAST, store=store)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "approved" in proc.stdout and "correctness first" in proc.stdout
+    listed = json.loads(perfloop(project, "approvals", "--json", store=store).stdout)
+    assert listed[0]["benchmark"] == "toy" and listed[0]["commit"] == shas["slow"]
+    with Store.open(store) as opened, opened._read("test") as session:
+        changes = session.scalars(select(ChangeRow)).all()
+        assert [(c.workflow, c.status) for c in changes] == [("regression", "approved")]
+        assert "correctness first" in (changes[0].notes or "")
+
+
+@pytest.mark.slow
+def test_commit_trailer_approves(repo, tmp_path: Path) -> None:
+    root, shas = repo
+    proc = perfloop(root / "proj", "gate", "--base", "main", "--head", "slow-approved", *FAST, "--json",
+                    store=f"sqlite:///{tmp_path / 's.db'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    toy = report["benchmarks"][0]
+    assert toy["status"] == "approved"
+    approval = toy["metrics"][0]["approvals"][0]
+    assert approval["source"] == "trailer" and approval["commit"] == shas["slow-approved"]
+    assert "price of correctness" in approval["reason"]
+
+
+@pytest.mark.slow
+def test_aa_change_passes(repo, tmp_path: Path) -> None:
+    root, _ = repo
+    proc = perfloop(root / "proj", "gate", "--base", "main", "--head", "aa", *FAST, "--json",
+                    store=f"sqlite:///{tmp_path / 's.db'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["passed"] is True
+    assert report["benchmarks"][0]["metrics"][0]["verdict"] != "regressed"
+
+
+def test_bad_base_ref_is_a_usage_error(repo, tmp_path: Path) -> None:
+    root, _ = repo
+    proc = perfloop(root / "proj", "gate", "--base", "no-such-branch", store=f"sqlite:///{tmp_path / 's.db'}")
+    assert proc.returncode == 2
+    assert "no-such-branch" in proc.stderr and "fetch" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# decisions with injected measurement and verdicts (no timing)
+
+
+@dataclass
+class V:
+    benchmark: str
+    metric: str
+    verdict: str
+    change: float
+    p_value: float
+    ci_low: float = 0.0
+    ci_high: float = 0.0
+    unit: str = "units"
+    direction: str = "lower"
+    more_workers: int | None = None
+
+
+def fake_measure(spec, deadline, on_progress) -> BenchmarkResult:
+    return BenchmarkResult(name=spec.name, kind=spec.kind, status=ResultStatus.OK,
+                           samples=(Sample("cost", 1.0),), units={"cost": "units"})
+
+
+def is_base(spec) -> bool:
+    """Whether ``spec`` is rooted in the base commit's checkout (FACTOR 1.0 there)."""
+    return "FACTOR = 1.0\n" in (Path(spec.root) / "toymod.py").read_text()
+
+
+def suite_config(root: Path, names: list[str], metrics: str = '["cost"]'):
+    (root / "perfloop.toml").write_text("\n".join(
+        f'[[benchmark]]\nname = "{n}"\ncallable = "toymod:work"\nmetrics = {metrics}\n'
+        f'custom_metrics = {{ cost = {{ unit = "units" }}, mem = {{ unit = "B" }} }}\n' for n in names))
+    return load_config(root)
+
+
+@pytest.fixture
+def small_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "toymod.py").write_text(MODULE.format(factor=1.0))
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    (repo / "toymod.py").write_text(MODULE.format(factor=1.01))
+    git(repo, "commit", "-q", "-am", "head")
+    return repo
+
+
+def scripted(first: dict[tuple[str, str], tuple[str, float, float]],
+             confirm: dict[tuple[str, str], tuple[str, float, float]] | None = None):
+    """decide() from tables (benchmark, metric) -> (verdict, change, p); confirmation runs
+    (more blocks than the first look) read ``confirm``."""
+    def decide(base: BenchmarkResult, head: BenchmarkResult):
+        table = first
+        if confirm is not None and head.extra["interleaved"]["blocks"] > 1:
+            table = confirm
+        return [V(head.name, metric, *values) for (name, metric), values in table.items()
+                if name == head.name]
+    return decide
+
+
+OPTS = dict(base="HEAD~1", head="HEAD", sampling=SamplingPolicy(blocks=1, max_blocks=1),
+            confirm_blocks=2)
+
+
+def test_fdr_demotes_a_marginal_regression_in_a_suite(small_repo: Path, store: Store) -> None:
+    names = [f"b{i}" for i in range(10)]
+    config = suite_config(small_repo, names)
+    first = {(n, "cost"): ("unchanged", 0.0, 0.5) for n in names}
+    first[("b3", "cost")] = ("regressed", 0.08, 0.009)    # adjusted: 0.009 * 10 = 0.09 > 0.05
+    report = run_gate(config, store, GateOptions(**OPTS), measure=fake_measure, decide=scripted(first))
+    b3 = next(b for b in report.benchmarks if b.name == "b3")
+    assert b3.metrics[0].verdict == "inconclusive" and b3.status == "warn"
+    assert b3.metrics[0].p_adjusted == pytest.approx(0.09)
+    assert "not significant across the 10 comparisons" in b3.metrics[0].notes[-1]
+    assert report.passed and report.comparisons == 10
+
+
+def test_strong_regression_is_confirmed_and_fails(small_repo: Path, store: Store) -> None:
+    names = [f"b{i}" for i in range(10)]
+    config = suite_config(small_repo, names)
+    first = {(n, "cost"): ("unchanged", 0.0, 0.5) for n in names}
+    first[("b3", "cost")] = ("regressed", 0.2, 1e-6)
+    confirm = {("b3", "cost"): ("regressed", 0.19, 1e-7)}
+    report = run_gate(config, store, GateOptions(**OPTS), measure=fake_measure,
+                      decide=scripted(first, confirm))
+    assert not report.passed and report.exit_code == 1
+    [failed] = report.failures
+    assert failed.name == "b3" and failed.metrics[0].confirmed is True
+    assert failed.confirmation is not None and failed.confirmation["blocks"] == 2
+    assert "b3" in report.failure_message()
+
+
+def test_unconfirmed_regression_passes(small_repo: Path, store: Store) -> None:
+    config = suite_config(small_repo, ["only"])
+    report = run_gate(config, store, GateOptions(**OPTS), measure=fake_measure,
+                      decide=scripted({("only", "cost"): ("regressed", 0.3, 1e-6)},
+                                      {("only", "cost"): ("unchanged", 0.01, 0.6)}))
+    m = report.benchmarks[0].metrics[0]
+    assert report.passed and m.verdict == "unchanged" and m.confirmed is False
+    assert "not confirmed" in m.notes[-1]
+
+
+def test_inconclusive_policy(small_repo: Path, store: Store) -> None:
+    config = suite_config(small_repo, ["only"])
+    decide = scripted({("only", "cost"): ("inconclusive", 0.04, 0.2)})
+    warn = run_gate(config, store, GateOptions(**OPTS), measure=fake_measure, decide=decide)
+    assert warn.passed and warn.benchmarks[0].status == "warn"
+    fail = run_gate(config, store, GateOptions(**OPTS, on_inconclusive="fail"), measure=fake_measure,
+                    decide=decide)
+    assert not fail.passed
+    quiet = run_gate(config, store, GateOptions(**OPTS, on_inconclusive="pass"), measure=fake_measure,
+                     decide=decide)
+    assert quiet.passed and quiet.benchmarks[0].status == "pass"
+
+
+def test_side_effects_are_reported(small_repo: Path, store: Store) -> None:
+    config = suite_config(small_repo, ["trade"], metrics='["cost", "mem"]')
+    record_approval(store, Approval("trade", "memory is cheap for this cache", "Ada", None, metric="mem"))
+    table = {("trade", "cost"): ("improved", -0.3, 1e-6), ("trade", "mem"): ("regressed", 0.5, 1e-6)}
+    report = run_gate(config, store, GateOptions(**OPTS), measure=fake_measure,
+                      decide=scripted(table, table))
+    trade = report.benchmarks[0]
+    assert trade.status == "approved" and report.passed
+    assert trade.side_effects and "improved cost -30.0% but regressed mem +50.0%" in trade.side_effects[0]
+    assert any("side effect" in line for line in render_annotations(report).splitlines())
+    md = render_markdown(report)
+    assert "Side effects" in md and "memory is cheap" in md
+    suite = ET.fromstring(render_junit(report)).find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+
+
+def test_a_benchmark_new_in_head_passes(small_repo: Path, store: Store) -> None:
+    config = suite_config(small_repo, ["fresh"])
+
+    def measure(spec, deadline, on_progress):
+        if is_base(spec):     # the base checkout has no such benchmark
+            return BenchmarkResult(name=spec.name, kind=spec.kind, status=ResultStatus.FAILED,
+                                   error="ModuleNotFoundError: fresh")
+        return fake_measure(spec, deadline, on_progress)
+
+    report = run_gate(config, store, GateOptions(**OPTS), measure=measure,
+                      decide=scripted({("fresh", "cost"): ("unchanged", 0.0, 0.5)}))
+    assert report.passed and report.benchmarks[0].status == "new"
+
+
+def test_a_benchmark_failing_at_head_fails(small_repo: Path, store: Store) -> None:
+    config = suite_config(small_repo, ["broken"])
+
+    def measure(spec, deadline, on_progress):
+        if not is_base(spec):
+            return BenchmarkResult(name=spec.name, kind=spec.kind, status=ResultStatus.FAILED,
+                                   error="ZeroDivisionError")
+        return fake_measure(spec, deadline, on_progress)
+
+    report = run_gate(config, store, GateOptions(**OPTS), measure=measure,
+                      decide=scripted({("broken", "cost"): ("unchanged", 0.0, 0.5)}))
+    assert not report.passed and "ZeroDivisionError" in (report.benchmarks[0].error or "")
+
+
+# --------------------------------------------------------------------------------------------
+# approvals
+
+
+def test_trailer_parsing() -> None:
+    message = ("Speed up the cache\n\nLonger text.\n\nPerf-Approved: checkout: needs the copy for #12\n"
+               "perf-approved: quote[items=10]: the new rounding is exact\nSigned-off-by: Ada\n")
+    assert parse_trailers(message) == [("checkout", "needs the copy for #12"),
+                                       ("quote[items=10]", "the new rounding is exact")]
+    assert parse_trailers("Perf-Approved: no reason given") == []
+
+
+def test_which_approvals_count() -> None:
+    in_range = Approval("toy", "reason enough", "Ada", "c2")
+    at_head = Approval("toy", "reason enough", "Ada", "c3")
+    old = Approval("toy", "reason enough", "Ada", "c0")
+    anywhere = Approval("toy", "reason enough", "Ada", None)
+    counted = applicable([in_range, at_head, old, anywhere], head="c3", in_range=["c2", "c1"])
+    assert counted == [in_range, at_head, anywhere]
+    assert Approval("quote", "reason enough", "Ada", None).covers("quote[items=10]", "wall_time")
+    assert not Approval("quote", "reason enough", "Ada", None, metric="peak_rss").covers("quote", "wall_time")
+
+
+def test_an_undocumented_approval_is_refused(store: Store) -> None:
+    from perfloop.errors import UsageError
+    with pytest.raises(UsageError):
+        record_approval(store, Approval("toy", "ok", "Ada", None))
