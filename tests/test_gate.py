@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from perfloop.config import load_config
-from perfloop.records import BenchmarkResult, ResultStatus, Sample
+from perfloop.records import BenchmarkResult, ResultStatus, RunStatus, Sample
 from perfloop.report.github import render_annotations
 from perfloop.report.junit import render_junit
 from perfloop.report.markdown import render_markdown
@@ -395,3 +395,29 @@ def test_an_undocumented_approval_is_refused(store: Store) -> None:
     from perfloop.errors import UsageError
     with pytest.raises(UsageError):
         record_approval(store, Approval("toy", "ok", "Ada", None))
+
+
+def test_a_stored_base_run_clears_without_a_worktree(small_repo: Path, store: Store) -> None:
+    from perfloop.measure.environment import fingerprint
+    config = suite_config(small_repo, ["only"])
+    base = git(small_repo, "rev-parse", "HEAD~1")
+    run_id = store.begin_run(label="nightly", commit=base, branch="main", dirty=False,
+                             environment=fingerprint(), settings={}, project=str(small_repo))
+    store.add_result(run_id, BenchmarkResult(name="only", kind="callable", status=ResultStatus.OK,
+                                             samples=tuple(Sample("cost", 1.0, worker=w) for w in range(4))))
+    store.finish_run(run_id, RunStatus.COMPLETE)
+    roots: list[str] = []
+
+    def measure(spec, deadline, on_progress):
+        roots.append(spec.root)
+        return fake_measure(spec, deadline, on_progress)
+
+    report = run_gate(config, store, GateOptions(**{**OPTS, "head": None}, reuse_base=True),
+                      measure=measure, decide=scripted({("only", "cost"): ("unchanged", 0.0, 0.5)}))
+    assert report.passed and report.benchmarks[0].source == f"stored run #{run_id}"
+    assert roots == [str(small_repo)]          # head only, in the working tree; no base checkout
+    # a stored base that does not clear the benchmark is measured interleaved after all
+    roots.clear()
+    report = run_gate(config, store, GateOptions(**{**OPTS, "head": None}, reuse_base=True),
+                      measure=measure, decide=scripted({("only", "cost"): ("inconclusive", 0.0, 0.5)}))
+    assert report.benchmarks[0].source == "interleaved" and len(roots) == 1 + 4
