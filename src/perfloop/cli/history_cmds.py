@@ -12,14 +12,18 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import UsageError
-from ..report.charts import column_of, marker_line, sparkline
-from ..report.text import short_sha
+from ..report.charts import column_of, marker_line, robust_range, sparkline
 from ..report.units import format_change, format_value
 from ..workflows.history import (Detection, DetectorSettings, SeriesHistory, benchmark_history,
                                  detect_all)
-from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json
+from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
 
 CHART_WIDTH = 72
+
+
+def short_sha(commit: str | None) -> str:
+    return commit[:10] if commit else "-"
+
 KIND_STYLE = {"regression": "bold red", "improvement": "bold green", "environment": "bold magenta"}
 
 Branch = Annotated[Optional[str], typer.Option(
@@ -110,7 +114,7 @@ def _marks(h: SeriesHistory) -> dict[int, str]:
     for e in h.environment_changes:
         marks[e.index] = "E"
     for c in h.change_points:
-        marks[c.index] = "^"
+        marks[c.index] = "E" if c.kind == "environment" else "^"
     return marks
 
 
@@ -124,16 +128,18 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
         return
     values = s.values
     width = min(CHART_WIDTH, len(s))
-    line = Text(sparkline(values, width))
+    # Scaled to the levels, not to the extremes: one outlier run would flatten everything else.
+    low_level, high_level = robust_range(values)
+    line = Text(sparkline(values, width, low=low_level, high=high_level))
     styles = {column_of(c.index, len(s), width): KIND_STYLE[c.kind] for c in h.change_points}
     for column, style in styles.items():
         line.stylize(style, column, column + 1)
-    low, high = format_value(float(values.min()), s.unit), format_value(float(values.max()), s.unit)
-    console.print(Text.assemble("  ", line, (f"  {low} .. {high}", "dim")))
+    low, high = format_value(low_level, s.unit), format_value(high_level, s.unit)
+    console.print(Text.assemble("  ", line, (f"  levels {low} .. {high}", "dim")))
     marks = marker_line(len(s), _marks(h), width)
     if marks.strip():
         console.print(Text.assemble("  ", (marks, "bold"),
-                                    ("   ^ change point  E environment changed  A approval", "dim")))
+                                    ("   (^ change point, E environment changed, A approval)", "dim")))
     if h.change_points:
         table = Table(title="change points", header_style="bold", title_justify="left")
         for col, just in (("#", "right"), ("kind", "left"), ("commits", "left"), ("runs", "left"),
@@ -171,7 +177,7 @@ def _render_points(h: SeriesHistory, limit: int) -> None:
     env_starts = {e.index for e in h.environment_changes}
     table = Table(header_style="bold")
     for col, just in (("#", "right"), ("run", "right"), ("when", "left"), ("commit", "left"),
-                      ("env", "left"), (s.metric, "right"), ("", "left")):
+                      ("env", "left"), (s.key.metric, "right"), ("", "left")):
         table.add_column(col, justify=just)
     for i in range(first, len(s)):
         p = s.points[i]
@@ -257,6 +263,194 @@ def render_detection(found: Detection) -> None:
         console.print("[dim]perfloop history BENCHMARK shows one series with its runs.[/]")
 
 
+# -- doctor -------------------------------------------------------------------------------------
+
+STATUS_STYLE = {"ok": "green", "warn": "bold yellow", "unknown": "dim"}
+
+
+def doctor(
+    processes: Annotated[Optional[int], typer.Option(
+        "--processes", "-p", min=3, help="Worker processes to plan for (default: each benchmark's "
+                                         "configured number).", show_default=False)] = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Recent runs of each benchmark the "
+                                                            "noise is taken from.")] = 10,
+    confidence: Annotated[float, typer.Option(help="Confidence level of the verdicts.")] = 0.99,
+    power: Annotated[float, typer.Option(help="Chance of seeing a change of the MDC's size.")] = 0.8,
+    machine_only: Annotated[bool, typer.Option(
+        "--machine-only", help="Only the machine checks; do not read the store.")] = False,
+    directory: ProjectDir = Path("."),
+    store: StoreUrl = None,
+    json: JsonFlag = False,
+) -> None:
+    """Check what makes benchmarks lie on this machine, and the smallest change each
+    benchmark's stored noise lets a comparison see.
+
+    Machine checks: CPU governor and frequency scaling, turbo, load and busy processes,
+    container CPU limits, swap, cores, ASLR and hash seed; each ok or warn with a next step.
+    Then, per benchmark and metric, the minimum detectable change (MDC) at the configured
+    processes, from the spread between worker medians in its recent runs in this environment,
+    and a warning when it exceeds the tolerance. Exits 0: it advises, it does not gate.
+
+    Example: `perfloop doctor --processes 20 --json`
+    """
+    from ..config import find_config, load_config
+    from ..errors import ConfigError
+    from ..measure.environment import fingerprint
+    from ..workflows.doctor import run_doctor
+
+    if not 0.5 < confidence < 1:
+        raise UsageError(f"--confidence {confidence}: must be between 0.5 and 1", hint="e.g. 0.99")
+    if not 0.05 < power < 1:
+        raise UsageError(f"--power {power}: must be between 0.05 and 1", hint="e.g. 0.8")
+    root = project_root(directory)
+    config = None
+    if find_config(root) is not None:
+        try:
+            config = load_config(root)
+        except ConfigError:
+            config = None   # the doctor should still examine the machine with a broken config
+    db = None if machine_only else open_store(directory, store, config=config)
+    try:
+        report = run_doctor(db, environment=fingerprint().get("fingerprint"), config=config,
+                            processes=processes, recent=runs, confidence=confidence, power=power)
+    finally:
+        if db is not None:
+            db.close()
+    if json:
+        print_json(report.to_dict())
+        return
+    render_doctor(report)
+
+
+def render_doctor(report) -> None:
+    table = Table(title="this machine", header_style="bold", title_justify="left")
+    for col in ("check", "status", "found", "next step"):
+        table.add_column(col)
+    for c in report.checks:
+        table.add_row(c.name, Text(c.status, style=STATUS_STYLE.get(c.status, "")), c.summary,
+                      c.next_step or "")
+    console.print(table)
+    if report.noise:
+        env = (report.environment or "")[:8]
+        table = Table(title=f"minimum detectable change (environment {env}, {report.confidence * 100:g}% "
+                            f"confidence, {report.power * 100:g}% power)",
+                      header_style="bold", title_justify="left")
+        for col, just in (("benchmark", "left"), ("metric", "left"), ("runs", "right"),
+                          ("noise", "right"), ("processes", "right"), ("MDC", "right"),
+                          ("tolerance", "right"), ("processes needed", "right"), ("status", "left")):
+            table.add_column(col, justify=just)
+        for n in report.noise:
+            mdc = f"{n.mdc * 100:.1f}%" if n.mdc != float("inf") else "-"
+            spread = f"{n.spread * 100:.1f}%" if n.spread == n.spread else "-"
+            table.add_row(n.benchmark, n.metric, str(n.runs), spread, str(n.processes), mdc,
+                          f"{n.tolerance * 100:g}%",
+                          str(n.processes_needed) if n.status == "warn" and n.processes_needed else "-",
+                          Text(n.status, style=STATUS_STYLE.get(n.status, "")))
+        console.print(table)
+        for n in report.noise:
+            if n.status == "warn":
+                console.print(f"[bold yellow]warn:[/] {n.benchmark} {n.metric}: {n.message}",
+                              highlight=False)
+        console.print("[dim]noise: spread of worker medians within a run; MDC = (t(1-a/2) + "
+                      "t(power)) x sqrt(2) x Yuen standard error of a 20%-trimmed mean of n "
+                      "workers (docs/history.md)[/]")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"{report.warnings} warning(s)." if report.warnings else "No warnings.")
+
+
+# -- report -------------------------------------------------------------------------------------
+
+def report(
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.",
+                                         metavar="FILE")] = Path("perfloop-report.html"),
+    benchmark: Annotated[Optional[str], typer.Option(
+        "--benchmark", help="Only this benchmark's series (name or base name).", show_default=False)] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Only these metrics.")] = None,
+    branch: Annotated[Optional[str], typer.Option(
+        "--branch", "-b", help="Only series of this branch (default: every branch).",
+        show_default=False)] = None,
+    all_environments: AllEnvironments = False,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", help="Only runs from this date (2024-05-01) or span back (30d).",
+        show_default=False)] = None,
+    compare: Annotated[Optional[tuple[str, str]], typer.Option(
+        "--compare", metavar="BASE HEAD", help="Add a comparison of two runs (id, label or git "
+                                               "ref) with the distributions of their samples.",
+        show_default=False)] = None,
+    gate: Annotated[Optional[Path], typer.Option(
+        "--gate", metavar="FILE", help="Add the verdicts of a `perfloop gate --json` output.",
+        show_default=False)] = None,
+    no_history: Annotated[bool, typer.Option("--no-history", help="Leave the history charts out.")] = False,
+    title: Annotated[str, typer.Option(help="The page's title.")] = "perfloop report",
+    min_size: MinSize = 5,
+    min_change: MinChange = 0.0,
+    directory: ProjectDir = Path("."),
+    store: StoreUrl = None,
+    json: JsonFlag = False,
+) -> None:
+    """Write a self-contained HTML report: history charts with change points and environment
+    changes, a comparison's distributions, the gate's verdicts.
+
+    The file works offline (Plotly's JavaScript is embedded, a few MB); open it in any browser
+    or keep it as a CI artifact.
+
+    Example: `perfloop report -o report.html --compare main HEAD --gate gate.json`
+    """
+    from ..measure.git import resolve_commit
+    from ..report.html import load_gate_json, render_report
+    from ..workflows.history import all_histories
+
+    when = parse_since(since)
+    gate_data = None
+    if gate is not None:
+        try:
+            gate_data = load_gate_json(gate.read_text())
+        except OSError as exc:
+            raise UsageError(f"--gate {gate}: cannot read it: {exc.strerror or exc}",
+                             hint="pass the file written by `perfloop gate --json > gate.json`") from exc
+        except ValueError as exc:
+            raise UsageError(f"--gate {gate}: {exc}",
+                             hint="pass the file written by `perfloop gate --json > gate.json`") from exc
+    root = project_root(directory)
+    db = open_store(directory, store)
+    try:
+        histories = [] if no_history else all_histories(
+            db, benchmark=benchmark, metrics=metric, branch=branch,
+            all_environments=all_environments, since=when, settings=_settings(min_size, min_change))
+        comparison = None
+        if compare is not None:
+            from ..analysis.comparison import compare_runs
+            base_run = db.get_run(db.resolve(compare[0], commit_of=lambda r: resolve_commit(root, r)))
+            head_run = db.get_run(db.resolve(compare[1], commit_of=lambda r: resolve_commit(root, r)))
+            comparison = compare_runs(base_run, head_run, benchmarks=[benchmark] if benchmark else None,
+                                      metrics=metric)
+        store_url = db.url
+    finally:
+        db.close()
+    shown = [h for h in histories if len(h.series) >= 2]
+    notes = []
+    if len(shown) < len(histories):
+        notes.append(f"{len(histories) - len(shown)} series with a single run left out")
+    page = render_report(histories=shown, comparison=comparison, gate=gate_data, title=title,
+                         store_url=store_url, notes=notes)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"-o {output}: cannot write it: {exc.strerror or exc}",
+                         hint="choose a writable path") from exc
+    changes = sum(len(h.change_points) for h in shown)
+    if json:
+        print_json({"output": str(output.resolve()), "bytes": len(page.encode()), "series": len(shown),
+                    "change_points": changes, "comparison": comparison is not None,
+                    "gate": gate_data is not None})
+        return
+    console.print(f"Wrote {output} ({len(page.encode()) / 2**20:.1f} MiB): {len(shown)} series, "
+                  f"{changes} change point(s)" + (", a comparison" if comparison is not None else "")
+                  + (", the gate's verdicts" if gate_data is not None else "") + ".", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    for fn in (history, detect):
+    for fn in (history, detect, doctor, report):
         app.command()(fn)

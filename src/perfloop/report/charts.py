@@ -47,6 +47,17 @@ def sparkline(values: Sequence[float], width: int | None = None, *,
     return "".join(BARS[int(round(s * (len(BARS) - 1)))] for s in scaled)
 
 
+def robust_range(values: Sequence[float], half_width: int = 2) -> tuple[float, float]:
+    """The lowest and highest level of ``values``: the range of its centred rolling median,
+    so that runs of up to ``half_width`` outlying points do not set the scale."""
+    data = np.asarray(values, dtype=float)
+    if len(data) <= 2 * half_width:
+        return (float(np.min(data)), float(np.max(data))) if len(data) else (0.0, 0.0)
+    windows = np.lib.stride_tricks.sliding_window_view(data, 2 * half_width + 1)
+    medians = np.median(windows, axis=1)
+    return float(np.min(medians)), float(np.max(medians))
+
+
 def marker_line(n: int, marks: Mapping[int, str], width: int | None = None) -> str:
     """A row as wide as the sparkline of ``n`` points with ``marks[index]`` under each marked
     point (the first mark wins when two fall in one column)."""
@@ -60,4 +71,4 @@ def marker_line(n: int, marks: Mapping[int, str], width: int | None = None) -> s
     return "".join(row).rstrip()
 
 
-__all__ = ["BARS", "column_of", "marker_line", "sparkline"]
+__all__ = ["BARS", "column_of", "marker_line", "robust_range", "sparkline"]

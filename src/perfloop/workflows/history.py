@@ -275,6 +275,28 @@ class Detection:
                 "change_points": [c.to_dict() for c in self.changes]}
 
 
+def all_histories(store: Store, *, benchmark: str | None = None,
+                  metrics: Sequence[str] | None = None, branch: str | None = None,
+                  all_environments: bool = False, since: datetime | None = None,
+                  settings: DetectorSettings | None = None) -> list[SeriesHistory]:
+    """Every stored series the filters select, analysed, with the approvals for each.
+
+    One series per benchmark x metric x branch x environment class; with ``all_environments``
+    the classes of a branch are joined. ``since`` keeps only runs started at or after it.
+    """
+    every = load_series(store, benchmark=benchmark, metrics=metrics, branch=branch,
+                        mix_environments=all_environments, since=since)
+    env_data = environments(store, {p.environment_id for s in every for p in s.points}) \
+        if all_environments else {}
+    stored = approvals(store)
+    return [analyze_series(series, env_data, settings=settings,
+                           approvals_for=[a for a in stored
+                                          if a.benchmark in (series.key.benchmark,
+                                                             series.key.benchmark.split("[", 1)[0])
+                                          and a.metric in (None, series.key.metric)])
+            for series in every]
+
+
 def detect_all(store: Store, *, since: datetime | None = None, branch: str | None = None,
                benchmark: str | None = None, metrics: Sequence[str] | None = None,
                all_environments: bool = False,
@@ -286,22 +308,13 @@ def detect_all(store: Store, *, since: datetime | None = None, branch: str | Non
     still searched, since a shift is only seen against the runs before it.
     """
     settings = settings or DetectorSettings()
-    every = load_series(store, benchmark=benchmark, metrics=metrics, branch=branch,
-                        mix_environments=all_environments)
-    env_data = environments(store, {p.environment_id for s in every for p in s.points}) \
-        if all_environments else {}
-    changes: list[DetectedChange] = []
-    too_short = 0
-    for series in every:
-        if len(series) < 2 * settings.min_size:
-            too_short += 1
-            continue
-        history = analyze_series(series, env_data, settings=settings)
-        for cp in history.change_points:
-            if since is None or cp.after.started_at >= since:
-                changes.append(DetectedChange(history, cp))
+    histories = all_histories(store, benchmark=benchmark, metrics=metrics, branch=branch,
+                              all_environments=all_environments, settings=settings)
+    changes = [DetectedChange(h, cp) for h in histories for cp in h.change_points
+               if since is None or cp.after.started_at >= since]
     changes.sort(key=lambda c: (c.change.after.started_at, c.change.after.run_id), reverse=True)
-    return Detection(changes=tuple(changes), series=len(every), too_short=too_short)
+    too_short = sum(1 for h in histories if len(h.series) < 2 * settings.min_size)
+    return Detection(changes=tuple(changes), series=len(histories), too_short=too_short)
 
 
 def _with_environment(series: Series, fingerprint: str) -> SeriesKey:
@@ -314,6 +327,6 @@ def _sha(commit: str | None) -> str:
     return commit[:10] if commit else "?"
 
 
-__all__ = ["DetectedChange", "Detection", "DetectorSettings", "EnvironmentChange",
+__all__ = ["DetectedChange", "all_histories", "Detection", "DetectorSettings", "EnvironmentChange",
            "SeriesChangePoint", "SeriesHistory", "analyze_series", "benchmark_history",
            "detect_all", "ENVIRONMENT_REACH"]

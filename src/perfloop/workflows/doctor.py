@@ -1,0 +1,582 @@
+"""The doctor: what on this machine makes benchmarks lie, and how small a change each one can see.
+
+Two parts.
+
+**Machine checks.** CPU frequency scaling and governor, turbo/boost, load from other
+processes, container CPU limits, swap in use, too few cores, address-space randomisation and
+the hash seed. Each check is ``ok``, ``warn`` or ``unknown`` (not visible here, as inside many
+containers and virtual machines) with a next step. The checks read a :class:`Machine`, a
+snapshot of the system taken once; tests build one from a fake ``/sys`` and ``/proc`` tree.
+
+**Minimum detectable change.** From the stored noise of each benchmark and metric (the spread
+between worker medians within its recent runs in this environment class), the smallest relative
+change a comparison of two runs with ``n`` worker processes each detects with probability
+``power`` at the confidence level of the verdicts::
+
+    s_w  = pooled 20%-winsorised standard deviation of worker medians / their run's location
+    h    = n - 2 floor(0.2 n)                       workers left after trimming
+    SE   = s_w sqrt((n - 1) / (h (h - 1)))          Yuen's standard error of one trimmed mean
+    df   = 2 (h - 1)                                Welch's df for two equal sides
+    MDC  = (t[df](1 - alpha/2) + t[df](power)) sqrt(2) SE,   alpha = 1 - confidence
+
+The verdict engine compares trimmed means of worker summaries, so the worker is the unit
+here too; dividing by each run's own location takes drift between runs out (a comparison
+never sees it). When the MDC exceeds a benchmark's tolerance the gate cannot work for it: the
+doctor names the number of processes that would bring the MDC within the tolerance, or, when
+no sensible number would, points at the ``instructions`` metric (``docs/history.md``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from scipy import optimize, stats
+
+from ..analysis.stats import TRIM, effective_units, trim_count
+from ..config import DEFAULT_TOLERANCE, ProjectConfig, Settings
+from ..store import Store
+from ..store.series import Series, SeriesKey, latest_environment, load_series
+
+OK, WARN, UNKNOWN = "ok", "warn", "unknown"
+
+#: Power of the minimum detectable change: the share of comparisons that see a change of
+#: exactly that size. 80% is the usual planning value.
+DEFAULT_POWER = 0.80
+DEFAULT_CONFIDENCE = 0.99       # the confidence of `perfloop compare` and the gate
+RECENT_RUNS = 10                # runs of each benchmark the noise is taken from
+MAX_PROCESSES = 200             # beyond this, more processes is not a realistic fix
+#: A load average above this share of the usable CPUs means other work competes for them.
+LOAD_SHARE = 0.25
+#: Another process using more than this share of one CPU is named as a competitor.
+BUSY_PERCENT = 10.0
+CPU_METRICS = frozenset({"wall_time", "cpu_time"})
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing that can make benchmarks lie, and what was found."""
+
+    name: str
+    status: str                   # ok | warn | unknown
+    summary: str
+    next_step: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "summary": self.summary,
+                "next_step": self.next_step, "details": dict(self.details)}
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A snapshot of what the checks look at. :meth:`live` reads this machine."""
+
+    root: Path = Path("/")                         # where sys/ and proc/ are found
+    cpu_count: int | None = None                   # logical CPUs of the machine
+    usable_cpus: int | None = None                 # CPUs this process may run on (affinity)
+    loadavg: tuple[float, float, float] | None = None
+    busy_processes: tuple[tuple[str, int, float], ...] = ()   # (name, pid, % of one CPU)
+    swap_used: int | None = None                   # bytes
+    swap_total: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def live(cls, *, sample_seconds: float = 0.5) -> "Machine":
+        """Read this machine: psutil for load, processes and swap; the real /sys and /proc."""
+        import psutil
+
+        try:
+            load = tuple(float(x) for x in os.getloadavg())
+        except OSError:
+            load = None
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        try:
+            swap = psutil.swap_memory()
+            swap_used, swap_total = int(swap.used), int(swap.total)
+        except (OSError, RuntimeError):
+            swap_used = swap_total = None
+        return cls(root=Path("/"), cpu_count=os.cpu_count(), usable_cpus=usable,
+                   loadavg=load, busy_processes=_busy_processes(sample_seconds),
+                   swap_used=swap_used, swap_total=swap_total, env=dict(os.environ))
+
+    def read(self, path: str) -> str | None:
+        """The stripped text of ``path`` under :attr:`root`, or None when it cannot be read."""
+        try:
+            return (self.root / path.lstrip("/")).read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def cpu_dirs(self) -> list[Path]:
+        base = self.root / "sys/devices/system/cpu"
+        try:
+            return sorted((p for p in base.glob("cpu[0-9]*") if p.name[3:].isdigit()),
+                          key=lambda p: int(p.name[3:]))
+        except OSError:
+            return []
+
+
+def _busy_processes(seconds: float) -> tuple[tuple[str, int, float], ...]:
+    """Processes other than this one using CPU, measured over ``seconds``, busiest first."""
+    import time
+
+    import psutil
+
+    me = os.getpid()
+    procs = []
+    for p in psutil.process_iter(["name", "pid"]):
+        try:
+            p.cpu_percent(None)
+            procs.append(p)
+        except (psutil.Error, OSError):
+            continue
+    time.sleep(seconds)   # cpu_percent needs an interval; this is what `top` does too
+    busy = []
+    for p in procs:
+        try:
+            if p.pid == me:
+                continue
+            percent = p.cpu_percent(None)
+            if percent > 0:
+                busy.append((p.info.get("name") or "?", p.pid, float(percent)))
+        except (psutil.Error, OSError):
+            continue
+    busy.sort(key=lambda item: -item[2])
+    return tuple(busy[:10])
+
+
+# -- machine checks ------------------------------------------------------------------------------
+
+def check_governor(m: Machine) -> Check:
+    governors: dict[str, list[str]] = {}
+    for cpu in m.cpu_dirs():
+        value = m.read(str((cpu / "cpufreq/scaling_governor").relative_to(m.root)))
+        if value:
+            governors.setdefault(value, []).append(cpu.name)
+    if not governors:
+        return Check("cpu governor", UNKNOWN, "no cpufreq governor is visible (common in VMs and "
+                     "containers): the host decides the CPU frequency",
+                     "on a machine you control, check `cpupower frequency-info` on the host; "
+                     "otherwise compare only runs from one environment class")
+    summary = ", ".join(f"{g} on {len(c)} CPU(s)" for g, c in sorted(governors.items()))
+    if set(governors) == {"performance"}:
+        return Check("cpu governor", OK, f"governor {summary}", details={"governors": governors})
+    return Check("cpu governor", WARN, f"governor {summary}: the frequency follows the load, so "
+                 "a benchmark's first seconds run slower than the rest",
+                 "sudo cpupower frequency-set -g performance (or `python -m pyperf system tune`) "
+                 "before measuring, and back afterwards", details={"governors": governors})
+
+
+def check_frequency(m: Machine) -> Check:
+    ranges = []
+    for cpu in m.cpu_dirs():
+        rel = cpu.relative_to(m.root)
+        lo, hi = m.read(f"{rel}/cpufreq/scaling_min_freq"), m.read(f"{rel}/cpufreq/scaling_max_freq")
+        if lo and hi and lo.isdigit() and hi.isdigit():
+            ranges.append((int(lo), int(hi)))
+    if not ranges:
+        return Check("cpu frequency", UNKNOWN, "CPU frequency limits are not visible here",
+                     "nothing to do from inside; keep comparisons within one environment class")
+    varying = [(lo, hi) for lo, hi in ranges if lo < hi]
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if not varying:
+        return Check("cpu frequency", OK, f"fixed at {high / 1e6:.2f} GHz",
+                     details={"min_khz": low, "max_khz": high})
+    return Check("cpu frequency", WARN, f"may vary from {low / 1e6:.2f} to {high / 1e6:.2f} GHz "
+                 f"on {len(varying)} CPU(s)",
+                 "pin it: sudo cpupower frequency-set -d MAX -u MAX (or `pyperf system tune`); "
+                 "interleaved comparisons (the gate) suffer least from it",
+                 details={"min_khz": low, "max_khz": high})
+
+
+def check_boost(m: Machine) -> Check:
+    no_turbo = m.read("sys/devices/system/cpu/intel_pstate/no_turbo")
+    boost = m.read("sys/devices/system/cpu/cpufreq/boost")
+    if no_turbo is None and boost is None:
+        return Check("turbo/boost", UNKNOWN, "turbo boost state is not visible here",
+                     "nothing to do from inside; on bare metal check the BIOS or intel_pstate")
+    on = (no_turbo == "0") or (boost == "1")
+    if not on:
+        return Check("turbo/boost", OK, "turbo boost is off")
+    knob = ("echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo" if no_turbo is not None
+            else "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost")
+    return Check("turbo/boost", WARN, "turbo boost is on: the clock depends on temperature and on "
+                 "how many cores are busy", f"turn it off while measuring: {knob}")
+
+
+def check_load(m: Machine) -> Check:
+    cpus = m.usable_cpus or m.cpu_count or 1
+    busy = [p for p in m.busy_processes if p[2] >= BUSY_PERCENT]
+    details: dict[str, Any] = {"loadavg": list(m.loadavg) if m.loadavg else None, "cpus": cpus,
+                               "busy": [{"name": n, "pid": pid, "cpu_percent": round(pct, 1)}
+                                        for n, pid, pct in busy[:5]]}
+    if m.loadavg is None:
+        return Check("load", UNKNOWN, "the load average is not available", details=details)
+    load1 = m.loadavg[0]
+    names = ", ".join(f"{n} ({pid}) {pct:.0f}%" for n, pid, pct in busy[:5])
+    if load1 > LOAD_SHARE * cpus or busy:
+        summary = f"load average {load1:.2f} on {cpus} CPU(s)"
+        if busy:
+            summary += f"; busy: {names}"
+        return Check("load", WARN, summary, "stop the other work, or measure where nothing else "
+                     "runs; interleaved comparisons (perfloop gate) spread what remains over both "
+                     "sides", details=details)
+    return Check("load", OK, f"load average {load1:.2f} on {cpus} CPU(s), no busy process",
+                 details=details)
+
+
+def check_container_quota(m: Machine) -> Check:
+    cpus = m.usable_cpus or m.cpu_count or 1
+    quota: float | None = None
+    text = m.read("sys/fs/cgroup/cpu.max")
+    if text:
+        parts = text.split()
+        if len(parts) >= 2 and parts[0] != "max" and parts[0].isdigit() and parts[1].isdigit():
+            quota = int(parts[0]) / int(parts[1])
+    else:
+        q, p = m.read("sys/fs/cgroup/cpu/cpu.cfs_quota_us"), m.read("sys/fs/cgroup/cpu/cpu.cfs_period_us")
+        if q and p and q.lstrip("-").isdigit() and p.isdigit() and int(q) > 0:
+            quota = int(q) / int(p)
+    throttled = None
+    stat = m.read("sys/fs/cgroup/cpu.stat") or m.read("sys/fs/cgroup/cpu/cpu.stat")
+    if stat:
+        for line in stat.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "nr_throttled" and value.strip().isdigit():
+                throttled = int(value)
+    details = {"cpu_quota": quota, "usable_cpus": cpus, "nr_throttled": throttled}
+    if quota is None:
+        if text is None and m.read("sys/fs/cgroup/cpu/cpu.cfs_quota_us") is None:
+            return Check("container cpu limit", OK, "no cgroup CPU limit found", details=details)
+        return Check("container cpu limit", OK, "no cgroup CPU limit", details=details)
+    summary = f"the cgroup allows {quota:g} CPU(s) of {cpus}"
+    if throttled:
+        summary += f"; throttled {throttled} times so far"
+    if quota < cpus or throttled:
+        return Check("container cpu limit", WARN, summary + ": bursts above the quota are "
+                     "paused until the next period, which shows up as noise",
+                     "give the container whole CPUs matching its cpuset (docker --cpus N "
+                     "--cpuset-cpus ...), or measure with fewer parallel workers", details=details)
+    return Check("container cpu limit", OK, summary, details=details)
+
+
+def check_swap(m: Machine) -> Check:
+    if m.swap_used is None:
+        return Check("swap", UNKNOWN, "swap use is not available")
+    if m.swap_used > 0:
+        return Check("swap", WARN, f"{m.swap_used / 2**20:.0f} MiB of swap in use: a page swapped "
+                     "back in during a measurement costs milliseconds",
+                     "free memory (close what is idle) or `sudo swapoff -a && sudo swapon -a` "
+                     "to bring the pages back", details={"used": m.swap_used, "total": m.swap_total})
+    return Check("swap", OK, "no swap in use", details={"used": 0, "total": m.swap_total})
+
+
+def check_cores(m: Machine) -> Check:
+    cpus = m.usable_cpus or m.cpu_count
+    if cpus is None:
+        return Check("cores", UNKNOWN, "the number of usable CPUs is unknown")
+    details = {"usable_cpus": cpus, "cpu_count": m.cpu_count}
+    if cpus < 2:
+        return Check("cores", WARN, f"{cpus} usable CPU: the worker shares it with perfloop, the OS "
+                     "and everything else", "measure on a machine with 2 or more CPUs, or use the "
+                     "instructions metric, which does not depend on sharing", details=details)
+    if cpus < 4:
+        return Check("cores", WARN, f"{cpus} usable CPUs: on small (CI-like) machines wall time "
+                     "spreads 10-20% between processes", "prefer interleaved comparisons (perfloop "
+                     "gate) and the instructions metric for CPU-bound code; raise processes for "
+                     "wall time (see the minimum detectable changes below)", details=details)
+    return Check("cores", OK, f"{cpus} usable CPUs", details=details)
+
+
+def check_aslr(m: Machine) -> Check:
+    value = m.read("proc/sys/kernel/randomize_va_space")
+    if value is None:
+        return Check("aslr", UNKNOWN, "address-space randomisation setting not visible")
+    if value == "0":
+        return Check("aslr", WARN, "address-space randomisation is off: every process gets one "
+                     "memory layout, so a layout-dependent effect becomes a constant bias",
+                     "turn it back on (echo 2 | sudo tee /proc/sys/kernel/randomize_va_space); "
+                     "perfloop's fresh worker processes average layouts out")
+    return Check("aslr", OK, f"address-space randomisation on ({value}): each worker process gets "
+                 "its own layout, and perfloop averages over fresh worker processes")
+
+
+def check_hash_seed(m: Machine) -> Check:
+    seed = m.env.get("PYTHONHASHSEED")
+    if seed and seed != "random":
+        return Check("hash seed", WARN, f"PYTHONHASHSEED={seed}: every worker hashes strings alike, "
+                     "so one dict/set layout is measured again and again",
+                     "unset PYTHONHASHSEED while benchmarking so workers differ")
+    return Check("hash seed", OK, "PYTHONHASHSEED is random: each worker gets its own string hashes")
+
+
+MACHINE_CHECKS: tuple[Callable[[Machine], Check], ...] = (
+    check_governor, check_frequency, check_boost, check_load, check_container_quota, check_swap,
+    check_cores, check_aslr, check_hash_seed)
+
+
+def machine_checks(machine: Machine) -> list[Check]:
+    """Every machine check on ``machine`` (a check that fails to read reports ``unknown``)."""
+    out = []
+    for check in MACHINE_CHECKS:
+        try:
+            out.append(check(machine))
+        except Exception as exc:  # one unreadable file must not hide the other checks
+            name = check.__name__.removeprefix("check_").replace("_", " ")
+            out.append(Check(name, UNKNOWN, f"could not check: {type(exc).__name__}: {exc}"))
+    return out
+
+
+# -- minimum detectable change -------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def winsorised_share(n: int, trim: float = TRIM) -> float:
+    """Expected winsorised variance (``ddof=1``) of ``n`` standard normal values, winsorised
+    like the verdicts' trimmed means: 1 when nothing is trimmed.
+
+    It turns a winsorised variance measured with one number of workers into the plain
+    variance, and back for another number. Small samples are far from the asymptotic value
+    (for 5 workers about 0.32 against 0.41), so it is computed, once per ``n``, from a fixed
+    set of simulated samples (deterministic: a seeded generator).
+    """
+    g = trim_count(n, trim)
+    if g == 0 or n < 2:
+        return 1.0
+    rng = np.random.default_rng(20240501 + n)
+    x = np.sort(rng.standard_normal((max(4000, 400_000 // n), n)), axis=1)
+    x[:, :g] = x[:, [g]]
+    x[:, n - g:] = x[:, [n - g - 1]]
+    return float(x.var(axis=1, ddof=1).mean())
+
+
+def worker_spread(runs: Sequence[Sequence[float]], trim: float = TRIM) -> tuple[float, int]:
+    """Pooled relative standard deviation of worker medians within runs, and its degrees of
+    freedom.
+
+    Each run's worker medians are divided by the run's trimmed mean, so that the level moving
+    between runs does not count as noise. Each run's variance is winsorised like the verdicts'
+    trimmed means (one disturbed worker does not inflate it) and scaled back to a plain
+    variance by :func:`winsorised_share`. Runs with fewer than 2 workers say nothing.
+    """
+    total, dof = 0.0, 0
+    for medians in runs:
+        x = np.sort(np.asarray(medians, dtype=float))
+        n = len(x)
+        if n < 2:
+            continue
+        g = trim_count(n, trim)
+        location = float(x[g:n - g].mean())
+        if location == 0.0:
+            continue
+        w = x.copy()
+        if g:
+            w[:g] = x[g]
+            w[n - g:] = x[n - g - 1]
+        w = w / abs(location)
+        total += float(((w - w.mean()) ** 2).sum()) / winsorised_share(n, trim)
+        dof += n - 1
+    if dof == 0:
+        return math.nan, 0
+    return math.sqrt(total / dof), dof
+
+
+def standard_error(spread: float, n: int, trim: float = TRIM) -> float:
+    """Standard error of one side's trimmed mean of ``n`` workers whose spread is ``spread``:
+    Yuen's ``sqrt((n - 1) s_w^2 / (h (h - 1)))`` with the winsorised variance ``s_w^2`` the
+    normal share of ``spread**2`` (``sigma / sqrt(n)`` when nothing is trimmed)."""
+    h = effective_units(n, trim)
+    if h < 2:
+        return math.inf
+    share = winsorised_share(n, trim)
+    return spread * math.sqrt(share * (n - 1) / (h * (h - 1)))
+
+
+def minimum_detectable_change(spread: float, n: int, *, confidence: float = DEFAULT_CONFIDENCE,
+                              power: float = DEFAULT_POWER, trim: float = TRIM) -> float:
+    """The relative change two runs of ``n`` workers each detect with probability ``power``
+    (module docstring: the formula). Infinite when ``n`` is too small to trim and test."""
+    h = effective_units(n, trim)
+    if h < 2 or not math.isfinite(spread):
+        return math.inf
+    return _noncentrality(2.0 * (h - 1), confidence, power) * math.sqrt(2.0) * standard_error(spread, n, trim)
+
+
+@functools.lru_cache(maxsize=4096)
+def _noncentrality(df: float, confidence: float, power: float) -> float:
+    """The shift, in standard errors, that a two-sided t test at ``confidence`` with ``df``
+    degrees of freedom detects (in the right direction) with probability ``power``: the
+    noncentral t's answer to what ``t(1 - alpha/2) + t(power)`` approximates."""
+    critical = float(stats.t.ppf(0.5 + confidence / 2.0, df))
+    guess = critical + float(stats.t.ppf(power, df))
+    try:
+        return float(optimize.brentq(lambda ncp: stats.nct.sf(critical, df, ncp) - power,
+                                     0.0, 4.0 * guess + 10.0))
+    except ValueError:
+        return guess
+
+
+def processes_needed(spread: float, tolerance: float, *, confidence: float = DEFAULT_CONFIDENCE,
+                     power: float = DEFAULT_POWER, limit: int = MAX_PROCESSES) -> int | None:
+    """Fewest worker processes whose MDC is within ``tolerance``; None beyond ``limit``."""
+    if not math.isfinite(spread):
+        return None
+    for n in range(3, limit + 1):
+        if minimum_detectable_change(spread, n, confidence=confidence, power=power) <= tolerance:
+            return n
+    return None
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """A benchmark's noise in one environment class and what it lets a comparison see."""
+
+    benchmark: str
+    metric: str
+    branch: str
+    environment: str
+    runs: int                    # recent runs the spread was taken from
+    spread: float                # relative worker-level spread (s_w)
+    dof: int
+    processes: int               # worker processes per run (configured)
+    tolerance: float
+    mdc: float                   # minimum detectable change, relative
+    processes_needed: int | None
+    status: str                  # ok | warn | unknown
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        mdc = self.mdc if math.isfinite(self.mdc) else None
+        spread = self.spread if math.isfinite(self.spread) else None
+        return {"benchmark": self.benchmark, "metric": self.metric, "branch": self.branch,
+                "environment": self.environment, "runs": self.runs, "spread": spread,
+                "dof": self.dof, "processes": self.processes, "tolerance": self.tolerance,
+                "mdc": mdc, "processes_needed": self.processes_needed, "status": self.status,
+                "message": self.message}
+
+
+def estimate_noise(series: Series, *, processes: int, tolerance: float, recent: int = RECENT_RUNS,
+                   confidence: float = DEFAULT_CONFIDENCE, power: float = DEFAULT_POWER) -> NoiseEstimate:
+    """The :class:`NoiseEstimate` of one series from its ``recent`` latest runs."""
+    points = series.points[-recent:]
+    spread, dof = worker_spread([p.worker_medians for p in points])
+    key = series.key
+    common = dict(benchmark=key.benchmark, metric=key.metric, branch=key.branch,
+                  environment=key.environment or "", runs=len(points), spread=spread, dof=dof,
+                  processes=processes, tolerance=tolerance)
+    if dof < 4:
+        return NoiseEstimate(**common, mdc=math.inf, processes_needed=None, status=UNKNOWN,
+                             message="too few workers stored to estimate the noise: run it a "
+                                     "few more times (perfloop run)")
+    mdc = minimum_detectable_change(spread, processes, confidence=confidence, power=power)
+    needed = processes_needed(spread, tolerance, confidence=confidence, power=power)
+    if mdc <= tolerance:
+        return NoiseEstimate(**common, mdc=mdc, processes_needed=needed, status=OK,
+                             message=f"detects {mdc * 100:.1f}% at {processes} processes, within "
+                                     f"its {tolerance * 100:g}% tolerance")
+    fix = (f"raise processes to {needed}" if needed is not None
+           else f"more than {MAX_PROCESSES} processes would be needed")
+    if key.metric in CPU_METRICS:
+        fix += ", or use the instructions metric"
+    elif needed is None:
+        fix += "; measure longer periods or reduce what varies"
+    return NoiseEstimate(**common, mdc=mdc, processes_needed=needed, status=WARN,
+                         message=f"noise {spread * 100:.1f}% per worker: {processes} processes "
+                                 f"detect {mdc * 100:.1f}%, above its {tolerance * 100:g}% "
+                                 f"tolerance; the gate cannot work for it: {fix}")
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: tuple[Check, ...]
+    noise: tuple[NoiseEstimate, ...]
+    environment: str | None
+    confidence: float
+    power: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> int:
+        return sum(c.status == WARN for c in self.checks) + sum(n.status == WARN for n in self.noise)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checks": [c.to_dict() for c in self.checks],
+                "noise": [n.to_dict() for n in self.noise], "environment": self.environment,
+                "confidence": self.confidence, "power": self.power,
+                "formula": MDC_FORMULA, "warnings": self.warnings, "notes": list(self.notes)}
+
+
+MDC_FORMULA = ("MDC = (t[df](1 - alpha/2) + t[df](power)) * sqrt(2) * s_w * sqrt((n - 1) / (h (h - 1))), "
+               "h = n - 2 floor(0.2 n), df = 2 (h - 1), s_w = pooled winsorised relative spread "
+               "of worker medians within runs")
+
+
+def noise_report(store: Store, *, environment: str | None, config: ProjectConfig | None = None,
+                 processes: int | None = None, recent: int = RECENT_RUNS,
+                 confidence: float = DEFAULT_CONFIDENCE, power: float = DEFAULT_POWER,
+                 branch: str | None = None) -> tuple[list[NoiseEstimate], str | None, list[str]]:
+    """Noise estimates of every stored benchmark and metric in ``environment`` (a fingerprint);
+    when no run is stored there, in the environment class of the latest run (and a note says
+    so). Returns the estimates, the environment used and notes.
+
+    Processes and tolerance come from ``processes`` (an override), else the benchmark's entry in
+    ``config``, else what its latest run was configured with, else the defaults.
+    """
+    notes: list[str] = []
+    found = load_series(store, environment=environment, branch=branch) if environment else []
+    used = environment
+    if not found:
+        latest = latest_environment(store)
+        if latest is None:
+            return [], None, ["no runs stored yet: `perfloop run` a few times, then ask again"]
+        if environment:
+            notes.append(f"no runs stored in this machine's environment class ({environment[:8]}); "
+                         f"the noise below is from the latest run's class ({latest[:8]})")
+        used = latest
+        found = load_series(store, environment=latest, branch=branch)
+    specs = {s.name: s for s in config.benchmarks} if config else {}
+    defaults = config.defaults if config else Settings()
+    # Noise belongs to the benchmark on this machine, not to a branch: pool the branches and
+    # take the latest runs of all of them.
+    pooled: dict[tuple[str, str], list[Series]] = {}
+    for series in found:
+        pooled.setdefault((series.key.benchmark, series.key.metric), []).append(series)
+    out = []
+    for (name, metric), group in pooled.items():
+        points = sorted((p for s in group for p in s.points), key=lambda p: (p.started_at, p.run_id))
+        series = Series(key=SeriesKey(benchmark=name, metric=metric,
+                                      branch=",".join(sorted({s.key.branch for s in group})),
+                                      environment=used),
+                        unit=group[0].unit, direction=group[0].direction, points=tuple(points))
+        spec = specs.get(name)
+        last = points[-1]
+        n = processes or (spec.settings.processes if spec else None) or last.processes or defaults.processes
+        tol = (spec.settings.tolerance if spec else None) or last.tolerance or DEFAULT_TOLERANCE
+        out.append(estimate_noise(series, processes=int(n), tolerance=float(tol), recent=recent,
+                                  confidence=confidence, power=power))
+    return out, used, notes
+
+
+def run_doctor(store: Store | None, *, machine: Machine | None = None,
+               environment: str | None = None, config: ProjectConfig | None = None,
+               processes: int | None = None, recent: int = RECENT_RUNS,
+               confidence: float = DEFAULT_CONFIDENCE, power: float = DEFAULT_POWER) -> DoctorReport:
+    """Machine checks on ``machine`` (this one when None) and, with a store, noise estimates."""
+    checks = machine_checks(machine if machine is not None else Machine.live())
+    noise: list[NoiseEstimate] = []
+    used, notes = environment, []
+    if store is not None:
+        noise, used, notes = noise_report(store, environment=environment, config=config,
+                                          processes=processes, recent=recent,
+                                          confidence=confidence, power=power)
+    return DoctorReport(checks=tuple(checks), noise=tuple(noise), environment=used,
+                        confidence=confidence, power=power, notes=tuple(notes))
+
+
+__all__ = ["Check", "DoctorReport", "Machine", "MDC_FORMULA", "NoiseEstimate", "estimate_noise",
+           "machine_checks", "minimum_detectable_change", "noise_report", "processes_needed",
+           "run_doctor", "standard_error", "worker_spread"]
