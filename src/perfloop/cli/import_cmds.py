@@ -1,0 +1,72 @@
+"""``perfloop import``: pytest-benchmark, pyperf and asv result files become stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..importers import FORMATS, ImportedRun, read_all, store_imported
+from ..errors import UsageError
+from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json
+
+
+def import_(
+    files: Annotated[list[Path], typer.Argument(
+        help="Result files: pytest-benchmark JSON, pyperf JSON (.json or .json.gz), asv "
+             "results/MACHINE/*.json.", show_default=False)],
+    label: Annotated[Optional[str], typer.Option(
+        "--label", "-l", help="Name the run (default: the file's name; with several files, "
+                              "LABEL/STEM each).")] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Read and check the files, store nothing.")] = False,
+    directory: ProjectDir = Path("."),
+    store: StoreUrl = None,
+    json: JsonFlag = False,
+) -> None:
+    """Import benchmark results written by pytest-benchmark, pyperf or asv: one run per file.
+
+    Every file is checked before anything is stored; a bad file stores nothing and exits 2.
+    Imported runs keep the file's commit, branch and machine facts, and form their own
+    environment class (marked "imported").
+
+    Example: `perfloop import .benchmarks/Linux-CPython-3.11-64bit/0001_main.json --label main`
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"--format {fmt}: unknown format", hint=f"one of: {', '.join(FORMATS)}")
+    # Every file is checked before the store is opened: a bad file stores nothing, and does not
+    # even create an empty store.
+    parsed = read_all(files, fmt=fmt, label=label)
+    rows: list[tuple[ImportedRun, int | None]]
+    if dry_run:
+        rows = [(imported, None) for imported in parsed]
+    else:
+        db = open_store(directory, store)
+        try:
+            rows = [(imported, store_imported(db, imported)) for imported in parsed]
+        finally:
+            db.close()
+    if json:
+        print_json([{**imported.to_dict(), "run_id": run_id} for imported, run_id in rows])
+        return
+    table = Table(title="dry run: nothing stored" if dry_run else "imported runs")
+    for column in ("file", "format", "run", "label", "commit", "benchmarks", "samples"):
+        table.add_column(column, justify="right" if column in ("run", "benchmarks", "samples") else "left")
+    for imported, run_id in rows:
+        d = imported.to_dict()
+        table.add_row(imported.path, imported.format, "-" if run_id is None else f"#{run_id}",
+                      imported.label, (imported.commit or "-")[:12], str(d["benchmarks"]), str(d["samples"]))
+    console.print(table)
+    for imported, _ in rows:
+        for note in imported.notes:
+            console.print(f"[yellow]note:[/] {imported.path}: {note}")
+    if not dry_run and rows:
+        console.print(f"Show one with: perfloop show {rows[-1][1]}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="import")(import_)
