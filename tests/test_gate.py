@@ -421,3 +421,29 @@ def test_a_stored_base_run_clears_without_a_worktree(small_repo: Path, store: St
     report = run_gate(config, store, GateOptions(**{**OPTS, "head": None}, reuse_base=True),
                       measure=measure, decide=scripted({("only", "cost"): ("inconclusive", 0.0, 0.5)}))
     assert report.benchmarks[0].source == "interleaved" and len(roots) == 1 + 4
+
+
+def test_each_benchmark_is_judged_at_its_own_tolerance(small_repo: Path, store: Store, monkeypatch) -> None:
+    import perfloop.workflows.gate as gate_module
+    (small_repo / "perfloop.toml").write_text(
+        '[[benchmark]]\nname = "loose"\ncallable = "toymod:work"\nmetrics = ["cost"]\ntolerance = 0.2\n'
+        'custom_metrics = { cost = { unit = "units" } }\n'
+        '[[benchmark]]\nname = "strict"\ncallable = "toymod:work"\nmetrics = ["cost"]\n'
+        'custom_metrics = { cost = { unit = "units" } }\n')
+    seen: dict[str, float] = {}
+
+    def compare_results(base, head, *, tolerance, confidence, metrics=None):
+        seen[head.name] = tolerance
+        return [V(head.name, "cost", "unchanged", 0.0, 0.5)]
+
+    import types
+    fake = types.ModuleType("perfloop.analysis.compare")
+    fake.compare_results = compare_results  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "perfloop.analysis.compare", fake)
+    report = run_gate(load_config(small_repo), store, GateOptions(**OPTS), measure=fake_measure)
+    assert report.passed and seen == {"loose": 0.2, "strict": 0.05}
+    seen.clear()
+    override = gate_module.make_decide(0.1, 0.99, {"loose": 0.2})   # an override wins
+    override(fake_measure(load_config(small_repo).benchmarks[0], None, None),
+             fake_measure(load_config(small_repo).benchmarks[0], None, None))
+    assert seen == {"loose": 0.1}

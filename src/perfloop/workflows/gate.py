@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .. import __version__
 from ..analysis.fdr import DEFAULT_Q, bh_adjust
-from ..config import BenchmarkSpec, ProjectConfig
+from ..config import DEFAULT_TOLERANCE, BenchmarkSpec, ProjectConfig
 from ..errors import PerfloopError, UsageError
 from ..measure.environment import fingerprint
 from ..measure.git import git_state, resolve_commit
@@ -317,13 +317,19 @@ def rooted(spec: BenchmarkSpec, root: Path) -> BenchmarkSpec:
 # verdicts
 
 
-def make_decide(tolerance: float | None, confidence: float
+def make_decide(tolerance: float | None, confidence: float,
+                tolerances: Mapping[str, float] | None = None
                 ) -> Callable[[BenchmarkResult, BenchmarkResult], list[Any]]:
-    """The comparison the gate uses: per-metric verdicts of :mod:`perfloop.analysis.compare`."""
+    """The comparison the gate uses: per-metric verdicts of :mod:`perfloop.analysis.compare`.
+
+    ``tolerance`` overrides every benchmark's own, which ``tolerances`` gives by name.
+    """
     from ..analysis.compare import compare_results   # the verdict engine, at call time
+    own = dict(tolerances or {})
 
     def decide(base: BenchmarkResult, head: BenchmarkResult) -> list[Any]:
-        tol = tolerance if tolerance is not None else float(head.extra.get("tolerance", 0.05))
+        tol = tolerance if tolerance is not None else own.get(
+            head.name, float(head.extra.get("tolerance", DEFAULT_TOLERANCE)))
         return list(compare_results(base, head, tolerance=tol, confidence=confidence))
 
     return decide
@@ -476,7 +482,6 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
     started = clock()
     say = on_event or (lambda message: None)
     measure = measure or measure_spec
-    decide = decide or make_decide(options.tolerance, options.confidence)
     root = config.root.resolve()
     git_toplevel(root)
     base_commit = resolve_commit(root, options.base)
@@ -494,6 +499,8 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
     else:
         head_commit, head_dirty, head_branch = state.commit, state.dirty, state.branch
     specs = with_overrides(config.select(list(options.benchmarks)), **dict(options.overrides))
+    decide = decide or make_decide(options.tolerance, options.confidence,
+                                   {s.name: s.settings.tolerance for s in specs})
     head_ref = options.head or "working tree"
 
     approvals = _approvals(store, root, base_commit, head_commit)
