@@ -96,8 +96,12 @@ def load_json(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidResultsFile(path, "is not JSON (not even text), expected a JSON results file") from exc
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(raw.rstrip()) - 1
-        what = "ends before the JSON document does (truncated?)" if truncated else "is not valid JSON"
+        if exc.pos == 0 or not raw.lstrip()[:1] in (b"{", b"["):
+            what = "is not JSON"
+        elif exc.pos >= len(raw.rstrip()) - 1:
+            what = "ends before its JSON document does (truncated?)"
+        else:
+            what = "is not valid JSON"
         raise InvalidResultsFile(path, f"{what}: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
 
 

@@ -1,8 +1,9 @@
 """pytest-benchmark JSON (``pytest --benchmark-json=FILE`` or a saved ``.benchmarks/`` file).
 
 The file holds ``machine_info``, ``commit_info`` and one entry per benchmark with ``stats``.
-``stats.data``, the per-round times, is present only when the suite ran with
-``--benchmark-save-data``; pytest-benchmark stores each round's time already divided by the
+``stats.data``, the per-round times, is always in a ``--benchmark-json`` file, but in a file
+saved by ``--benchmark-save``/``--benchmark-autosave`` only with ``--benchmark-save-data``
+(pytest-benchmark's ``session.py``). pytest-benchmark stores each round's time already divided by the
 round's ``iterations`` (``stats.iterations``), so a value is the time of one call. Without it
 the file has summary statistics only: the median is stored as the benchmark's single
 ``wall_time`` value, the summary goes to ``extra["summary"]`` and a warning says so.
@@ -43,8 +44,8 @@ def parse(data: dict[str, Any], path: Path) -> ImportedRun:
         results.append(result)
     notes = []
     if summary_only:
-        notes.append(f"{len(summary_only)} benchmark(s) have summary statistics only (the file was "
-                     "written without --benchmark-save-data): each is stored as one value, its median")
+        notes.append(f"{len(summary_only)} benchmark(s) have summary statistics only (saved without "
+                     "--benchmark-save-data): each is stored as one value, its median")
     commit = data.get("commit_info") or {}
     return ImportedRun(
         path=str(path), format=FORMAT, label=derived_label(path),
@@ -82,8 +83,8 @@ def _result(bench: dict[str, Any], i: int) -> BenchmarkResult:
         samples = [Sample("wall_time", median, worker=0, index=0, loops=iterations)]
         extra["summary"] = {k: stats[k] for k in _SUMMARY_KEYS if k in stats}
         warnings.insert(0, f"only summary statistics in the file: the median of {stats.get('rounds', '?')} "
-                           "rounds is stored as one value; rerun pytest with --benchmark-save-data "
-                           "to import every round")
+                           "rounds is stored as one value; write the file with --benchmark-json=FILE, or "
+                           "save with --benchmark-save-data, to import every round")
     return BenchmarkResult(name=name, kind=IMPORTED_KIND, status=ResultStatus.OK,
                            samples=tuple(samples), params=params, warnings=tuple(warnings),
                            duration=float(stats.get("total") or 0.0), extra=extra)
