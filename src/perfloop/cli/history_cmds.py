@@ -351,9 +351,10 @@ def render_doctor(report) -> None:
             if n.status == "warn":
                 console.print(f"[bold yellow]warn:[/] {n.benchmark} {n.metric}: {n.message}",
                               highlight=False)
-        console.print("[dim]noise: spread of worker medians within a run; MDC = (t(1-a/2) + "
-                      "t(power)) x sqrt(2) x Yuen standard error of a 20%-trimmed mean of n "
-                      "workers (docs/history.md)[/]")
+        console.print("[dim]noise: spread of worker medians within a run. MDC: the change a "
+                      "comparison of two runs sees with that power, ~ (t(1-a/2) + t(power)) x "
+                      "sqrt(2) x Yuen's standard error of the 20%-trimmed mean of n workers, "
+                      "df = h - 1 (docs/history.md)[/]")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"{report.warnings} warning(s)." if report.warnings else "No warnings.")

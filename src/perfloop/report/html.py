@@ -107,13 +107,29 @@ def history_figure(h: SeriesHistory) -> dict[str, Any]:
                                 "font": {"color": COLORS["approval"], "size": 10},
                                 "arrowcolor": COLORS["approval"],
                                 "hovertext": f"{a.author}: {a.reason}"})
-    layout = {"height": 320, "margin": {"l": 70, "r": 20, "t": 30, "b": 40}, "font": _FONT,
-              "xaxis": {"title": {"text": "runs, oldest to newest"}, "zeroline": False},
+    layout = {"height": 320, "margin": {"l": 70, "r": 20, "t": 48, "b": 40}, "font": _FONT,
+              "xaxis": {"title": {"text": "runs, oldest to newest"}, "zeroline": False,
+                        "tick0": 0, "dtick": _tick_step(len(points))},
               "yaxis": {"title": {"text": f"{s.key.metric} ({s.unit})" if s.unit else s.key.metric},
-                        "zeroline": False},
+                        "zeroline": False, **_value_axis(s.unit)},
               "shapes": shapes, "annotations": annotations, "showlegend": False,
               "plot_bgcolor": "#fafafa", "hovermode": "closest"}
     return {"data": data, "layout": layout}
+
+
+def _tick_step(n: int) -> int:
+    """A whole-number step giving at most about 12 ticks: runs have no halves."""
+    for step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000):
+        if n / step <= 12:
+            return step
+    return 10_000
+
+
+def _value_axis(unit: str) -> dict[str, Any]:
+    """Seconds and bytes with SI prefixes (``120ms``, ``3.2MB``), like the terminal output."""
+    if unit in ("s", "B"):
+        return {"tickformat": "~s", "ticksuffix": unit}
+    return {}
 
 
 def _history_view(h: SeriesHistory, chart_id: str) -> dict[str, Any]:
@@ -123,7 +139,9 @@ def _history_view(h: SeriesHistory, chart_id: str) -> dict[str, Any]:
             "environment": s.key.environment[:8] if s.key.environment else "all environments",
             "runs": len(s), "unit": s.unit, "direction": s.direction,
             "change_points": h.change_points, "environment_changes": h.environment_changes,
-            "approvals": [(a, h.approval_index(a)) for a in h.approvals], "notes": h.notes}
+            # Only approvals of commits in this series: one of another branch would only confuse.
+            "approvals": [(a, h.approval_index(a)) for a in h.approvals
+                          if h.approval_index(a) is not None], "notes": h.notes}
 
 
 # -- comparison -----------------------------------------------------------------------------------
@@ -139,7 +157,8 @@ def comparison_figure(benchmark: str, metric: str, unit: str, base: BenchmarkRes
                      "pointpos": 0, "text": workers, "marker": {"color": COLORS[side], "size": 4},
                      "line": {"color": COLORS[side]}, "boxmean": True})
     layout = {"height": 300, "margin": {"l": 70, "r": 20, "t": 10, "b": 30}, "font": _FONT,
-              "yaxis": {"title": {"text": f"{metric} ({unit})" if unit else metric}, "zeroline": False},
+              "yaxis": {"title": {"text": f"{metric} ({unit})" if unit else metric}, "zeroline": False,
+                        **_value_axis(unit)},
               "showlegend": False, "plot_bgcolor": "#fafafa"}
     return {"data": data, "layout": layout}
 

@@ -1,0 +1,231 @@
+"""The doctor: machine checks on fake /sys and /proc trees, and the minimum detectable change
+checked against what the verdicts' statistics actually detect on simulated noise."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perfloop.analysis.stats import effective_units, t_two_sided_p, trimmed_mean, welch_df, yuen_se
+from perfloop.records import BenchmarkResult, RunStatus, Sample
+from perfloop.store import Store
+from perfloop.workflows.doctor import (OK, UNKNOWN, WARN, Machine, machine_checks,
+                                       minimum_detectable_change, noise_report, processes_needed,
+                                       standard_error, worker_spread)
+
+
+def write(root: Path, path: str, text: str) -> None:
+    target = root / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text + "\n")
+
+
+def by_name(checks) -> dict:
+    return {c.name: c for c in checks}
+
+
+# -- machine checks ------------------------------------------------------------------------------
+
+def test_a_noisy_machine_gets_a_warning_with_a_next_step_for_each_problem(tmp_path: Path) -> None:
+    for cpu in range(4):
+        write(tmp_path, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor", "powersave")
+        write(tmp_path, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_min_freq", "800000")
+        write(tmp_path, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_max_freq", "3600000")
+    write(tmp_path, "sys/devices/system/cpu/intel_pstate/no_turbo", "0")
+    write(tmp_path, "sys/fs/cgroup/cpu.max", "150000 100000")
+    write(tmp_path, "sys/fs/cgroup/cpu.stat", "usage_usec 10\nnr_periods 40\nnr_throttled 12")
+    write(tmp_path, "proc/sys/kernel/randomize_va_space", "0")
+    machine = Machine(root=tmp_path, cpu_count=4, usable_cpus=4, loadavg=(3.2, 2.0, 1.0),
+                      busy_processes=(("chrome", 4242, 87.0), ("idle-ish", 7, 2.0)),
+                      swap_used=512 * 2**20, swap_total=2**30, env={"PYTHONHASHSEED": "0"})
+    checks = by_name(machine_checks(machine))
+    expected_warnings = {"cpu governor", "cpu frequency", "turbo/boost", "load",
+                         "container cpu limit", "swap", "aslr", "hash seed"}
+    assert {n for n, c in checks.items() if c.status == WARN} == expected_warnings
+    assert checks["cores"].status == OK
+    for name in expected_warnings:
+        assert checks[name].next_step, name
+    assert "powersave on 4 CPU(s)" in checks["cpu governor"].summary
+    assert "0.80 to 3.60 GHz" in checks["cpu frequency"].summary
+    assert "chrome (4242)" in checks["load"].summary and "idle-ish" not in checks["load"].summary
+    assert "1.5 CPU(s) of 4" in checks["container cpu limit"].summary
+    assert "throttled 12 times" in checks["container cpu limit"].summary
+    assert "512 MiB" in checks["swap"].summary
+    assert "no_turbo" in checks["turbo/boost"].next_step
+
+
+def test_a_quiet_tuned_machine_is_ok(tmp_path: Path) -> None:
+    for cpu in range(8):
+        write(tmp_path, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor", "performance")
+        write(tmp_path, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_min_freq", "3000000")
+        write(tmp_path, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_max_freq", "3000000")
+    write(tmp_path, "sys/devices/system/cpu/cpufreq/boost", "0")
+    write(tmp_path, "sys/fs/cgroup/cpu.max", "max 100000")
+    write(tmp_path, "proc/sys/kernel/randomize_va_space", "2")
+    machine = Machine(root=tmp_path, cpu_count=8, usable_cpus=8, loadavg=(0.3, 0.2, 0.1),
+                      busy_processes=(), swap_used=0, swap_total=0, env={})
+    checks = machine_checks(machine)
+    assert [c.name for c in checks if c.status != OK] == []
+
+
+def test_what_is_not_visible_is_unknown_not_ok(tmp_path: Path) -> None:
+    machine = Machine(root=tmp_path, cpu_count=1, usable_cpus=1, loadavg=None, swap_used=None)
+    checks = by_name(machine_checks(machine))
+    for name in ("cpu governor", "cpu frequency", "turbo/boost", "load", "swap", "aslr"):
+        assert checks[name].status == UNKNOWN, name
+    assert checks["cores"].status == WARN           # one CPU shared with everything
+    assert checks["container cpu limit"].status == OK
+
+
+def test_the_live_machine_can_be_examined() -> None:
+    checks = machine_checks(Machine.live(sample_seconds=0.05))
+    assert len(checks) == 9 and {c.status for c in checks} <= {OK, WARN, UNKNOWN}
+    json.dumps([c.to_dict() for c in checks])
+
+
+# -- minimum detectable change -------------------------------------------------------------------
+
+def test_spread_is_taken_within_runs_so_drift_between_runs_does_not_count() -> None:
+    rng = np.random.default_rng(5)
+    sigma = 0.04
+    runs = [level * (1 + sigma * rng.standard_normal(10))
+            for level in np.linspace(1.0, 1.5, 400)]          # the level drifts by 50%
+    spread, dof = worker_spread(runs)
+    assert dof == 400 * 9
+    assert spread == pytest.approx(sigma, rel=0.05)
+    # five workers, winsorised by one on each side: the estimate stays unbiased
+    five = [1 + sigma * rng.standard_normal(5) for _ in range(1000)]
+    assert worker_spread(five)[0] == pytest.approx(sigma, rel=0.05)
+    # one wild worker per run barely moves it
+    wild = [np.append(1 + sigma * rng.standard_normal(9), 3.0) for _ in range(400)]
+    assert worker_spread(wild)[0] < 1.6 * sigma
+
+
+def test_standard_error_without_trimming_is_sigma_over_root_n() -> None:
+    assert standard_error(0.1, 4) == pytest.approx(0.1 / 2)
+    assert minimum_detectable_change(0.1, 1) == math.inf      # one worker a side: no spread to test
+    assert minimum_detectable_change(0.05, 10) > minimum_detectable_change(0.05, 20)
+    assert minimum_detectable_change(0.05, 10, confidence=0.95) < minimum_detectable_change(0.05, 10)
+
+
+def detection_rate(sigma: float, n: int, change: float, *, trials: int, seed: int,
+                   confidence: float = 0.99) -> float:
+    """Share of simulated comparisons (n workers a side, worker-level noise sigma) whose
+    Yuen-Welch test on trimmed means, the verdicts' statistic, calls a slowdown of ``change``
+    significant in the right direction."""
+    rng = np.random.default_rng(seed)
+    h = effective_units(n)
+    hits = 0
+    for _ in range(trials):
+        base = 1.0 + sigma * rng.standard_normal(n)
+        head = (1.0 + change) * (1.0 + sigma * rng.standard_normal(n))
+        diff = trimmed_mean(head) - trimmed_mean(base)
+        vb, vh = yuen_se(base) ** 2, yuen_se(head) ** 2
+        p = t_two_sided_p(diff, math.sqrt(vb + vh), welch_df(vb, h, vh, h))
+        hits += p < 1 - confidence and diff > 0
+    return hits / trials
+
+
+@pytest.mark.parametrize("n", [5, 10, 20])
+def test_mdc_is_what_the_verdict_statistics_detect_at_least_80_percent_of_the_time(n: int) -> None:
+    """Known answer: at the MDC the Yuen-Welch test of the verdicts calls the slowdown 80% of
+    the time or a little more (df = h - 1 is the conservative side), and the change it sees
+    80% of the time is not far below the MDC."""
+    sigma = 0.05
+    mdc = minimum_detectable_change(sigma, n)
+    assert 0.77 <= detection_rate(sigma, n, mdc, trials=2000, seed=n) <= 0.95
+    assert detection_rate(sigma, n, 0.7 * mdc, trials=1000, seed=100 + n) < 0.8
+
+
+def test_mdc_matches_compare_groups_on_simulated_noise() -> None:
+    """The same check through the verdict engine itself (``compare_groups``)."""
+    compare = pytest.importorskip("perfloop.analysis.compare")
+    sigma, n = 0.05, 10
+    mdc = minimum_detectable_change(sigma, n)
+    rng = np.random.default_rng(11)
+
+    def regressed(change: float, trials: int) -> float:
+        hits = 0
+        for _ in range(trials):
+            base = {w: [float(v)] for w, v in enumerate(1.0 + sigma * rng.standard_normal(n))}
+            head = {w: [float(v)] for w, v in enumerate((1.0 + change) * (1.0 + sigma * rng.standard_normal(n)))}
+            verdict = compare.compare_groups(base, head, metric="wall_time", tolerance=mdc / 4,
+                                             confidence=0.99)
+            hits += getattr(verdict.verdict, "value", verdict.verdict) == "regressed"
+        return hits / trials
+
+    assert regressed(mdc, 400) == pytest.approx(0.80, abs=0.10)
+    assert regressed(mdc / 2, 200) < 0.4
+
+
+def test_processes_needed_is_the_first_count_within_the_tolerance() -> None:
+    needed = processes_needed(0.10, 0.05)
+    assert needed is not None
+    assert minimum_detectable_change(0.10, needed) <= 0.05 < minimum_detectable_change(0.10, needed - 1)
+    assert processes_needed(2.0, 0.01) is None
+
+
+# -- noise from the store --------------------------------------------------------------------------
+
+def stored_run(store: Store, *, env: str, results: list[BenchmarkResult]) -> None:
+    run_id = store.begin_run(label=None, commit="ab" * 20, branch="main", dirty=False,
+                             environment={"fingerprint": env}, settings={}, project="/p")
+    for r in results:
+        store.add_result(run_id, r)
+    store.finish_run(run_id, RunStatus.COMPLETE)
+
+
+def worker_samples(rng: np.random.Generator, sigma: float, workers: int = 5) -> tuple[Sample, ...]:
+    return tuple(Sample("wall_time", float(0.1 * (1 + sigma * rng.standard_normal())), worker=w, index=0)
+                 for w in range(workers))
+
+
+def test_noise_report_warns_when_the_gate_cannot_work(store: Store) -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        stored_run(store, env="e" * 16, results=[
+            BenchmarkResult("noisy", "callable", "ok", samples=worker_samples(rng, 0.10),
+                            extra={"tolerance": 0.05, "settings": {"processes": 5}}),
+            BenchmarkResult("quiet", "callable", "ok", samples=worker_samples(rng, 0.002),
+                            extra={"tolerance": 0.05, "settings": {"processes": 5}})])
+    estimates, env, notes = noise_report(store, environment="e" * 16)
+    assert env == "e" * 16 and notes == []
+    found = {e.benchmark: e for e in estimates}
+    noisy, quiet = found["noisy"], found["quiet"]
+    assert noisy.runs == 10 and noisy.processes == 5 and noisy.tolerance == 0.05
+    assert noisy.status == WARN and noisy.mdc > 0.05
+    assert "the gate cannot work for it: raise processes to" in noisy.message
+    assert f"raise processes to {noisy.processes_needed}" in noisy.message
+    assert "instructions metric" in noisy.message
+    assert noisy.mdc == pytest.approx(minimum_detectable_change(noisy.spread, 5))
+    assert quiet.status == OK and quiet.mdc < 0.05
+    # planning for more processes brings the noisy one within its tolerance
+    planned = {e.benchmark: e for e in noise_report(store, environment="e" * 16,
+                                                      processes=noisy.processes_needed)[0]}
+    assert planned["noisy"].status == OK
+    # a machine with no runs of its own: the latest run's class, and a note that says so
+    _, used, notes = noise_report(store, environment="f" * 16)
+    assert used == "e" * 16 and "no runs stored in this machine's environment class" in notes[0]
+
+
+def test_doctor_command_json(store_url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from perfloop.cli.app import app
+    rng = np.random.default_rng(4)
+    with Store.open(store_url) as store:
+        for _ in range(3):
+            stored_run(store, env="e" * 16, results=[BenchmarkResult(
+                "b", "callable", "ok", samples=worker_samples(rng, 0.05, workers=10),
+                extra={"tolerance": 0.05, "settings": {"processes": 10}})])
+    out = CliRunner().invoke(app, ["doctor", "--json", "--store", store_url, "-C", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert {c["name"] for c in data["checks"]} >= {"cpu governor", "load", "swap", "cores"}
+    [noise] = data["noise"]
+    assert noise["benchmark"] == "b" and noise["processes"] == 10 and noise["runs"] == 3
+    assert "MDC" in data["formula"]
