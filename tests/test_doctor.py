@@ -165,7 +165,11 @@ def test_mdc_matches_compare_groups_on_simulated_noise() -> None:
 def test_processes_needed_is_the_first_count_within_the_tolerance() -> None:
     needed = processes_needed(0.10, 0.05)
     assert needed is not None
-    assert minimum_detectable_change(0.10, needed) <= 0.05 < minimum_detectable_change(0.10, needed - 1)
+    assert all(minimum_detectable_change(0.10, n) <= 0.05 for n in range(needed, needed + 20))
+    assert minimum_detectable_change(0.10, needed - 1) > 0.05
+    # 4 untrimmed workers see more than 5 trimmed to 3: the advice must hold beyond its count
+    assert minimum_detectable_change(0.01, 4) < minimum_detectable_change(0.01, 5)
+    assert processes_needed(0.01, minimum_detectable_change(0.01, 4)) > 5
     assert processes_needed(2.0, 0.01) is None
 
 

@@ -65,6 +65,7 @@ LOAD_SHARE = 0.25
 #: Another process using more than this share of one CPU is named as a competitor.
 BUSY_PERCENT = 10.0
 CPU_METRICS = frozenset({"wall_time", "cpu_time"})
+_TRIM_STEP = int(round(1 / TRIM))   # counts between two steps of the trimming
 
 
 @dataclass(frozen=True)
@@ -436,12 +437,20 @@ def _noncentrality(df: float, confidence: float, power: float) -> float:
 
 def processes_needed(spread: float, tolerance: float, *, confidence: float = DEFAULT_CONFIDENCE,
                      power: float = DEFAULT_POWER, limit: int = MAX_PROCESSES) -> int | None:
-    """Fewest worker processes whose MDC is within ``tolerance``; None beyond ``limit``."""
+    """Fewest worker processes from which on the MDC stays within ``tolerance``; None beyond
+    ``limit``.
+
+    "From which on": trimming drops one more worker from each end at every fifth count, so the
+    MDC is not monotone (5 workers keep 3 and see less than 4 untrimmed ones). Advice to raise
+    processes to N must not turn false at N + 1.
+    """
     if not math.isfinite(spread):
         return None
-    for n in range(3, limit + 1):
-        if minimum_detectable_change(spread, n, confidence=confidence, power=power) <= tolerance:
-            return n
+    within = [minimum_detectable_change(spread, n, confidence=confidence, power=power) <= tolerance
+              for n in range(3, limit + _TRIM_STEP + 1)]
+    for i in range(limit - 2):
+        if all(within[i:i + _TRIM_STEP + 1]):
+            return i + 3
     return None
 
 
