@@ -262,5 +262,25 @@ def test_cli_history_and_detect_json(planted_url: str) -> None:
     assert [c["commit_after"] for c in json.loads(detect.stdout)["change_points"]] == [sha(50), sha(20)]
     since = runner.invoke(app, ["detect", "--since", "2000-01-01", "--store", planted_url])
     assert since.exit_code == 0 and sha(50)[:10] in since.stdout
-    bad = runner.invoke(app, ["history", "nope", "--store", planted_url])
-    assert bad.exit_code == 2
+    from perfloop.cli.app import main
+    with pytest.raises(SystemExit) as exit_info:      # the entry point turns errors into exit 2
+        main(["history", "nope", "--store", planted_url])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", "--since", "last tuesday", "--store", planted_url])
+    assert exit_info.value.code == 2
+
+
+def test_since_takes_dates_and_spans_back_from_now() -> None:
+    from datetime import datetime, timezone
+
+    from perfloop.cli.history_cmds import parse_since
+    from perfloop.errors import UsageError
+    now = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("7d", now=now) == datetime(2024, 5, 3, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("12h", now=now) == datetime(2024, 5, 10, 0, 0, tzinfo=timezone.utc)
+    assert parse_since("2w", now=now) == datetime(2024, 4, 26, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("2024-05-01") == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert parse_since(None) is None
+    with pytest.raises(UsageError, match="--since"):
+        parse_since("yesterday")

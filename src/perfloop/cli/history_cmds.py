@@ -145,7 +145,7 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
         for col, just in (("#", "right"), ("kind", "left"), ("commits", "left"), ("runs", "left"),
                           ("level", "right"), ("change", "right"), ("p-value", "right"),
                           ("behind it", "left")):
-            table.add_column(col, justify=just)
+            table.add_column(col, justify=just, no_wrap=col in ("commits", "kind"))
         for c in h.change_points:
             behind = c.environment_change.describe() if c.environment_change else f"git log {c.commit_range}"
             table.add_row(str(c.index), Text(c.kind, style=KIND_STYLE[c.kind]), c.commit_range,
@@ -243,7 +243,7 @@ def render_detection(found: Detection) -> None:
                           ("branch", "left"), ("env", "left"), ("kind", "left"),
                           ("commits", "left"), ("level", "right"), ("change", "right"),
                           ("p-value", "right")):
-            table.add_column(col, justify=just)
+            table.add_column(col, justify=just, no_wrap=col in ("commits", "kind"))
         for d in found.changes:
             c, s = d.change, d.history.series
             table.add_row(c.after.started_at.strftime("%Y-%m-%d %H:%M"), s.key.benchmark, s.key.metric,
