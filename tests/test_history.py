@@ -284,3 +284,17 @@ def test_since_takes_dates_and_spans_back_from_now() -> None:
     assert parse_since(None) is None
     with pytest.raises(UsageError, match="--since"):
         parse_since("yesterday")
+
+
+def test_series_queries_on_every_backend(any_store: Store) -> None:
+    """The JSON lookups (tolerance, processes) and the sample scan work on PostgreSQL too."""
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        add_run(any_store, commit=sha(i), env=ENV_A if i < 2 else ENV_B, branch=None if i == 1 else "main",
+                results=[result("quote[items=10]", samples_at(0.1 * (i + 1), rng))])
+    [main] = load_series(any_store, benchmark="quote", branch="main", mix_environments=True)
+    assert [p.commit for p in main.points] == [sha(0), sha(2)]
+    assert main.points[1].value == pytest.approx(0.3, rel=0.02)
+    assert (main.points[0].tolerance, main.points[0].processes) == (0.05, 5)
+    assert [s.key.branch for s in load_series(any_store, environment=ENV_A["fingerprint"][:4])] == [NO_BRANCH, "main"]
+    assert load_series(any_store, benchmark="other") == []
