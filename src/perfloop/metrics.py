@@ -55,8 +55,8 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
 
 #: Metrics each kind of target can measure at all (custom metrics aside).
 SUPPORTED_METRICS: dict[str, frozenset[str]] = {
-    "callable": frozenset({"wall_time", "cpu_time", "peak_rss", "peak_alloc"}),
-    "command": frozenset({"wall_time", "cpu_time", "peak_rss"}),
+    "callable": frozenset({"wall_time", "cpu_time", "peak_rss", "peak_alloc", "instructions"}),
+    "command": frozenset({"wall_time", "cpu_time", "peak_rss", "instructions"}),
     "http": frozenset(DEFAULT_METRICS["http"]),
 }
 

@@ -19,7 +19,9 @@ warmup values included):
   (keys that name a built-in metric are ignored, so a return value cannot forge a timing);
 - ``peak_rss`` once per worker: the worker process's peak resident memory, interpreter included;
 - ``peak_alloc`` once per worker, only when the benchmark asks for it: the peak of Python
-  allocations during one separate, untimed call under tracemalloc.
+  allocations during one separate, untimed call under tracemalloc;
+- ``instructions`` per call, only when the benchmark asks for it: counted under valgrind in
+  processes of their own, after the timed ones (:mod:`perfloop.measure.instructions`).
 
 A worker that exits non-zero fails the benchmark with its exit code and the tail of its
 stderr, keeping every value it sent before; a benchmark past its deadline has its worker killed
@@ -134,7 +136,7 @@ def worker_error(session: WorkerSession, returncode: int) -> str:
 
 def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
                      on_progress: Callable[[float], None] | None = None,
-                     python: str = sys.executable,
+                     python: str = sys.executable, valgrind: str | None = None,
                      clock: Callable[[], float] = time.monotonic) -> BenchmarkResult:
     """Measure a ``module:function`` target in ``settings.processes`` fresh worker processes.
 
@@ -151,7 +153,9 @@ def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
     cwd = resolve_dir(spec, spec.cwd)
     env = {**os.environ, **spec.env}
     per_worker = settings.warmup + settings.values
-    expected = settings.processes * per_worker
+    counting = "instructions" in metrics          # valgrind's processes come after the timed ones
+    timed = bool(metrics - {"instructions"})
+    expected = settings.processes * per_worker * timed + (settings.processes + 1) * counting
     received = 0
     samples: list[Sample] = []
     loops: int | None = None
@@ -171,7 +175,7 @@ def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
     if not Path(cwd).is_dir():
         return fail(ResultStatus.FAILED, f"cwd {cwd} is not a directory; fix cwd for {spec.base_name!r} "
                                          "in perfloop.toml (it is relative to the project)")
-    for worker in range(settings.processes):
+    for worker in range(settings.processes if timed else 0):
         done = f"{worker} of {settings.processes} worker processes"
         if deadline is not None and clock() >= deadline:
             return fail(ResultStatus.TIMEOUT, timeout_message(spec, done))
@@ -208,6 +212,14 @@ def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
                         f"worker {worker} exited with code 0 before sending all its results; does the "
                         "benchmarked code call sys.exit() or os._exit()?", child.stderr_tail)
         extra["workers"] = worker + 1
+    if counting:
+        from .instructions import count_callable
+        counted = count_callable(spec, loops=loops, cwd=cwd, env=env, deadline=deadline, python=python,
+                                 valgrind=valgrind, on_step=on_value, clock=clock)
+        samples.extend(counted.samples)
+        extra.update(counted.extra)
+        if counted.error:
+            return fail(counted.status, counted.error, counted.stderr_tail)
     return BenchmarkResult(name=spec.name, kind=spec.kind, status=ResultStatus.OK, samples=tuple(samples),
                            params=spec.params, duration=time.perf_counter() - started, extra=extra,
                            **_declared(spec))

@@ -16,7 +16,9 @@ Per run it measures:
   peaks between polls) and by ``wait4``'s ``ru_maxrss`` when that is trustworthy (see
   :func:`_maxrss_floor`). A run that ends before the first poll (a millisecond or two) has
   no trustworthy figure: its ``peak_rss`` sample is left out and counted in
-  ``extra["peak_rss_unmeasured"]``.
+  ``extra["peak_rss_unmeasured"]``;
+- ``instructions``, only when the benchmark asks for it: the whole process tree's, counted under
+  valgrind in runs of their own after the timed ones (:mod:`perfloop.measure.instructions`).
 
 The command's stdout is discarded (as hyperfine does by default: a terminal or a pipe that
 must be read would be part of the measurement); the tail of its stderr is kept for the error
@@ -353,7 +355,7 @@ def timeout_message(spec: BenchmarkSpec, done: str) -> str:
 
 def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
                     on_progress: Callable[[float], None] | None = None,
-                    rss_interval: float = RSS_INTERVAL,
+                    rss_interval: float = RSS_INTERVAL, valgrind: str | None = None,
                     clock: Callable[[], float] = time.monotonic) -> BenchmarkResult:
     """Measure a command target: ``settings.warmup`` runs, then ``settings.processes`` runs.
 
@@ -374,7 +376,9 @@ def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
     cwd = resolve_dir(spec, spec.cwd)
     env = child_env(spec.env)
     metrics = set(spec.metrics)
-    total = settings.warmup + settings.processes
+    counting = "instructions" in metrics          # valgrind's runs come after the timed ones
+    runs = (settings.warmup + settings.processes) if metrics - {"instructions"} else 0
+    total = runs + (settings.warmup + settings.processes) * counting
     extra: dict[str, object] = {"loops": 1, "runs": settings.processes, "warmup_runs": settings.warmup,
              "timer_resolution": time.get_clock_info("perf_counter").resolution,
              "rss_interval": rss_interval}
@@ -388,7 +392,7 @@ def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
         return failed_result(spec, ResultStatus.FAILED, f"cwd {cwd} is not a directory; fix cwd for "
                              f"{spec.base_name!r} in perfloop.toml (it is relative to the project)",
                              samples, extra=extra)
-    for run in range(total):
+    for run in range(runs):
         warmup = run < settings.warmup
         done = f"{max(run - settings.warmup, 0)} of {settings.processes} measured runs"
         if deadline is not None and clock() >= deadline:
@@ -426,5 +430,21 @@ def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
                 samples.append(Sample(metric, value, worker=run, index=0, warmup=warmup))
         if on_progress is not None:
             on_progress((run + 1) / total)
+    if counting:
+        from .instructions import count_command
+        steps = [runs]
+
+        def on_step() -> None:
+            steps[0] += 1
+            if on_progress is not None:
+                on_progress(steps[0] / total)
+
+        counted = count_command(spec, args, shell=shell, cwd=cwd, env=env, deadline=deadline,
+                                valgrind=valgrind, on_step=on_step, clock=clock)
+        samples.extend(counted.samples)
+        extra.update(counted.extra)
+        if counted.error:
+            return failed_result(spec, counted.status, counted.error, samples,
+                                 stderr_tail=counted.stderr_tail, duration=elapsed(), extra=extra)
     return BenchmarkResult(name=spec.name, kind=spec.kind, status=ResultStatus.OK, samples=tuple(samples),
                            params=spec.params, duration=elapsed(), extra=extra, **_declared(spec))

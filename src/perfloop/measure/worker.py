@@ -23,6 +23,8 @@ Messages, in order (each a JSON object on one line, ``"type"`` first)::
 
 Protocol versions (``PROTOCOL_VERSION``):
     1: first version.
+    2: a task may carry ``count_calls`` (instruction counting under cachegrind): the worker
+       then makes ``warmup`` x ``loops`` calls and ``count_calls`` calls, and sends no values.
 
 This module imports only the standard library: whatever it imports is in the memory and the
 start-up time of every worker, and so in the target's peak RSS.
@@ -42,7 +44,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 #: Calibration stops doubling here even if one value is still shorter than min_time: a
 #: callable that fast is a no-op, and more loops would only overflow the patience of the user.
@@ -126,7 +128,7 @@ def make_timer(fn: Callable[..., Any], ctx: Any, use_ctx: bool,
 
     if use_ctx:
         def timer(loops: int) -> tuple[float, float, Any]:
-            it = repeat(None, loops)
+            it, ret = repeat(None, loops), None   # ret: loops may be 0 (instruction baseline)
             c0 = process_time()
             t0 = perf_counter()
             for _ in it:
@@ -136,7 +138,7 @@ def make_timer(fn: Callable[..., Any], ctx: Any, use_ctx: bool,
             return t1 - t0, c1 - c0, ret
     elif params:
         def timer(loops: int) -> tuple[float, float, Any]:
-            it = repeat(None, loops)
+            it, ret = repeat(None, loops), None   # ret: loops may be 0 (instruction baseline)
             c0 = process_time()
             t0 = perf_counter()
             for _ in it:
@@ -146,7 +148,7 @@ def make_timer(fn: Callable[..., Any], ctx: Any, use_ctx: bool,
             return t1 - t0, c1 - c0, ret
     else:
         def timer(loops: int) -> tuple[float, float, Any]:
-            it = repeat(None, loops)
+            it, ret = repeat(None, loops), None   # ret: loops may be 0 (instruction baseline)
             c0 = process_time()
             t0 = perf_counter()
             for _ in it:
@@ -198,6 +200,15 @@ def run_task(task: dict[str, Any], channel: ResultChannel) -> None:
             loops = calibrate(timer, float(task.get("min_time", 0.0)))
             channel.send("calibration", loops=loops)
         warmup, values = int(task.get("warmup", 0)), int(task["values"])
+        counted = task.get("count_calls")
+        if counted is not None:
+            # Run under cachegrind (perfloop.measure.instructions): nothing is timed or sent per
+            # value; the parent subtracts a process making 0 calls from one making ``counted``,
+            # so start-up, imports, setup and these warmup calls cancel out of the count.
+            for _ in range(warmup):
+                timer(loops)
+            timer(int(counted))
+            warmup = values = 0
         for index in range(warmup + values):
             wall, cpu, ret = timer(loops)
             channel.send("value", index=index, warmup=index < warmup, loops=loops,
