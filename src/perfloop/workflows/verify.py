@@ -328,10 +328,11 @@ def judge(verdicts: Sequence[Verdict], target: str | None, expected_effect: floa
     for v in targets:
         met = None
         if v.verdict is VerdictKind.IMPROVED and expected_effect is not None:
-            met = _better(v) >= EXPECTED_FRACTION * abs(expected_effect)
+            met = bool(_better(v) >= EXPECTED_FRACTION * abs(expected_effect))
+        # plain floats: the rows are stored as JSON and numpy scalars would become strings
         rows.append({"benchmark": v.benchmark, "metric": v.metric, "verdict": v.verdict.value,
-                     "change": v.change, "ci_low": v.ci_low, "ci_high": v.ci_high,
-                     "base": v.base_location, "head": v.head_location, "unit": v.unit,
+                     "change": float(v.change), "ci_low": float(v.ci_low), "ci_high": float(v.ci_high),
+                     "base": float(v.base_location), "head": float(v.head_location), "unit": v.unit,
                      "expected_effect": expected_effect, "as_expected": met})
     others = [v for v in verdicts if (v.benchmark, v.metric) not in chosen]
     regressed = [v for v in others if v.verdict is VerdictKind.REGRESSED]
