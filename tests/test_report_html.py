@@ -124,7 +124,6 @@ def test_gate_verdicts_are_shown(filled: Store) -> None:
 
 
 def test_comparison_distributions_with_verdicts(filled: Store) -> None:
-    pytest.importorskip("perfloop.analysis.compare")
     from perfloop.analysis.comparison import compare_runs
     runs = filled.list_runs(limit=None)
     base = filled.get_run(min(r.id for r in runs))

@@ -353,7 +353,7 @@ def render_doctor(report) -> None:
                               highlight=False)
         console.print("[dim]noise: spread of worker medians within a run. MDC: the change a "
                       "comparison of two runs sees with that power, ~ (t(1-a/2) + t(power)) x "
-                      "sqrt(2) x Yuen's standard error of the 20%-trimmed mean of n workers, "
+                      "sqrt(2) x Yuen's standard error of the trimmed mean of n workers, "
                       "df = h - 1 (docs/history.md)[/]")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)

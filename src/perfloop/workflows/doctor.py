@@ -15,7 +15,8 @@ change a comparison of two runs with ``n`` worker processes each detects with pr
 
     s    = pooled relative standard deviation of worker medians within runs (winsorised
            like the verdicts, then scaled back to a plain standard deviation)
-    h    = n - 2 floor(0.2 n)                       workers left after trimming
+    h    = n - 2 floor(TRIM n)                      workers left after trimming (TRIM as in
+                                                    analysis.stats: 10%, none below 10 workers)
     SE   = s sqrt(w(n) (n - 1) / (h (h - 1)))       Yuen's standard error of one trimmed mean,
                                                     w(n) the winsorised share of the variance
     df   = h - 1                                    the smaller side's, as in Yuen's test
@@ -25,8 +26,10 @@ where ``lambda(df)`` is the shift, in standard errors, that a two-sided t test a
 verdicts' confidence detects with probability ``power`` (the noncentral t's answer; about
 ``t(1 - alpha/2) + t(power)``, and ``z(0.995) + z(0.8) = 3.4`` for many workers). With
 estimated variances the Welch degrees of freedom of a comparison fall between ``h - 1`` and
-``2 (h - 1)``; taking ``h - 1`` makes the MDC a change seen *at least* that often: simulated
-comparisons see it 80-90% of the time (``tests/test_doctor.py``).
+``2 (h - 1)``; ``h - 1`` is the side that does not promise too much. Checked against
+``compare_groups`` on simulated comparisons (``tests/test_doctor.py``): from 7 workers on,
+80% of comparisons at the MDC come out ``regressed``; with 5 or 6 workers about 70% (the
+verdicts' bootstrap-t check widens intervals of so few units); with 4 or fewer over 90%.
 
 The verdict engine compares trimmed means of worker summaries, so the worker is the unit
 here too; dividing by each run's own location takes drift between runs out (a comparison
@@ -440,9 +443,9 @@ def processes_needed(spread: float, tolerance: float, *, confidence: float = DEF
     """Fewest worker processes from which on the MDC stays within ``tolerance``; None beyond
     ``limit``.
 
-    "From which on": trimming drops one more worker from each end at every fifth count, so the
-    MDC is not monotone (5 workers keep 3 and see less than 4 untrimmed ones). Advice to raise
-    processes to N must not turn false at N + 1.
+    "From which on": trimming drops one more worker from each end at every ``1 / TRIM``-th
+    count, so the MDC is not monotone (with 10% trimming, 10 workers keep 8 and see less than
+    9 untrimmed ones). Advice to raise processes to N must not turn false at N + 1.
     """
     if not math.isfinite(spread):
         return None
@@ -533,7 +536,7 @@ class DoctorReport:
                 "formula": MDC_FORMULA, "warnings": self.warnings, "notes": list(self.notes)}
 
 
-MDC_FORMULA = ("MDC = lambda(df) * sqrt(2) * s * sqrt(w(n) (n - 1) / (h (h - 1))); h = n - 2 floor(0.2 n), "
+MDC_FORMULA = ("MDC = lambda(df) * sqrt(2) * s * sqrt(w(n) (n - 1) / (h (h - 1))); h = n - 2 floor(TRIM n), "
                "df = h - 1, lambda = noncentrality a two-sided t test at the confidence detects with "
                "the power (about t(1 - alpha/2) + t(power)), s = pooled relative spread of worker "
                "medians within runs, w(n) = winsorised share of the variance")
