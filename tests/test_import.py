@@ -357,3 +357,16 @@ def test_detect_format() -> None:
     assert detect_format({"version": 2, "result_columns": [], "results": {}}) == "asv"
     assert detect_format([1, 2]) is None
     assert detect_format({"benchmarks": {}}) is None
+
+
+def test_entry_point_exits_2_on_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through ``perfloop.cli.app.main``, as a shell runs it: the command is registered there."""
+    app = pytest.importorskip("perfloop.cli.app")
+    bad = tmp_path / "bench.json"
+    bad.write_text('{"benchmarks": [')
+    with pytest.raises(SystemExit) as caught:
+        app.main(["import", str(bad), "--store", str(tmp_path / "s.db")])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "Error:" in err and "bench.json" in err and "truncated" in err
+    assert not (tmp_path / "s.db").exists()
