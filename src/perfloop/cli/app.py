@@ -1,0 +1,63 @@
+"""The ``perfloop`` command: parse, call the library, render. Errors exit 2, gates exit 1."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..errors import PerfloopError
+from . import gate_cmds, history_cmds, import_cmds, incident_cmds, measure_cmds
+
+app = typer.Typer(
+    name="perfloop",
+    help="A performance-tuning workbench: measure benchmarks, store runs, compare them honestly.\n\n"
+         "Exit codes: 0 ok, 1 a gate or check failed, 2 bad input or usage, 130 interrupted.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# One module per workflow; each adds its commands.
+for _module in (measure_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds):
+    _module.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"perfloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False) -> None:
+    """perfloop: measure, store, compare."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: one place that turns errors into messages and exit codes."""
+    from rich.markup import escape
+
+    from .common import err_console
+    try:
+        app(args=argv, standalone_mode=False)
+    except PerfloopError as exc:
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
+        import click
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            err_console.print("[yellow]aborted[/]")
+            sys.exit(130)
+        raise

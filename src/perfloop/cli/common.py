@@ -1,0 +1,54 @@
+"""Options and helpers shared by every CLI command: project directory, store, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from ..config import ProjectConfig, find_config, load_config
+from ..errors import UsageError
+from ..store import Store, resolve_store_url
+
+ProjectDir = Annotated[Path, typer.Option(
+    "-C", "--directory", help="Act on the project in DIR (default: the current directory).",
+    metavar="DIR", show_default=False)]
+StoreUrl = Annotated[Optional[str], typer.Option(
+    "--store", envvar="PERFLOOP_STORE", metavar="URL",
+    help="Results store: a SQLAlchemy URL or a SQLite file path "
+         "(default: .perfloop/perfloop.db in the project; env PERFLOOP_STORE).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def project_root(directory: Path) -> Path:
+    root = directory.resolve()
+    if not root.is_dir():
+        raise UsageError(f"-C {directory}: no such directory", hint="pass the project's directory")
+    return root
+
+
+def open_store(directory: Path, store: str | None, *, config: ProjectConfig | None = None) -> Store:
+    """Open the store for the project at ``directory`` (the config's ``store`` key if set)."""
+    root = project_root(directory)
+    config_store = config.store if config else _config_store(root)
+    return Store.open(resolve_store_url(store, root=root, config_store=config_store))
+
+
+def _config_store(root: Path) -> str | None:
+    if find_config(root) is None:
+        return None
+    try:
+        return load_config(root).store
+    except UsageError:
+        return None   # commands that only read the store should not fail on a broken config
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

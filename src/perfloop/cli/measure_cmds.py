@@ -1,0 +1,176 @@
+"""The first loop's commands: ``run``, ``runs``, ``show``, ``compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..analysis.compare import VerdictKind
+from ..analysis.comparison import compare_runs
+from ..analysis.summary import summarize
+from ..config import load_config
+from ..errors import GateFailed, UsageError
+from ..measure.git import resolve_commit
+from ..measure.runner import RunInterrupted
+from ..report.text import render_comparison, render_results, render_runs, run_title
+from ..workflows.run import run_project
+from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
+                     project_root)
+from .progress import RichProgress
+
+
+def _result_dict(result) -> dict:
+    return {"name": result.name, "kind": result.kind, "status": result.status.value,
+            "params": dict(result.params), "error": result.error, "stderr_tail": result.stderr_tail,
+            "warnings": list(result.warnings), "duration": result.duration,
+            "metrics": [s.to_dict() for s in summarize(result)]}
+
+
+def run(
+    benchmark: Annotated[Optional[list[str]], typer.Argument(
+        help="Benchmarks to run (name or base name); all when omitted.", show_default=False)] = None,
+    label: Annotated[Optional[str], typer.Option("--label", "-l", help="Name this run, to refer to it later.")] = None,
+    processes: Annotated[Optional[int], typer.Option(help="Override worker processes per benchmark.", min=1)] = None,
+    values: Annotated[Optional[int], typer.Option(help="Override values per worker.", min=1)] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Override warmup values per worker.", min=0)] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Override the per-benchmark timeout (s).", min=0.1)] = None,
+    directory: ProjectDir = Path("."),
+    store: StoreUrl = None,
+    json: JsonFlag = False,
+) -> None:
+    """Run the project's benchmarks and store the run.
+
+    Example: `perfloop run --label before` then, after a change, `perfloop run --label after`
+    and `perfloop compare before after`.
+    """
+    config = load_config(project_root(directory))
+    db = open_store(directory, store, config=config)
+    progress = None if json else RichProgress(err_console)
+    try:
+        outcome = run_project(config, db, label=label, names=benchmark, progress=progress,
+                              processes=processes, values=values, warmup=warmup, timeout=timeout)
+    except RunInterrupted as exc:
+        if progress:
+            progress.close()
+        done = len(getattr(exc, "results", []) or [])
+        err_console.print(f"[yellow]interrupted:[/] the run kept {done} finished benchmark(s) and is "
+                          "stored with status interrupted (see `perfloop runs`).")
+        raise typer.Exit(130) from None
+    finally:
+        db.close()
+    if json:
+        print_json({"run_id": outcome.run_id, "status": outcome.status.value,
+                    "commit": outcome.git.commit, "branch": outcome.git.branch,
+                    "dirty": outcome.git.dirty, "environment": outcome.environment_hash,
+                    "results": [_result_dict(r) for r in outcome.results]})
+        return
+    render_results(console, outcome.results, title=f"run #{outcome.run_id}")
+    failed = sum(1 for r in outcome.results if r.status.value != "ok")
+    console.print(f"Stored run #{outcome.run_id}" + (f" with {failed} failed benchmark(s)" if failed else "")
+                  + ". Compare it with another: perfloop compare BASE " + str(outcome.run_id))
+
+
+def runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to list, newest first.", min=1)] = 20,
+    directory: ProjectDir = Path("."),
+    store: StoreUrl = None,
+    json: JsonFlag = False,
+) -> None:
+    """List stored runs, newest first.
+
+    Example: `perfloop runs -n 5 --json`
+    """
+    db = open_store(directory, store)
+    try:
+        items = db.list_runs(limit=limit)
+    finally:
+        db.close()
+    if json:
+        print_json([{"id": r.id, "label": r.label, "commit": r.commit, "branch": r.branch,
+                     "dirty": r.dirty, "environment": r.environment_hash,
+                     "status": getattr(r.status, "value", r.status), "results": r.n_results,
+                     "failed": r.n_failed, "started_at": r.started_at, "finished_at": r.finished_at}
+                    for r in items])
+        return
+    render_runs(console, items)
+
+
+def _resolve(db, ref: str, root: Path) -> int:
+    return db.resolve(ref, commit_of=lambda r: resolve_commit(root, r))
+
+
+def show(
+    ref: Annotated[str, typer.Argument(help="A run id, a label, or a git ref (latest run at that commit).")],
+    directory: ProjectDir = Path("."),
+    store: StoreUrl = None,
+    json: JsonFlag = False,
+) -> None:
+    """Show one run: per benchmark and metric n, median, IQR, p99, warnings.
+
+    Example: `perfloop show before` or `perfloop show HEAD~1`
+    """
+    root = project_root(directory)
+    db = open_store(directory, store)
+    try:
+        stored = db.get_run(_resolve(db, ref, root))
+    finally:
+        db.close()
+    if json:
+        print_json({"id": stored.id, "label": stored.label, "commit": stored.commit,
+                    "branch": stored.branch, "dirty": stored.dirty,
+                    "status": getattr(stored.status, "value", stored.status),
+                    "started_at": stored.started_at, "finished_at": stored.finished_at,
+                    "environment": stored.environment,
+                    "results": [_result_dict(r) for r in stored.results]})
+        return
+    render_results(console, stored.results, title=run_title(stored))
+
+
+def compare(
+    base: Annotated[str, typer.Argument(help="Base run: id, label or git ref.")],
+    head: Annotated[str, typer.Argument(help="Head run: id, label or git ref.")],
+    benchmark: Annotated[Optional[list[str]], typer.Option("--benchmark", "-b", help="Only these benchmarks.")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Only these metrics.")] = None,
+    tolerance: Annotated[Optional[float], typer.Option(
+        help="Relative change that matters, e.g. 0.05 (default: each benchmark's own, 5%).")] = None,
+    confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.99,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when any verdict is regressed.")] = False,
+    directory: ProjectDir = Path("."),
+    store: StoreUrl = None,
+    json: JsonFlag = False,
+) -> None:
+    """Compare two stored runs: a verdict per benchmark and metric.
+
+    Verdicts: regressed, improved, unchanged (the interval lies within the tolerance) or
+    inconclusive (too noisy to tell at this tolerance). Environment differences between the
+    two runs are shown first.
+
+    Example: `perfloop compare main HEAD --tolerance 0.03 --check`
+    """
+    if tolerance is not None and not 0 < tolerance < 1:
+        raise UsageError(f"--tolerance {tolerance}: must be a fraction between 0 and 1",
+                         hint="e.g. --tolerance 0.05 for 5%")
+    if not 0.5 < confidence < 1:
+        raise UsageError(f"--confidence {confidence}: must be between 0.5 and 1", hint="e.g. 0.99")
+    root = project_root(directory)
+    db = open_store(directory, store)
+    try:
+        base_run = db.get_run(_resolve(db, base, root))
+        head_run = db.get_run(_resolve(db, head, root))
+    finally:
+        db.close()
+    cmp = compare_runs(base_run, head_run, tolerance=tolerance, confidence=confidence,
+                       benchmarks=benchmark, metrics=metric)
+    if json:
+        print_json(cmp.to_dict())
+    else:
+        render_comparison(console, cmp)
+    if check and cmp.count(VerdictKind.REGRESSED):
+        raise GateFailed(f"{cmp.count(VerdictKind.REGRESSED)} metric(s) regressed beyond tolerance")
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (run, runs, show, compare):
+        app.command()(fn)

@@ -1,0 +1,128 @@
+"""Terminal rendering with Rich: runs, one run, a comparison."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ..analysis.compare import VerdictKind
+from ..analysis.comparison import Comparison
+from ..analysis.summary import summarize
+from ..records import BenchmarkResult, ResultStatus
+from .units import format_change, format_value
+
+VERDICT_STYLE = {
+    VerdictKind.REGRESSED: "bold red",
+    VerdictKind.IMPROVED: "bold green",
+    VerdictKind.UNCHANGED: "dim",
+    VerdictKind.INCONCLUSIVE: "yellow",
+}
+
+
+def short_sha(commit: str | None) -> str:
+    return commit[:10] if commit else "-"
+
+
+def run_title(run) -> str:
+    label = f" ({run.label})" if run.label else ""
+    dirty = "+dirty" if run.dirty else ""
+    return f"run #{run.id}{label} at {short_sha(run.commit)}{dirty} on {run.branch or '-'}"
+
+
+def render_runs(console: Console, runs: Sequence) -> None:
+    if not runs:
+        console.print("No runs stored yet. Run [bold]perfloop run[/] to make one.")
+        return
+    table = Table(title="Stored runs", header_style="bold")
+    for col in ("id", "label", "commit", "branch", "dirty", "env", "status", "benchmarks", "when"):
+        table.add_column(col, justify="right" if col in ("id", "benchmarks") else "left")
+    for r in runs:
+        status = getattr(r.status, "value", r.status)
+        style = {"complete": "green", "interrupted": "yellow", "running": "cyan"}.get(status, "")
+        n = f"{r.n_results}" + (f" ({r.n_failed} failed)" if r.n_failed else "")
+        table.add_row(str(r.id), r.label or "", short_sha(r.commit), r.branch or "",
+                      "yes" if r.dirty else "", (r.environment_hash or "")[:8],
+                      Text(status, style=style), n,
+                      r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "")
+    console.print(table)
+
+
+def render_results(console: Console, results: Iterable[BenchmarkResult], *, title: str) -> None:
+    table = Table(title=title, header_style="bold")
+    for col, just in (("benchmark", "left"), ("metric", "left"), ("n", "right"), ("median", "right"),
+                      ("IQR", "right"), ("p99", "right"), ("cv", "right"), ("status", "left")):
+        table.add_column(col, justify=just)
+    warnings: list[tuple[str, str]] = []
+    for result in results:
+        status = Text(result.status.value, style="green" if result.status is ResultStatus.OK else "bold red")
+        rows = summarize(result)
+        if not rows:
+            table.add_row(result.name, "-", "0", "-", "-", "-", "-", status)
+        for i, s in enumerate(rows):
+            table.add_row(result.name if i == 0 else "", s.metric, f"{s.n}",
+                          format_value(s.median, s.unit), format_value(s.iqr, s.unit),
+                          format_value(s.p99, s.unit), f"{s.cv * 100:.1f}%", status if i == 0 else "")
+        if result.error:
+            warnings.append((result.name, f"[red]{result.status.value}:[/] {escape(result.error)}"))
+            if result.stderr_tail:
+                tail = "\n".join(result.stderr_tail.strip().splitlines()[-8:])
+                warnings.append((result.name, f"[dim]{escape(tail)}[/]"))
+        for w in result.warnings:
+            warnings.append((result.name, f"[yellow]warning:[/] {escape(w)}"))
+    console.print(table)
+    for name, text in warnings:
+        console.print(f"[bold]{escape(name)}[/]: {text}", highlight=False)
+
+
+def render_comparison(console: Console, cmp: Comparison) -> None:
+    console.print(f"base: {run_title(cmp.base)}\nhead: {run_title(cmp.head)}", highlight=False)
+    identity = [d for d in cmp.env_differences if d.identity]
+    if identity:
+        lines = escape("\n".join(f"  {d.describe()}" for d in identity[:20]))
+        more = f"\n  ... and {len(identity) - 20} more" if len(identity) > 20 else ""
+        console.print(Panel(
+            f"The two runs were measured in different environments:\n{lines}{more}\n"
+            "A difference below may come from the environment, not the code. Re-measure both "
+            "on one machine (e.g. perfloop run on each commit here) before acting on it.",
+            title="[bold red]environments differ[/]", border_style="red"))
+    conditions = [d for d in cmp.env_differences if not d.identity]
+    if conditions:
+        console.print("[dim]conditions: " + escape("; ".join(d.describe() for d in conditions)) + "[/]",
+                      highlight=False)
+    table = Table(header_style="bold")
+    for col, just in (("benchmark", "left"), ("metric", "left"), ("base", "right"), ("head", "right"),
+                      ("change", "right"), ("CI", "right"), ("verdict", "left")):
+        table.add_column(col, justify=just)
+    last = None
+    for v in cmp.verdicts:
+        ci = f"[{format_change(v.ci_low)}, {format_change(v.ci_high)}]"
+        verdict = Text(v.verdict.value, style=VERDICT_STYLE[v.verdict])
+        if v.verdict is VerdictKind.INCONCLUSIVE and v.more_workers:
+            verdict.append(f" (~{v.more_workers} more workers)", style="dim")
+        table.add_row(v.benchmark if v.benchmark != last else "", v.metric,
+                      format_value(v.base_location, v.unit), format_value(v.head_location, v.unit),
+                      format_change(v.change), ci, verdict)
+        last = v.benchmark
+    console.print(table)
+    counts = ", ".join(f"{cmp.count(k)} {k.value}" for k in VerdictKind)
+    tol = {v.tolerance for v in cmp.verdicts}
+    tol_text = ", ".join(f"{t * 100:g}%" for t in sorted(tol)) or "-"
+    conf = {v.confidence for v in cmp.verdicts}
+    conf_text = ", ".join(f"{c * 100:g}%" for c in sorted(conf)) or "-"
+    console.print(f"{counts} (tolerance {tol_text}, {conf_text} confidence intervals)", highlight=False)
+    for name in cmp.only_in_base:
+        console.print(f"[yellow]only in base:[/] {escape(name)}")
+    for name in cmp.only_in_head:
+        console.print(f"[yellow]only in head:[/] {escape(name)}")
+    for item in cmp.failed:
+        console.print(f"[red]failed:[/] {escape(item)}")
+    for note in cmp.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    for v in cmp.verdicts:
+        if v.note:
+            console.print(f"[dim]{escape(f'{v.benchmark} {v.metric}: {v.note}')}[/]", highlight=False)
