@@ -256,10 +256,28 @@ def markdown(doc: dict[str, Any]) -> str:
             if c:
                 parts.append(f"+{float(x):.0%}: " + ", ".join(f"{k} {v}" for k, v in sorted(c["raw"].items())))
         calls.append(f"- {_tool_label(tool, doc)}: " + "; ".join(parts))
+    more = _more_workers(doc)
+    if more:
+        lines.append("perfloop's own estimate, on its inconclusive verdicts, of the extra worker "
+                     "processes per side that would likely decide: " + more)
+        lines.append("")
     lines.append("Raw calls per slowdown:")
     lines.append("")
     lines.extend(calls)
     return "\n".join(lines)
+
+
+def _more_workers(doc: dict[str, Any]) -> str:
+    parts = []
+    for x in [0.0, *doc["sizes"]]:
+        extra = [e["verdicts"]["perfloop"]["detail"]["verdict"].get("more_workers")
+                 for e in doc["pairs"] if e["slowdown"] == x and "perfloop" in e["verdicts"]
+                 and e["verdicts"]["perfloop"]["call"] == "inconclusive"]
+        extra = [m for m in extra if isinstance(m, (int, float))]
+        if extra:
+            parts.append(f"+{x:.0%}: median {statistics.median(extra):g} "
+                         f"(range {min(extra):g}-{max(extra):g}, {len(extra)} verdicts)")
+    return "; ".join(parts)
 
 
 def _tool_label(tool: str, doc: dict[str, Any]) -> str:
