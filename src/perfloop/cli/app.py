@@ -43,21 +43,22 @@ def main(argv: list[str] | None = None) -> None:
 
     from .common import err_console
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except PerfloopError as exc:
         err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
-        import click
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            err_console.print("[yellow]aborted[/]")
+    except Exception as exc:
+        # click's usage errors (typer may ship its own copy of click, so match by shape)
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
+        if type(exc).__name__ == "Abort":
+            err_console.print("[yellow]interrupted[/]")
             sys.exit(130)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
