@@ -370,3 +370,24 @@ def test_entry_point_exits_2_on_a_bad_file(tmp_path: Path, capsys: pytest.Captur
     err = capsys.readouterr().err
     assert "Error:" in err and "bench.json" in err and "truncated" in err
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_store_failure_part_way_leaves_an_interrupted_run_not_a_complete_one(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfloop.errors import StoreError
+    imported = read_results(ASV_FILE)
+    calls = {"n": 0}
+    real_add = store.add_result
+
+    def flaky_add(run_id: int, result) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise StoreError("disk full")
+        real_add(run_id, result)
+
+    monkeypatch.setattr(store, "add_result", flaky_add)
+    with pytest.raises(StoreError):
+        import_files(store, [ASV_FILE])
+    [run] = store.list_runs()
+    assert run.status.value == "interrupted"
+    assert run.n_results == 2 < len(imported.results)
