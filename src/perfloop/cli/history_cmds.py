@@ -246,8 +246,8 @@ def render_detection(found: Detection) -> None:
             table.add_column(col, justify=just, no_wrap=col in ("commits", "kind"))
         for d in found.changes:
             c, s = d.change, d.history.series
-            table.add_row(c.after.started_at.strftime("%Y-%m-%d %H:%M"), s.key.benchmark, s.key.metric,
-                          s.key.branch, (s.key.environment or "all")[:8],
+            table.add_row(c.after.started_at.strftime("%Y-%m-%d %H:%M"), Text(s.key.benchmark), Text(s.key.metric),
+                          Text(s.key.branch or ""), (s.key.environment or "all")[:8],
                           Text(c.kind, style=KIND_STYLE[c.kind]), c.commit_range,
                           f"{format_value(c.mean_before, s.unit)} -> {format_value(c.mean_after, s.unit)}",
                           format_change(c.magnitude), f"{c.pvalue:.2g}")
@@ -342,7 +342,7 @@ def render_doctor(report) -> None:
         for n in report.noise:
             mdc = f"{n.mdc * 100:.1f}%" if n.mdc != float("inf") else "-"
             spread = f"{n.spread * 100:.1f}%" if n.spread == n.spread else "-"
-            table.add_row(n.benchmark, n.metric, str(n.runs), spread, str(n.processes), mdc,
+            table.add_row(Text(n.benchmark), Text(n.metric), str(n.runs), spread, str(n.processes), mdc,
                           f"{n.tolerance * 100:g}%",
                           str(n.processes_needed) if n.status == "warn" and n.processes_needed else "-",
                           Text(n.status, style=STATUS_STYLE.get(n.status, "")))

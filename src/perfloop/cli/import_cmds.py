@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from ..importers import FORMATS, ImportedRun, read_all, store_imported
+from ..importers import FORMATS, ImportedRun, is_asv_companion, read_all, store_imported
 from ..errors import UsageError
-from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json
+from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json
 
 
 def import_(
@@ -41,6 +42,7 @@ def import_(
     # Every file is checked before the store is opened: a bad file stores nothing, and does not
     # even create an empty store.
     parsed = read_all(files, fmt=fmt, label=label)
+    skipped = [f for f in files if len(files) > 1 and is_asv_companion(f)]
     rows: list[tuple[ImportedRun, int | None]]
     if dry_run:
         rows = [(imported, None) for imported in parsed]
@@ -50,6 +52,8 @@ def import_(
             rows = [(imported, store_imported(db, imported)) for imported in parsed]
         finally:
             db.close()
+    for f in skipped:
+        err_console.print(f"[dim]skipped {f}: asv's own {f.name}, read beside the results files[/]")
     if json:
         print_json([{**imported.to_dict(), "run_id": run_id} for imported, run_id in rows])
         return
@@ -58,8 +62,8 @@ def import_(
         table.add_column(column, justify="right" if column in ("run", "benchmarks", "samples") else "left")
     for imported, run_id in rows:
         d = imported.to_dict()
-        table.add_row(imported.path, imported.format, "-" if run_id is None else f"#{run_id}",
-                      imported.label, (imported.commit or "-")[:12], str(d["benchmarks"]), str(d["samples"]))
+        table.add_row(escape(str(imported.path)), imported.format, "-" if run_id is None else f"#{run_id}",
+                      escape(imported.label or ""), (imported.commit or "-")[:12], str(d["benchmarks"]), str(d["samples"]))
     console.print(table)
     for imported, _ in rows:
         for note in imported.notes:

@@ -200,7 +200,7 @@ def incident_list(
     for i in items:
         hyp = i.hypothesis
         verdict = (i.verification or {}).get("verdict") or ""
-        table.add_row(str(i.id), i.title, i.status, f"{i.opened_at:%Y-%m-%d %H:%M}",
+        table.add_row(str(i.id), escape(i.title), i.status, f"{i.opened_at:%Y-%m-%d %H:%M}",
                       incidents._duration_text(i.age()),
                       Text(hyp.outcome or "unchecked", style=OUTCOME_STYLE[hyp.outcome]) if hyp else Text("none", style="dim"),
                       Text(verdict, style=VERDICT_STYLE.get(verdict, "")))
@@ -316,8 +316,8 @@ def hypotheses(
     for col in ("id", "when", "incident", "hypothesis", "expected", "outcome"):
         table.add_column(col)
     for h, iid, title in history.items:
-        table.add_row(str(h.id), f"{h.created_at:%Y-%m-%d}", f"#{iid} {title}", h.text,
-                      ", ".join(h.expect) or "-", Text(h.outcome or "unchecked", style=OUTCOME_STYLE[h.outcome]))
+        table.add_row(str(h.id), f"{h.created_at:%Y-%m-%d}", escape(f"#{iid} {title}"), escape(h.text),
+                      escape(", ".join(h.expect) or "-"), Text(h.outcome or "unchecked", style=OUTCOME_STYLE[h.outcome]))
     console.print(table)
     periods = Table(title="Hit rate over time (confirmed / (confirmed + refuted))", header_style="bold")
     for col in ("month", "hypotheses", "confirmed", "refuted", "unclear", "hit rate", "cumulative"):
@@ -466,7 +466,7 @@ def _render_target(t: Any, root: Path, limit: int) -> None:
         for d in t.diff[:8]:
             change = (f"{d.seconds_change * 1000:+.3f} ms/call" if d.per_call and d.seconds_change is not None
                       else _pct(d.share_change, True))
-            diff.add_row(d.function, _pct(d.before_total_share), _pct(d.after_total_share), change)
+            diff.add_row(escape(d.function), _pct(d.before_total_share), _pct(d.after_total_share), change)
         console.print(diff)
     for fmt, path in t.files.items():
         console.print(Text(f"flame graph ({fmt}): {_short(path, root)}"))

@@ -45,7 +45,7 @@ def render_runs(console: Console, runs: Sequence) -> None:
         status = getattr(r.status, "value", r.status)
         style = {"complete": "green", "interrupted": "yellow", "running": "cyan"}.get(status, "")
         n = f"{r.n_results}" + (f" ({r.n_failed} failed)" if r.n_failed else "")
-        table.add_row(str(r.id), r.label or "", short_sha(r.commit), r.branch or "",
+        table.add_row(str(r.id), Text(r.label or ""), short_sha(r.commit), Text(r.branch or ""),
                       "yes" if r.dirty else "", (r.environment_hash or "")[:8],
                       Text(status, style=style), n,
                       r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "")
@@ -53,18 +53,20 @@ def render_runs(console: Console, runs: Sequence) -> None:
 
 
 def render_results(console: Console, results: Iterable[BenchmarkResult], *, title: str) -> None:
-    table = Table(title=title, header_style="bold")
+    table = Table(title=escape(title), header_style="bold")
     for col, just in (("benchmark", "left"), ("metric", "left"), ("n", "right"), ("median", "right"),
                       ("IQR", "right"), ("p99", "right"), ("cv", "right"), ("status", "left")):
-        table.add_column(col, justify=just)
+        # names must stay readable in a narrow (or non-terminal, 80-column) console
+        table.add_column(col, justify=just, overflow="fold", no_wrap=col == "metric",
+                         min_width=18 if col == "benchmark" else None)
     warnings: list[tuple[str, str]] = []
     for result in results:
         status = Text(result.status.value, style="green" if result.status is ResultStatus.OK else "bold red")
         rows = summarize(result)
         if not rows:
-            table.add_row(result.name, "-", "0", "-", "-", "-", "-", status)
+            table.add_row(Text(result.name), "-", "0", "-", "-", "-", "-", status)
         for i, s in enumerate(rows):
-            table.add_row(result.name if i == 0 else "", s.metric, f"{s.n}",
+            table.add_row(Text(result.name if i == 0 else ""), Text(s.metric), f"{s.n}",
                           format_value(s.median, s.unit), format_value(s.iqr, s.unit),
                           format_value(s.p99, s.unit), f"{s.cv * 100:.1f}%", status if i == 0 else "")
         if result.error:
@@ -97,14 +99,15 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
     table = Table(header_style="bold")
     for col, just in (("benchmark", "left"), ("metric", "left"), ("base", "right"), ("head", "right"),
                       ("change", "right"), ("CI", "right"), ("verdict", "left")):
-        table.add_column(col, justify=just)
+        table.add_column(col, justify=just, overflow="fold", no_wrap=col == "metric",
+                         min_width=18 if col == "benchmark" else None)
     last = None
     for v in cmp.verdicts:
         ci = f"[{format_change(v.ci_low)}, {format_change(v.ci_high)}]"
         verdict = Text(v.verdict.value, style=VERDICT_STYLE[v.verdict])
         if v.verdict is VerdictKind.INCONCLUSIVE and v.more_workers:
             verdict.append(f" (~{v.more_workers} more workers)", style="dim")
-        table.add_row(v.benchmark if v.benchmark != last else "", v.metric,
+        table.add_row(Text(v.benchmark if v.benchmark != last else ""), Text(v.metric),
                       format_value(v.base_location, v.unit), format_value(v.head_location, v.unit),
                       format_change(v.change), ci, verdict)
         last = v.benchmark
