@@ -47,7 +47,7 @@ def invoke(*args: str):
     result = CliRunner().invoke(_cli(), list(args))
     if isinstance(result.exception, UsageError):
         return result.exception.exit_code, str(result.exception)
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -391,3 +391,14 @@ def test_a_store_failure_part_way_leaves_an_interrupted_run_not_a_complete_one(
     [run] = store.list_runs()
     assert run.status.value == "interrupted"
     assert run.n_results == 2 < len(imported.results)
+
+
+def test_asv_glob_skips_machine_json_and_directories_are_refused(tmp_path: Path) -> None:
+    results = ASV_FILE.parent
+    code, out = invoke("import", *map(str, sorted(results.glob("*.json"))), "--store",
+                       str(tmp_path / "s.db"), "--json", "--label", "nightly")
+    assert code == 0, out
+    [row] = json.loads(out)
+    assert row["format"] == "asv" and row["label"] == "nightly"
+    code, message = invoke("import", str(results), "--store", str(tmp_path / "s.db"))
+    assert code == 2 and "is a directory" in message

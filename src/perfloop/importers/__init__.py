@@ -77,6 +77,10 @@ class ImportedRun:
 
 def load_json(path: Path) -> Any:
     """The JSON document in ``path`` (gzip-compressed too, as pyperf writes ``.json.gz``)."""
+    if path.is_dir():
+        raise InvalidResultsFile(path, "is a directory, expected a results file",
+                                 hint=f"pass the files themselves, e.g. {path}/*.json (asv: "
+                                      "results/MACHINE/*.json; machine.json is not a results file)")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -224,11 +228,21 @@ def read_all(paths: Sequence[str | Path], *, fmt: str | None = None,
     """
     if not paths:
         raise UsageError("no files to import", hint="perfloop import FILE [FILE...]")
+    if len(paths) > 1:
+        # A shell glob such as results/MACHINE/*.json brings asv's machine.json along.
+        paths = [p for p in paths if not is_asv_companion(p)] or list(paths)
     parsed: list[ImportedRun] = []
     for path in paths:
         own = label if len(paths) == 1 else (f"{label}/{derived_label(Path(path))}" if label else None)
         parsed.append(read_results(path, fmt=fmt, label=own))
     return parsed
+
+
+def is_asv_companion(path: str | Path) -> bool:
+    """asv's ``machine.json`` or ``benchmarks.json``: read beside results files, not results."""
+    path = Path(path)
+    return path.name in ("machine.json", "benchmarks.json") and (
+        (path.parent / "machine.json").is_file() or (path.parent / "benchmarks.json").is_file())
 
 
 def import_files(store: Store, paths: Sequence[str | Path], *, fmt: str | None = None,
