@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import BenchmarkSpec
 from ..records import ResultStatus, Sample
-from .command import describe_exit, run_child
+from .command import describe_exit, run_child, timeout_message
 
 METRIC = "instructions"
 HASH_SEED = "0"
@@ -131,8 +131,8 @@ def count_callable(spec: BenchmarkSpec, *, loops: int | None, cwd: str, env: Map
     one native worker to calibrate it first. Never raises for a failing target or a missing
     valgrind: the returned :class:`Counted` carries the error.
     """
+    # Imported here: callable.py imports this module when a benchmark asks for instructions.
     from .callable import WORKER_MODULE, ProtocolError, WorkerSession, worker_error, worker_task
-    from .command import timeout_message
 
     counted = Counted(extra={"instructions_loops": None, "instructions_baseline": None,
                              "instructions_hash_seed": None})
@@ -230,7 +230,6 @@ def count_command(spec: BenchmarkSpec, args: str | Sequence[str], *, shell: bool
                   clock: Callable[[], float] = time.monotonic) -> Counted:
     """Instructions of a command's whole process tree: ``settings.warmup`` warmup runs, then
     ``settings.processes`` runs, one sample each. Never raises for a failing command."""
-    from .command import timeout_message
 
     counted = Counted(extra={"instructions_hash_seed": None, "instructions_processes": []})
     exe = find_valgrind(valgrind, env)
