@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import ProjectConfig, find_config, load_config
 from ..errors import UsageError
@@ -38,7 +39,17 @@ def open_store(directory: Path, store: str | None, *, config: ProjectConfig | No
     """Open the store for the project at ``directory`` (the config's ``store`` key if set)."""
     root = project_root(directory)
     config_store = config.store if config else _config_store(root)
-    return Store.open(resolve_store_url(store, root=root, config_store=config_store))
+    opened = Store.open(resolve_store_url(store, root=root, config_store=config_store))
+    show_mode_banner(opened, root)
+    return opened
+
+
+def show_mode_banner(store: Store, root: Path) -> None:
+    """In incident mode every command says so first (on stderr, so --json output stays clean)."""
+    from ..workflows.incident import incident_banner
+    banner = incident_banner(store, root)
+    if banner:
+        err_console.print(f"[bold magenta]{escape(banner)}[/]")
 
 
 def _config_store(root: Path) -> str | None:

@@ -61,13 +61,6 @@ def _context(directory: Path, store: str | None, *, need_config: bool = True
     return root, config, open_store(directory, store, config=config)
 
 
-def show_banner(db: Store, root: Path) -> None:
-    """The incident-mode line, on stderr; nothing in normal development."""
-    banner = incidents.incident_banner(db, root)
-    if banner:
-        err_console.print(Text(banner, style="bold magenta"))
-
-
 def _pct(x: float | None, signed: bool = False) -> str:
     if x is None:
         return "-"
@@ -160,8 +153,6 @@ def incident_show(
                 raise UsageError("no incident in this project yet", hint=incidents.OPEN_HINT)
         else:
             found = incidents.get_incident(db, incident_id)
-        if not json:
-            show_banner(db, root)
     finally:
         db.close()
     if json:
@@ -184,8 +175,6 @@ def incident_list(
     root, _, db = _context(directory, store, need_config=False)
     try:
         items = incidents.list_incidents(db, root, limit=limit)
-        if not json:
-            show_banner(db, root)
     finally:
         db.close()
     if json:
@@ -277,8 +266,6 @@ def hypothesis(
     """
     root, _, db = _context(directory, store, need_config=False)
     try:
-        if not json:
-            show_banner(db, root)
         made = incidents.add_hypothesis(db, root, text, expect=expect or (), expected_share=share,
                                         expected_effect=parse_effect(effect))
     finally:
@@ -302,8 +289,6 @@ def hypotheses(
     root, _, db = _context(directory, store, need_config=False)
     try:
         history = incidents.hypothesis_history(db, root)
-        if not json:
-            show_banner(db, root)
     finally:
         db.close()
     if json:
@@ -363,8 +348,6 @@ def baseline(
     assert config is not None
     progress = None if json else RichProgress(err_console)
     try:
-        if not json:
-            show_banner(db, root)
         adopt = db.resolve(from_run, commit_of=lambda r: resolve_commit(root, r)) if from_run else None
         outcome = capture_baseline(config, db, processes=processes, values=values, warmup=warmup,
                                    duration=parse_duration(duration), scrape_url=scrape,
@@ -419,8 +402,6 @@ def profile(
     config = load_config(root) if needs_config else None
     db = open_store(directory, store, config=config)
     try:
-        if not json:
-            show_banner(db, root)
         report = run_profile(db, root, config=config, benchmarks=benchmark or (), command=command or (),
                              pid=pid, duration=parse_duration(duration), explore=explore,
                              expect=expect or (), profiler=profiler)
@@ -497,8 +478,6 @@ def verify(
     assert config is not None
     progress = None if json else RichProgress(err_console)
     try:
-        if not json:
-            show_banner(db, root)
         report = run_verify(config, db, progress=progress, confidence=confidence, tolerance=tolerance)
     finally:
         if progress:
@@ -571,4 +550,4 @@ def register(app: typer.Typer) -> None:
         app.command()(fn)
 
 
-__all__: Sequence[str] = ["parse_duration", "parse_effect", "register", "show_banner"]
+__all__: Sequence[str] = ["parse_duration", "parse_effect", "register"]

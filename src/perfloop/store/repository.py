@@ -28,7 +28,7 @@ import re
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
