@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from scipy import optimize, stats
 
 from ..analysis.stats import TRIM, effective_units, trim_count
 from ..config import DEFAULT_TOLERANCE, ProjectConfig, Settings
@@ -362,6 +361,8 @@ def winsorised_share(n: int, trim: float = TRIM) -> float:
         return 1.0
     if n > 60:
         # Close enough to the asymptotic value by now (within 1%), and cheaper.
+        from scipy import stats  # imported where used: scipy.stats slows every command's start
+
         gamma = g / n
         z = float(stats.norm.ppf(1.0 - gamma))
         return (1.0 - 2.0 * gamma) - 2.0 * z * float(stats.norm.pdf(z)) + 2.0 * gamma * z * z
@@ -429,6 +430,8 @@ def _noncentrality(df: float, confidence: float, power: float) -> float:
     """The shift, in standard errors, that a two-sided t test at ``confidence`` with ``df``
     degrees of freedom detects (in the right direction) with probability ``power``: the
     noncentral t's answer to what ``t(1 - alpha/2) + t(power)`` approximates."""
+    from scipy import optimize, stats
+
     critical = float(stats.t.ppf(0.5 + confidence / 2.0, df))
     guess = critical + float(stats.t.ppf(power, df))
     try:

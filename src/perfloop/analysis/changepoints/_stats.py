@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 # An autocorrelation this close to 1 already makes any step insignificant; capping it keeps
 # the inflation factor finite.
@@ -112,6 +111,8 @@ def _log_pvalue(ps: PrefixSums, a, b, t, length, beta, sse_line, dy, dd, gamma):
     inflation = (1.0 + rho) / (1.0 - rho)
     t2 = reduction / var / inflation
     df = np.maximum(dof / inflation, 1.0)
+    from scipy import stats  # scipy.stats costs a second to import: only when detecting
+
     return np.log(2.0) + stats.t.logsf(np.sqrt(t2), df)
 
 
