@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from _workload import BENCH_NAME, ENV_VAR
+from _workload import BENCH_NAME, ENV_VAR, SLOWDOWN_FILE
 
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
@@ -240,12 +240,59 @@ def _pytest_stats(path: Path) -> dict[str, Any]:
     return data["benchmarks"][0]["stats"]
 
 
-TOOLS = {"perfloop": Perfloop, "pyperf": Pyperf, "pytest-benchmark": PytestBenchmark}
+class PerfloopGate(Tool):
+    """``perfloop gate``: base and head measured interleaved (A B B A) in one command, blocks
+    added while the verdict is inconclusive, up to its cost limit. The slowdown is carried by
+    a committed file (base) and an uncommitted edit of it (head, the working tree)."""
+
+    name = "perfloop-gate"
+
+    def __init__(self, project: Path, scratch: Path, run_args: Sequence[str] = ()) -> None:
+        super().__init__(project, scratch)
+        self.run_args = list(run_args)
+        self.exe = str(BIN / "perfloop") if (BIN / "perfloop").exists() else "perfloop"
+        self.repo = self.scratch / "repo"
+        if not self.repo.exists():
+            shutil.copytree(project, self.repo)
+            (self.repo / SLOWDOWN_FILE).write_text("0\n")
+            (self.repo / ".gitignore").write_text(".perfloop/\n.benchmarks/\n__pycache__/\n")
+            git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+            for argv in (["git", "init", "-q"], ["git", "add", "-A"],
+                         [*git, "commit", "-q", "-m", "base"]):
+                _run(argv, cwd=self.repo, env=dict(os.environ))
+
+    def _verdict(self, pair: int, slowdown: float, start: float) -> Verdict:
+        env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+        (self.repo / SLOWDOWN_FILE).write_text(f"{slowdown!r}\n")
+        try:
+            proc = _run([self.exe, "gate", "--base", "HEAD", "-C", str(self.repo), "--json",
+                         *self.run_args], cwd=self.repo, env=env, ok=(0, 1))
+        finally:
+            (self.repo / SLOWDOWN_FILE).write_text("0\n")
+        seconds = time.perf_counter() - start
+        report = json.loads(proc.stdout)
+        bench = report["benchmarks"][0]
+        m = next((m for m in bench.get("metrics", []) if m.get("metric") == "wall_time"), None)
+        if m is None:
+            raise ValueError(f"no wall_time verdict in perfloop gate output: {proc.stdout[:800]}")
+        raw = str(m.get("verdict"))
+        call = {"regressed": "slower", "improved": "faster", "unchanged": "same",
+                "inconclusive": "inconclusive"}.get(raw, "error")
+        ratio = m["head"] / m["base"] if m.get("base") and m.get("head") else None
+        return Verdict(self.name, call, raw, seconds, ratio, None, None,
+                       {"verdict": m, "status": bench.get("status"), "blocks": bench.get("blocks"),
+                        "workers_per_side": bench.get("workers_per_side"),
+                        "stopped": bench.get("stopped"), "confirmation": bench.get("confirmation"),
+                        "exit_code": proc.returncode})
+
+
+TOOLS = {"perfloop": Perfloop, "pyperf": Pyperf, "pytest-benchmark": PytestBenchmark,
+         "perfloop-gate": PerfloopGate}
 
 
 def make_tool(name: str, project: Path, scratch: Path, perfloop_args: Sequence[str] = ()) -> Tool:
     if name not in TOOLS:
         raise SystemExit(f"unknown tool {name!r}: choose from {', '.join(TOOLS)}")
-    if name == "perfloop":
-        return Perfloop(project, scratch, perfloop_args)
+    if name in ("perfloop", "perfloop-gate"):
+        return TOOLS[name](project, scratch, perfloop_args)
     return TOOLS[name](project, scratch)

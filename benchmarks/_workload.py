@@ -23,10 +23,19 @@ MODULE = "plworkload"
 BENCH_NAME = "work"
 
 
+SLOWDOWN_FILE = "plslowdown.txt"
+
+
 def iterations(slowdown: float | None = None) -> int:
-    """Loop iterations for a slowdown (read from the environment when not given)."""
+    """Loop iterations for a slowdown: given, else from the environment, else from the file
+    ``plslowdown.txt`` next to this module (how a git commit carries it, for ``perfloop gate``),
+    else none."""
     if slowdown is None:
-        slowdown = float(os.environ.get(ENV_VAR, "0") or 0)
+        if ENV_VAR in os.environ:
+            slowdown = float(os.environ[ENV_VAR] or 0)
+        else:
+            path = Path(__file__).with_name(SLOWDOWN_FILE)
+            slowdown = float(path.read_text().strip() or 0) if path.is_file() else 0.0
     return round(BASE_ITERATIONS * (1.0 + slowdown))
 
 

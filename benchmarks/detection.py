@@ -228,7 +228,7 @@ def markdown(doc: dict[str, Any]) -> str:
             inc_real += c["inconclusive"]
             n_real += n
         row.append(f"{wrong}/{n_real}")
-        row.append(f"{aa['inconclusive']}; {inc_real}" if tool == "perfloop" else "n/a")
+        row.append(f"{aa['inconclusive']}; {inc_real}" if tool.startswith("perfloop") else "n/a")
         row.append(str(sum(per.get(k, {}).get("error", 0) for k in per)))
         row.append(f"{t['median_seconds']:.1f}" if t["median_seconds"] else "-")
         lines.append("| " + " | ".join(row) + " |")
@@ -256,6 +256,11 @@ def markdown(doc: dict[str, Any]) -> str:
             if c:
                 parts.append(f"+{float(x):.0%}: " + ", ".join(f"{k} {v}" for k, v in sorted(c["raw"].items())))
         calls.append(f"- {_tool_label(tool, doc)}: " + "; ".join(parts))
+    gate = _gate_cost(doc)
+    if gate:
+        lines.append("perfloop gate, worker processes per side it measured (A B B A blocks x 2) "
+                     "and why it stopped: " + gate)
+        lines.append("")
     more = _more_workers(doc)
     if more:
         lines.append("perfloop's own estimate, on its inconclusive verdicts, of the extra worker "
@@ -267,7 +272,26 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _gate_cost(doc: dict[str, Any]) -> str:
+    parts = []
+    for x in [0.0, *doc["sizes"]]:
+        details = [e["verdicts"]["perfloop-gate"]["detail"] for e in doc["pairs"]
+                   if e["slowdown"] == x and "perfloop-gate" in e["verdicts"]
+                   and e["verdicts"]["perfloop-gate"]["call"] != "error"]
+        workers = [d.get("workers_per_side") for d in details if d.get("workers_per_side")]
+        if workers:
+            stops: dict[str, int] = {}
+            for d in details:
+                stops[str(d.get("stopped"))] = stops.get(str(d.get("stopped")), 0) + 1
+            parts.append(f"+{x:.0%}: median {statistics.median(workers):g} (range {min(workers)}-"
+                         f"{max(workers)}; " + ", ".join(f"{k} {v}" for k, v in sorted(stops.items()))
+                         + ")")
+    return "; ".join(parts)
+
+
 def _more_workers(doc: dict[str, Any]) -> str:
+    if "perfloop" not in doc["tools"]:
+        return ""
     parts = []
     for x in [0.0, *doc["sizes"]]:
         extra = [e["verdicts"]["perfloop"]["detail"]["verdict"].get("more_workers")
@@ -281,7 +305,7 @@ def _more_workers(doc: dict[str, Any]) -> str:
 
 
 def _tool_label(tool: str, doc: dict[str, Any]) -> str:
-    if tool == "perfloop" and doc.get("perfloop_args"):
+    if tool.startswith("perfloop") and doc.get("perfloop_args"):
         return f"perfloop `{' '.join(doc['perfloop_args'])}`"
     return tool
 
