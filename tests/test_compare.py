@@ -155,6 +155,19 @@ def test_false_alarm_rate_on_aa_pairs_with_worker_effects() -> None:
     assert coverage >= 0.98, f"99% interval covered 0 in only {coverage:.1%} of A/A pairs"
 
 
+def test_false_alarm_rate_with_unequal_worker_counts() -> None:
+    # 3 workers against 10: the small side's spread is poorly known, and plain Welch degrees of
+    # freedom would let its chance low values through (about 1.7% false alarms).
+    seeds = range(70_000, 71_000)
+    counts: Counter[VerdictKind] = Counter()
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        v = compare_groups(groups(rng, 3, 5, NOISY), groups(rng, 10, 5, NOISY), metric=WALL)
+        counts[v.verdict] += 1
+    alarms = (counts[VerdictKind.REGRESSED] + counts[VerdictKind.IMPROVED]) / len(seeds)
+    assert alarms <= 0.01, f"false alarms {alarms:.2%} with 3 vs 10 workers ({_rates(counts, len(seeds))})"
+
+
 def test_ten_percent_shift_is_detected() -> None:
     seeds = range(20_000, 20_200)
     counts, _ = _verdicts(seeds, 0.10, MODERATE)
@@ -380,6 +393,9 @@ def test_trimmed_mean_and_yuen_variance_known_answers() -> None:
     y = np.array([1.0, 2.0, 4.0, 8.0])
     assert stats.yuen_variance(y) == pytest.approx(y.var(ddof=1) / 4)
     assert stats.welch_df(1.0, 10, 1.0, 10) == pytest.approx(18.0)
+    # equal counts: the cap never binds; unequal: it does when the small side looks quiet
+    assert stats.interval_df(0.3, 10, 0.1, 10) == stats.welch_df(0.3, 10, 0.1, 10)
+    assert stats.interval_df(0.01, 3, 0.1, 10) < stats.welch_df(0.01, 3, 0.1, 10)
 
 
 def test_bootstrap_weights_reproduce_direct_resampling() -> None:

@@ -9,8 +9,9 @@ The method, justified with simulations in ``docs/statistics.md``:
 
 * location of a side: the 10%-trimmed mean of its units;
 * standard error: Yuen's winsorised estimate, on the log scale when every unit is positive;
-* interval: Student t with Welch-Satterthwaite degrees of freedom (Yuen-Welch), widened when
-  a bootstrap of the units (bootstrap-t) finds heavier tails than the t distribution assumes.
+* interval: Student t with Welch-Satterthwaite degrees of freedom (Yuen-Welch, capped for
+  unequal sides), widened when a bootstrap of the units (bootstrap-t) finds heavier tails than
+  the t distribution assumes.
 
 Bootstrap resampling patterns depend only on the number of units, so they are drawn once per
 ``(n, resamples, seed)`` and cached as weight matrices; a comparison then costs a few
@@ -88,6 +89,17 @@ def welch_df(var_a: float, h_a: int, var_b: float, h_b: int) -> float:
     return float((var_a + var_b) ** 2 / den)
 
 
+def interval_df(var_a: float, h_a: int, var_b: float, h_b: int) -> float:
+    """Degrees of freedom of the interval: Welch's, capped by what the design supports.
+
+    The cap is Welch's df when both sides have the same spread per unit, which depends only
+    on the unit counts. With equal counts it is the largest Welch value possible, so nothing
+    changes; with unequal counts it stops the small side's chance low spread from inflating
+    the df (uncapped, 3 against 10 workers gave 1.7% false alarms at a nominal 1%).
+    """
+    return min(welch_df(var_a, h_a, var_b, h_b), welch_df(1.0 / h_a, h_a, 1.0 / h_b, h_b))
+
+
 def t_quantile(df: float, p: float) -> float:
     """Quantile ``p`` of Student's t with ``df`` degrees of freedom."""
     return float(special.stdtrit(df, p))
@@ -137,12 +149,17 @@ def bootstrap_side(units: np.ndarray, scale: str, resamples: int, seed: int,
         trimmed, winsorised = _resample_weights.__wrapped__(n, resamples, seed, stream)
     h = effective_units(n)
     tm = trimmed @ units
-    s1 = winsorised @ units
-    s2 = winsorised @ (units * units)
-    wvar = np.maximum(s2 - s1 * s1 / n, 0.0) / (n - 1)
-    var = (n - 1) * wvar / (h * (h - 1))
+    sums = winsorised @ np.column_stack((units, units * units))
+    # Yuen's variance from the winsorised sums, in place: (s2 - s1^2 / n) / (h (h - 1)).
+    var = sums[:, 0] * sums[:, 0]
+    var *= -1.0 / n
+    var += sums[:, 1]
+    np.maximum(var, 0.0, out=var)       # rounding can leave a tiny negative for tied units
+    var *= 1.0 / (h * (h - 1))
     if scale == LOG:
-        return np.log(tm), var / (tm * tm)
+        var /= tm
+        var /= tm
+        return np.log(tm), var
     return tm, var
 
 
@@ -197,7 +214,7 @@ def compare_units(base: np.ndarray, head: np.ndarray, *, confidence: float, resa
     else:
         estimate = lh - lb
     hb, hh = effective_units(nb), effective_units(nh)
-    df = welch_df(vb, hb, vh, hh)
+    df = interval_df(vb, hb, vh, hh)
     se = math.sqrt(vb + vh)
     alpha = 1.0 - confidence
 
@@ -235,14 +252,18 @@ def _bootstrap_t(base: np.ndarray, head: np.ndarray, scale: str, estimate: float
     eb, vb = bootstrap_side(base, scale, resamples, seed, 0)
     eh, vh = bootstrap_side(head, scale, resamples, seed, 1)
     se = np.sqrt(vb + vh)
-    dev = np.abs((eh - eb) - estimate)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = dev / se
+    dev = eh - eb
+    dev -= estimate
+    np.abs(dev, out=dev)
     degenerate = se == 0.0
     if degenerate.any():
         # A resample with no spread is as extreme as it gets unless it also shows no change.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = dev / se
         t[degenerate] = np.where(dev[degenerate] == 0.0, 0.0, np.inf)
-    return t
+        return t
+    dev /= se
+    return dev
 
 
 def units_to_decide(interval: Interval, *, target_half_width: float, confidence: float,
@@ -261,7 +282,7 @@ def units_to_decide(interval: Interval, *, target_half_width: float, confidence:
     a, c = interval.base_var * nb, interval.head_var * nh     # variance x units, per side
 
     def df_at(k: int) -> float:
-        return welch_df(a / (nb + k), effective_units(nb + k), c / (nh + k), effective_units(nh + k))
+        return interval_df(a / (nb + k), effective_units(nb + k), c / (nh + k), effective_units(nh + k))
 
     def half_width(k: int) -> float:
         return widen * t_quantile(df_at(k), q) * math.sqrt(a / (nb + k) + c / (nh + k))
@@ -270,8 +291,8 @@ def units_to_decide(interval: Interval, *, target_half_width: float, confidence:
         # Solve a / (nb + k) + c / (nh + k) = (target / critical)^2 for k: a quadratic.
         r = (target_half_width / critical) ** 2
         qa, qb, qc = r, r * (nb + nh) - a - c, r * nb * nh - a * nh - c * nb
-        if qc <= 0.0:
-            return 0.0
+        if qc >= 0.0:
+            return 0.0          # narrow enough already
         return (-qb + math.sqrt(qb * qb - 4.0 * qa * qc)) / (2.0 * qa)
 
     # The t quantile lies between the normal one (infinitely many units) and its value at the
