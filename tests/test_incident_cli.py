@@ -65,14 +65,6 @@ def apply_patch(root: Path, name: str) -> None:
     subprocess.run(["patch", "-p1", "-s", "-i", f"patches/{name}"], cwd=root, check=True)
 
 
-def test_every_command_has_help_with_an_example(tmp_path: Path) -> None:
-    for command in (["incident", "open"], ["incident", "close"], ["incident", "show"], ["incident", "list"],
-                    ["hypothesis"], ["hypotheses"], ["baseline"], ["profile"], ["verify"], ["mode"]):
-        proc = perfloop(tmp_path, *command, "--help")
-        assert proc.returncode == 0, proc.stderr
-        assert "Example:" in proc.stdout and "--json" in proc.stdout, command
-
-
 def test_refusals_say_what_to_run(shop: Path) -> None:
     assert data(shop, "mode") == {"mode": "normal", "incident": None, "next": None}
     refused = perfloop(shop, "baseline")
