@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _workload import ENV_VAR, MODULE                     # noqa: E402
-from perfloop.config import parse_config                   # noqa: E402
+from perfloop.config import DEFAULT_TOLERANCE, parse_config   # noqa: E402
 from perfloop.measure.callable import measure_callable     # noqa: E402
 
 SLOWDOWNS = {"instructions": (0.005, 0.01, 0.02, 0.05),
@@ -174,6 +174,15 @@ def analyse(data: dict[str, Any]) -> dict[str, Any]:
             figures["detection_rate"] = rates
             reliable = [float(s) for s, rate in rates.items() if rate >= RELIABLE]
             figures["smallest_detected"] = min(reliable) if reliable else None
+            # and at the gate's default tolerance, whatever its false alarms
+            figures["at_default_tolerance"] = {
+                "tolerance": DEFAULT_TOLERANCE,
+                "aa_false_alarm_rate": sum(_regressed(a, b, metric, DEFAULT_TOLERANCE) +
+                                           _regressed(b, a, metric, DEFAULT_TOLERANCE)
+                                           for a, b in aa) / (2 * len(aa)),
+                "detection_rate": {f"{s:.3f}": sum(_regressed(b, x, metric, DEFAULT_TOLERANCE)
+                                                   for b in base for x in h) / (len(base) * len(h))
+                                   for s, h in heads.items() if h}}
         except ImportError as exc:
             figures["detection_error"] = f"verdict engine unavailable: {exc}"
         out["metrics"][metric] = figures
@@ -198,7 +207,8 @@ def render(figures: dict[str, Any]) -> str:
         small = f.get("smallest_detected")
         lines.append(f"| {metric} | {f['base_runs']} | {f['run_to_run_cv']:.5%} | "
                      f"{(f['within_run_cv'] or 0):.5%} | {lo:+.3%} .. {hi:+.3%} | {f['seconds_per_run']:.0f} | "
-                     f"{'-' if tol is None else f'{tol:.2%}'} | {'none' if small is None else f'{small:.1%}'} |")
+                     f"{f'none up to {TOLERANCES[-1]:.0%}' if tol is None else f'{tol:.2%}'} | "
+                     f"{'none' if small is None else f'{small:.1%}'} |")
     lines += ["", "| metric | " + " | ".join(f"+{s:.1%}" for s in ALL_SLOWDOWNS) + " |",
               "|---|" + "---:|" * len(ALL_SLOWDOWNS)]
     for metric, f in figures["metrics"].items():
@@ -211,6 +221,12 @@ def render(figures: dict[str, Any]) -> str:
             cells.append(("-" if rate is None else f"{rate:.0%}") +
                          ("" if seen is None else f" (seen {seen:+.2%}, {f['head_runs'][key]} runs)"))
         lines.append(f"| {metric} detected | " + " | ".join(cells) + " |")
+    for metric, f in figures["metrics"].items():
+        d = f.get("at_default_tolerance")
+        if d:
+            rates = ", ".join(f"+{float(s):.1%}: {r:.0%}" for s, r in d["detection_rate"].items())
+            lines.append(f"\nat the default tolerance {d['tolerance']:.0%}, {metric}: A/A pairs called "
+                         f"regressed {d['aa_false_alarm_rate']:.0%}; slowdowns called regressed {rates}")
     if "instructions_random_seed" in figures:
         r = figures["instructions_random_seed"]
         lines += ["", f"instructions with PYTHONHASHSEED=random: {r['runs']} runs, run-to-run CV "
