@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from perfloop.analysis import stats
-from perfloop.analysis.compare import (Verdict, VerdictKind, compare_groups, compare_results)
+from perfloop.analysis.compare import Verdict, VerdictKind, compare_groups, compare_results
 from perfloop.errors import UsageError
 from perfloop.metrics import get_metric
 from perfloop.records import BenchmarkResult, ResultStatus, Sample

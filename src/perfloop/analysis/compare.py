@@ -118,7 +118,8 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
                   base_n=nb_v, head_n=nh_v, base_workers=nb_w, head_workers=nh_w)
 
     per_worker = min(nb_w, nh_w) >= MIN_WORKERS
-    if min(nb_v, nh_v) < MIN_VALUES or (not per_worker and min(nb_v, nh_v) < SINGLE_WORKER_MIN_VALUES):
+    fewest_values = min(nb_v, nh_v)
+    if fewest_values < MIN_VALUES or (not per_worker and fewest_values < SINGLE_WORKER_MIN_VALUES):
         return _too_few(base_groups, head_groups, common)
 
     notes: list[str] = []
@@ -127,8 +128,9 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
         head_units = [_median(g) for g in head_groups]
         test = "trimmed-t (workers)"
     else:
-        lone = " and ".join(side for side, n in (("base", nb_w), ("head", nh_w)) if n < MIN_WORKERS)
-        notes.append(f"one worker process on the {lone} side: the interval treats all "
+        lone = [side for side, n in (("base", nb_w), ("head", nh_w)) if n < MIN_WORKERS]
+        notes.append(f"one worker process on the {' and '.join(lone)} side{'s' * (len(lone) > 1)}: "
+                     f"the interval treats all "
                      f"{nb_v + nh_v} values as independent, which ignores the noise between "
                      f"processes; measure with {MIN_WORKERS} or more processes")
         base_units = [v for g in base_groups for v in g]
@@ -153,7 +155,7 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
     if kind is VerdictKind.UNCHANGED and (low > 0.0 or high < 0.0):
         notes.append("significant but within tolerance")
     elif kind in (VerdictKind.REGRESSED, VerdictKind.IMPROVED) and abs(change) < tolerance:
-        notes.append(f"the change is estimated within the {tolerance:.0%} tolerance, "
+        notes.append(f"the change is estimated within the {tolerance * 100:g}% tolerance, "
                      "but the interval reaches beyond it")
     elif kind is VerdictKind.INCONCLUSIVE:
         more, note = _more_workers(iv, tol_low, tol_high, confidence, per_worker, min(nb_w, nh_w))
