@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from perfloop.analysis.profiles import check_hypothesis                 # noqa: E402
 from perfloop.config import BenchmarkSpec, load_config                  # noqa: E402
-from perfloop.measure import profilers                                  # noqa: E402
+from perfloop.analysis import profilers                                  # noqa: E402
 from perfloop.workflows.profiling import hot_spot_table                 # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"

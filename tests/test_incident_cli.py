@@ -162,7 +162,7 @@ def test_profile_alone_explore_a_command_and_a_running_process(shop: Path, tmp_p
     assert explored["purpose"] == "exploration" and explored["incident_id"] is None
     assert explored["targets"][0]["hot_spots"][0]["function"] == "shop.pricing:apply_discounts"
 
-    from perfloop.measure.profilers import check_py_spy
+    from perfloop.analysis.profilers import check_py_spy
     if not check_py_spy().ok:
         pytest.skip(f"py-spy cannot attach here: {check_py_spy().problem}")
     script = tmp_path / "busy.py"

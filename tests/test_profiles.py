@@ -23,8 +23,8 @@ from perfloop.analysis.profiles import (
 )
 from perfloop.config import BenchmarkSpec, Settings
 from perfloop.errors import TargetError, TargetTimeout, UsageError
-from perfloop.measure import profilers
-from perfloop.measure.profilers import (
+from perfloop.analysis import profilers
+from perfloop.analysis.profilers import (
     PY_SPY_INSTALL, PySpyStatus, check_py_spy, profile_callable, profile_command, profile_pid,
 )
 from perfloop.report.flamegraph import render_svg, write_flamegraph

@@ -16,7 +16,7 @@ from perfloop.analysis.signals import (
     gc_signal, gil_signal, load_signal, off_cpu_signal, python_memory_signal, rss_signal, thread_signal,
 )
 from perfloop.config import BenchmarkSpec, Settings
-from perfloop.measure.profilers import profile_callable
+from perfloop.analysis.profilers import profile_callable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DURATION = 0.6

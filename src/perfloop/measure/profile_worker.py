@@ -1,6 +1,6 @@
 """Profiling worker: runs a callable (or a Python program) under a profiler in a fresh process.
 
-Started by :mod:`perfloop.measure.profilers` as ``python profile_worker.py REQUEST.json``. It is
+Started by :mod:`perfloop.analysis.profilers` as ``python profile_worker.py REQUEST.json``. It is
 run by path, not as ``-m perfloop...``, and imports only the standard library (and pyinstrument
 when asked), so the profiled process holds the user's modules and nothing of perfloop's.
 

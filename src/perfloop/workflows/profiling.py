@@ -1,7 +1,7 @@
 """The profile step of profile-and-patch: where does the time go, and was the hypothesis right?
 
 :func:`profile` picks what to profile (the incident's benchmarks, a named benchmark, a command,
-or a running process), runs the profiler (:mod:`perfloop.measure.profilers`), writes the flame
+or a running process), runs the profiler (:mod:`perfloop.analysis.profilers`), writes the flame
 graph files under ``.perfloop/profiles/`` (speedscope JSON, SVG, offline HTML), stores the
 profile, and checks the hypothesis against it (:func:`~perfloop.analysis.profiles.check_hypothesis`),
 recording confirmed, refuted or unclear on the hypothesis.
@@ -37,8 +37,8 @@ from ..analysis.profiles import (OUTSIDE_USER_CODE, FrameDelta, HotSpot, Hypothe
                                  to_speedscope)
 from ..config import BenchmarkSpec, ProjectConfig
 from ..errors import TargetError, UsageError
-from ..measure import profilers
-from ..measure.profilers import ProfileResult
+from ..analysis import profilers
+from ..analysis.profilers import ProfileResult
 from ..report.flamegraph import write_flamegraph
 from ..store import Store
 from ..store.models import ProfileRow, utcnow

@@ -38,10 +38,11 @@ from typing import Any, Mapping, Sequence
 
 from ..config import BenchmarkSpec
 from ..errors import TargetError, TargetTimeout, UsageError
-from ..analysis.profiles import Profile, from_cprofile, from_pyinstrument, from_speedscope, hot_spots
-from ..analysis.signals import ProcessPoint, ProcessTrace, RuntimeStats, Signal, compute_signals
+from ..measure import profile_worker
+from .profiles import Profile, from_cprofile, from_pyinstrument, from_speedscope, hot_spots
+from .signals import ProcessPoint, ProcessTrace, RuntimeStats, Signal, compute_signals
 
-WORKER = Path(__file__).with_name("profile_worker.py")
+WORKER = Path(profile_worker.__file__)  # run by path: it must import nothing of perfloop
 DEFAULT_DURATION = 3.0          # seconds a callable is profiled for when no duration is given
 DEFAULT_RATE = 100              # py-spy samples per second
 SAMPLE_INTERVAL = 0.05          # seconds between psutil samples of the profiled process
@@ -314,7 +315,7 @@ def _trim_to_loop(profile: Profile, worker_file: str) -> Profile:
     on the main thread outside ``_profiled_calls``; they are dropped, and stacks are cut below
     that frame so they start at the user's callable, as with pyinstrument.
     """
-    from ..analysis.profiles import Stack
+    from .profiles import Stack
     keep = []
     for stack in profile.stacks:
         frames = [profile.frames[i] for i in stack.frames]
