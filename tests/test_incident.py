@@ -344,13 +344,14 @@ def shop(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_profile_finds_the_shop_hot_spot_and_judges_hypotheses(shop: Path) -> None:
+    from perfloop.report.flamegraph import write_flamegraph
     from perfloop.workflows.profiling import profile
     config = load_config(shop)
     with Store.open(f"sqlite:///{shop / '.perfloop' / 'perfloop.db'}") as store:
         inc.open_incident(store, shop, "checkout slow", benchmarks=["checkout[items=20]"], config=config)
         right = inc.add_hypothesis(store, shop, "discount rules are recomputed for every line item",
                                    expect=["shop.pricing:apply_discounts"])
-        report = profile(store, shop, config=config, duration=1.0)
+        report = profile(store, shop, config=config, duration=1.0, write_files=write_flamegraph)
         [target] = report.targets
         table = target.hot_spots(5)
         assert table[0].function == "shop.pricing:apply_discounts" and table[0].rank == 1

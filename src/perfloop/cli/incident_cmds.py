@@ -396,6 +396,7 @@ def profile(
     `perfloop profile -- python app.py`, `perfloop profile --pid 4242 --duration 30s`,
     `perfloop profile --explore`
     """
+    from ..report.flamegraph import write_flamegraph
     from ..workflows.profiling import profile as run_profile
     root = project_root(directory)
     needs_config = not command and pid is None
@@ -404,7 +405,7 @@ def profile(
     try:
         report = run_profile(db, root, config=config, benchmarks=benchmark or (), command=command or (),
                              pid=pid, duration=parse_duration(duration), explore=explore,
-                             expect=expect or (), profiler=profiler)
+                             expect=expect or (), profiler=profiler, write_files=write_flamegraph)
     finally:
         db.close()
     if json:

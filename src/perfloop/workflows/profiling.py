@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from sqlalchemy import select, update
 
@@ -39,7 +39,6 @@ from ..config import BenchmarkSpec, ProjectConfig
 from ..errors import TargetError, UsageError
 from ..analysis import profilers
 from ..analysis.profilers import ProfileResult
-from ..report.flamegraph import write_flamegraph
 from ..store import Store
 from ..store.models import ProfileRow, utcnow
 from .attribution import snapshot_tree
@@ -259,7 +258,7 @@ def _earlier_profile(store: Store, incident: Incident, target: str, tree: str | 
 def _store(store: Store, root: Path, incident: Incident | None, hypothesis: Hypothesis | None,
            purpose: str, target: str, result: ProfileResult, check: HypothesisCheck | None,
            snapshot: Any, diff: Sequence[FrameDelta], diff_against: int | None,
-           formats: Sequence[str]) -> tuple[int, dict[str, str]]:
+           formats: Sequence[str], write_files: FlameGraphWriter | None) -> tuple[int, dict[str, str]]:
     modules = [e.partition(":")[0] for e in (check.expect if check else ())]
     spots = [dataclasses.asdict(h) for h in hot_spot_table(result.profile, user_modules=modules)]
     row = ProfileRow(
@@ -277,11 +276,13 @@ def _store(store: Store, root: Path, incident: Incident | None, hypothesis: Hypo
         session.add(row)
         session.flush()
         profile_id = row.id
+    if write_files is None:
+        return profile_id, {}
     prefix = root / PROFILE_DIR / ((f"incident-{incident.id}-" if incident else "") +
                                    f"profile-{profile_id}-{_slug(target)}")
     title = f"{target} ({purpose}, {result.profiler})"
-    written = write_flamegraph(result.profile, prefix, title=title, signals=result.signals,
-                               notes=result.notes, formats=formats)
+    written = write_files(result.profile, prefix, title=title, signals=result.signals,
+                          notes=result.notes, formats=formats)
     files = {fmt: str(path) for fmt, path in written.items()}
     with _session(store, "storing a profile", write=True) as session:
         session.execute(update(ProfileRow).where(ProfileRow.id == profile_id).values(files=files))
@@ -290,6 +291,13 @@ def _store(store: Store, root: Path, incident: Incident | None, hypothesis: Hypo
 
 # --------------------------------------------------------------------------------------------
 # the step
+
+
+class FlameGraphWriter(Protocol):
+    """Renders a profile to files under ``prefix``; returns format -> path."""
+
+    def __call__(self, profile: Profile, prefix: Path, *, title: str, signals: Sequence[Any],
+                 notes: Sequence[str], formats: Sequence[str]) -> Mapping[str, Path]: ...
 
 
 def _overall(checks: Sequence[HypothesisCheck]) -> str | None:
@@ -309,8 +317,13 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
             benchmarks: Sequence[str] = (), command: Sequence[str] = (), pid: int | None = None,
             duration: float | None = None, explore: bool = False, expect: Sequence[str] = (),
             profiler: str = "pyinstrument", formats: Sequence[str] = ("speedscope", "svg", "html"),
-            ) -> ProfileReport:
-    """Profile, store, write flame graphs and check the hypothesis (see the module docstring)."""
+            write_files: FlameGraphWriter | None = None) -> ProfileReport:
+    """Profile, store, write flame graphs and check the hypothesis (see the module docstring).
+
+    ``write_files`` renders the flame graph files (the CLI passes
+    :func:`perfloop.report.flamegraph.write_flamegraph`: rendering sits above the workflows);
+    without it the profile is stored and checked but no files are written.
+    """
     root = Path(root).resolve()
     incident = current_incident(store, root)
     hypothesis = incident.hypothesis if incident else None
@@ -371,7 +384,7 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
         if check is not None and this_purpose != "after":
             checks.append(check)
         profile_id, files = _store(store, root, incident, hypothesis, this_purpose, target, result,
-                                   check, snapshot, diff, against, formats)
+                                   check, snapshot, diff, against, formats, write_files)
         targets.append(TargetProfile(profile_id, target, result, files, this_purpose, check,
                                      tuple(diff), against))
 
