@@ -18,8 +18,8 @@ Imported results have ``kind = "imported"`` and an environment marked ``"importe
 they form their own environment class and are never compared silently with perfloop's own runs
 of the same machine. Samples are tagged with the worker process they came from where the file
 says so (pyperf); pytest-benchmark and asv do not record it, and their values are all filed
-under worker 0 with a warning, because perfloop's statistics treat the worker as the unit and
-must not count rounds of one process as independent.
+under worker 0 with a warning: perfloop's statistics take the worker as the unit, and rounds of
+one process must not pass for separate processes.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ from . import (IMPORTED_KIND, ImportedRun, InvalidResultsFile, derived_label, fi
 
 FORMAT = "asv"
 SUPPORTED_VERSION = 2
-ONE_PROCESS = ("asv does not record which process (round) each sample came from: the values "
-               "count as one worker, so comparisons with another run are inconclusive unless the "
-               "change is large")
+ONE_PROCESS = ("asv does not record which process (round) each sample came from: the values count "
+               "as one worker, so a comparison treats them as independent and its interval ignores "
+               "the noise between processes (narrower than the truth)")
 
 
 def parse(data: dict[str, Any], path: Path) -> ImportedRun:

@@ -25,8 +25,8 @@ FORMAT = "pytest-benchmark"
 _SUMMARY_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "rounds", "iterations",
                  "ops", "total", "outliers")
 ONE_PROCESS = ("pytest-benchmark measures every round in one process: the values count as one "
-               "worker, so a comparison with another run is inconclusive unless the change is large; "
-               "import several files from separate pytest runs to compare runs with confidence")
+               "worker, so a comparison treats them as independent and its interval ignores the "
+               "noise between processes (narrower than the truth)")
 
 
 def parse(data: dict[str, Any], path: Path) -> ImportedRun:
