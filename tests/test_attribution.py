@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,14 +12,11 @@ from perfloop.workflows.attribution import (CODE, CONFIG, DEPENDENCY, DOCS, TEST
                                             attribution_since, changed_functions, changed_keys,
                                             classify_path, snapshot_tree)
 
+from gitutil import git
+
 SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 @pytest.fixture

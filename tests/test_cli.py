@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from gitutil import git
+
 MODULE = '''
 import os, time
 
@@ -66,11 +68,6 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def git(project: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["git", *args], cwd=project, check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 @pytest.mark.slow

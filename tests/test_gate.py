@@ -30,6 +30,8 @@ from perfloop.workflows.approvals import (Approval, applicable, parse_trailers, 
 from perfloop.workflows.gate import GateOptions, run_gate
 from perfloop.workflows.interleave import SamplingPolicy
 
+from gitutil import git
+
 MODULE = '''
 FACTOR = {factor}
 _calls = 0
@@ -60,12 +62,6 @@ custom_metrics = { cost = { unit = "units", direction = "lower" } }
 FAST = ["--blocks", "2", "--max-blocks", "3", "--confirm-blocks", "2"]
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
-           "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"}
-    out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
 
 
 def make_repo(repo: Path) -> dict[str, str]:

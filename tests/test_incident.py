@@ -8,7 +8,6 @@ example shop, where the hot spot is known (marked slow).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,6 +22,8 @@ from perfloop.store import Store
 from perfloop.store.models import ChangeRow
 from perfloop.workflows import incident as inc
 
+from gitutil import git
+
 SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
 
 CONFIG = '''
@@ -36,11 +37,6 @@ callable = "toymod:work"
 '''
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 @pytest.fixture

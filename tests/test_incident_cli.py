@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from gitutil import git
+
 SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
 # six workers: the verdict engine needs a few units per side to call even a several-fold change
 SMALL = ("--processes", "6", "--values", "3")
@@ -43,11 +45,6 @@ def data(project: Path, *args: str) -> dict:
     return json.loads(ok(project, *args, "--json").stdout)
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 @pytest.fixture
