@@ -372,7 +372,24 @@ def test_entry_point_exits_2_on_a_bad_file(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "s.db").exists()
 
 
-def test_a_store_failure_part_way_leaves_an_interrupted_run_not_a_complete_one(
+def test_a_store_failure_part_way_leaves_no_run(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfloop.errors import StoreError
+    calls = {"n": 0}
+    real_add = store.add_result
+
+    def flaky_add(run_id: int, result) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise StoreError("disk full")
+        real_add(run_id, result)
+
+    monkeypatch.setattr(store, "add_result", flaky_add)
+    with pytest.raises(StoreError, match="disk full"):
+        import_files(store, [ASV_FILE])
+    assert calls["n"] == 3 and store.list_runs() == []
+
+
+def test_when_even_the_cleanup_fails_the_run_is_marked_interrupted(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     from perfloop.errors import StoreError
     imported = read_results(ASV_FILE)
@@ -385,8 +402,12 @@ def test_a_store_failure_part_way_leaves_an_interrupted_run_not_a_complete_one(
             raise StoreError("disk full")
         real_add(run_id, result)
 
+    def no_delete(run_id: int) -> None:
+        raise StoreError("database is locked")
+
     monkeypatch.setattr(store, "add_result", flaky_add)
-    with pytest.raises(StoreError):
+    monkeypatch.setattr(store, "delete_run", no_delete)
+    with pytest.raises(StoreError, match="disk full"):
         import_files(store, [ASV_FILE])
     [run] = store.list_runs()
     assert run.status.value == "interrupted"

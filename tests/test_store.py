@@ -135,6 +135,25 @@ def test_status_transitions(any_store: Store) -> None:
     assert any_store.get_run(interrupted).status is RunStatus.INTERRUPTED
 
 
+def test_delete_run_removes_its_results_and_samples(any_store: Store) -> None:
+    keep, gone = begin(any_store, label="keep"), begin(any_store, label="gone")
+    for run_id in (keep, gone):
+        any_store.add_result(run_id, make_result())
+    any_store.delete_run(gone)
+    with pytest.raises(RefNotFound):
+        any_store.get_run(gone)
+    with pytest.raises(RefNotFound):
+        any_store.delete_run(gone)
+    assert [r.id for r in any_store.list_runs()] == [keep]
+    assert len(any_store.get_run(keep).results[0].samples) == len(make_result().samples)
+    with any_store._read("counting samples") as session:   # the cascade left no orphans
+        from sqlalchemy import func, select
+
+        from perfloop.store.models import ResultRow, SampleRow
+        assert session.scalar(select(func.count()).select_from(ResultRow)) == 1
+        assert session.scalar(select(func.count()).select_from(SampleRow)) == len(make_result().samples)
+
+
 def test_unknown_run_ids(any_store: Store) -> None:
     with pytest.raises(RefNotFound):
         any_store.get_run(999)

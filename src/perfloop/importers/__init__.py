@@ -198,8 +198,8 @@ def store_imported(store: Store, imported: ImportedRun) -> int:
     """Write one parsed file as a complete run; its id.
 
     The run is begun only after the whole file was validated. Should the store itself fail
-    part-way (disk full, locked), the run is marked ``interrupted`` so that it is never taken
-    for a complete import, and the store's error propagates.
+    part-way (disk full, locked), the partial run is deleted (or, if even that fails, marked
+    ``interrupted`` so that it is never taken for a complete import), and the error propagates.
     """
     from .. import __version__
     run_id = store.begin_run(
@@ -213,7 +213,10 @@ def store_imported(store: Store, imported: ImportedRun) -> int:
         for result in imported.results:
             store.add_result(run_id, result)
     except BaseException:
-        store.finish_run(run_id, RunStatus.INTERRUPTED)
+        try:
+            store.delete_run(run_id)
+        except Exception:
+            store.finish_run(run_id, RunStatus.INTERRUPTED)
         raise
     store.finish_run(run_id, RunStatus.COMPLETE)
     return run_id

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import psutil
-from sqlalchemy import Select, case, exc, exists, func, insert, or_, select, update
+from sqlalchemy import Select, case, delete, exc, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -251,6 +251,15 @@ class Store:
                 raise StoreError(f"run {run_id} is already {current}; it cannot become {status.value}")
             session.execute(update(RunRow).where(RunRow.id == run_id)
                             .values(status=status.value, finished_at=utcnow()))
+
+    def delete_run(self, run_id: int) -> None:
+        """Remove a run with its results and samples (one transaction): for a write that must
+        leave nothing behind when it fails part-way, such as an import."""
+        with self._write("deleting a run") as session:
+            if session.get(RunRow, run_id) is None:
+                raise RefNotFound(f"no stored run with id {run_id}", hint=REF_HINT)
+            # samples and results go with the run: their foreign keys cascade
+            session.execute(delete(RunRow).where(RunRow.id == run_id))
 
     def reap_stale_runs(self) -> int:
         """Mark runs left ``running`` by a process that no longer exists as ``interrupted``.
