@@ -91,6 +91,13 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
     if base.dirty or head.dirty:
         notes.append("a run was taken with uncommitted changes (dirty): its commit does not "
                      "fully describe the code measured")
+    base_load = _environment_of(base).get("load_avg_1m")
+    head_load = _environment_of(head).get("load_avg_1m")
+    cpus = (_environment_of(head).get("cpu_count") or 1)
+    if base_load is not None and head_load is not None and abs(head_load - base_load) > 0.5 * cpus:
+        notes.append(f"the machine's load differed between the runs ({base_load:g} -> {head_load:g} "
+                     f"on {cpus} CPUs): time metrics may have moved with it; re-measure both "
+                     "interleaved with perfloop gate")
     for run in (base, head):
         status = getattr(run.status, "value", run.status)
         if status != "complete":

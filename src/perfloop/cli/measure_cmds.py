@@ -145,7 +145,9 @@ def compare(
 
     Verdicts: regressed, improved, unchanged (the interval lies within the tolerance) or
     inconclusive (too noisy to tell at this tolerance). Environment differences between the
-    two runs are shown first.
+    two runs are shown first. The intervals cover the noise inside each run, not the drift of
+    a shared machine between two runs taken at different times: to decide on such a machine,
+    `perfloop gate` measures both versions interleaved.
 
     Example: `perfloop compare main HEAD --tolerance 0.03 --check`
     """

@@ -118,6 +118,9 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
     conf = {v.confidence for v in cmp.verdicts}
     conf_text = ", ".join(f"{c * 100:g}%" for c in sorted(conf)) or "-"
     console.print(f"{counts} (tolerance {tol_text}, {conf_text} confidence intervals)", highlight=False)
+    console.print("[dim]The intervals cover the noise inside each run, not drift of the machine between "
+                  "the two runs; on a shared machine, measure both interleaved: perfloop gate --base REF[/]",
+                  highlight=False)
     for name in cmp.only_in_base:
         console.print(f"[yellow]only in base:[/] {escape(name)}")
     for name in cmp.only_in_head:
