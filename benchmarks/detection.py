@@ -17,16 +17,20 @@ with 0% slowdown (A/A) is a false alarm when the tool calls a significant differ
 way; a real slowdown is detected when the tool calls it slower. Wall seconds per verdict
 cover both runs and the comparison.
 
+``--tools perfloop-gate`` adds ``perfloop gate``: base and head measured interleaved
+(A B B A) in one command, sampled adaptively up to its cost limit; the slowdown is then carried
+by a committed file (base) and an uncommitted edit of it (head).
+
 ``--overhead`` measures instead what perfloop's harness adds per sample, against a bare
 ``timeit`` loop in this process, and the whole-process cost of a ``perfloop run`` per stored
 value.
 
 Usage::
 
-    python benchmarks/detection.py                       # full run (about 40 minutes)
+    python benchmarks/detection.py                       # full run (40-70 minutes, by load)
     python benchmarks/detection.py --quick               # smoke test of the harness
-    python benchmarks/detection.py --tools perfloop --perfloop-args="--processes 40" \\
-        --pairs-aa 8 --pairs 8 --sizes 0.05 --json benchmarks/results/p40.json
+    python benchmarks/detection.py --tools perfloop-gate --perfloop-args="--max-blocks 64" \\
+        --pairs-aa 2 --pairs 2 --sizes 0.10 --json benchmarks/results/gate.json
     python benchmarks/detection.py --report benchmarks/results/detection.json
     python benchmarks/detection.py --overhead
 """
@@ -434,9 +438,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pairs-aa", type=int, default=16, help="A/A pairs (no slowdown); default 16")
     p.add_argument("--pairs", type=int, default=8, help="pairs per slowdown size; default 8")
     p.add_argument("--sizes", default="0.02,0.05,0.10", help="slowdowns, default 0.02,0.05,0.10")
-    p.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help="comma-separated tools")
+    p.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help="comma-separated, of perfloop, pyperf, pytest-benchmark, "
+                   "perfloop-gate; default the first three")
     p.add_argument("--perfloop-args", default="",
-                   help='extra options for `perfloop run`, e.g. "--processes 40"')
+                   help='extra options for `perfloop run` (or `perfloop gate`), e.g. "--processes 40"')
     p.add_argument("--seed", type=int, default=1, help="seed of the pair order")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 A/A pair and 1 pair at 10%%")
     p.add_argument("--json", metavar="FILE", help="save raw per-pair results (rewritten after each pair)")
