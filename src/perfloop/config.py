@@ -32,6 +32,7 @@ from .metrics import BUILTIN, DEFAULT_METRICS, SUPPORTED_METRICS
 
 CONFIG_FILES = ("perfloop.toml", "pyproject.toml")
 DEFAULT_TOLERANCE = 0.05
+DEFAULT_RUN_NOISE = 0.02   # see docs/statistics.md, "Separately measured runs"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class Settings:
     warmup: int = 1             # values discarded (and recorded as warmup) at the start of each worker
     min_time: float = 0.02      # seconds one value should last at least; fast callables are looped
     tolerance: float = DEFAULT_TOLERANCE  # relative change that matters
+    # Run-to-run drift of time metrics on this machine (relative sd of a run's location) that no
+    # interval inside one run can see; added when two separately measured runs are compared.
+    run_noise: float = DEFAULT_RUN_NOISE
     timeout: float = 300.0      # seconds for the whole benchmark before it is killed
 
     def __post_init__(self) -> None:
@@ -56,6 +60,8 @@ class Settings:
             raise ValueError("min_time must be >= 0 and timeout > 0")
         if not 0 < self.tolerance < 1:
             raise ValueError("tolerance must be a fraction between 0 and 1, e.g. 0.05 for 5%")
+        if not 0 <= self.run_noise < 1:
+            raise ValueError("run_noise must be a fraction between 0 and 1, e.g. 0.02 for 2%")
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ class ProjectConfig:
 _SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
     "processes": int, "values": int, "warmup": int,
     "min_time": (int, float), "tolerance": (int, float), "timeout": (int, float),
+    "run_noise": (int, float),
 }
 _TARGET_KEYS = ("callable", "command", "http")
 _BENCH_KEYS = {"name", "params", "metrics", "setup", "teardown", "pythonpath", "cwd", "env",

@@ -149,7 +149,7 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
 
     change = to_change(iv.estimate)
     low, high = to_change(iv.low), to_change(iv.high)
-    kind = _decide(low, high, tolerance, metric.direction)
+    kind = decide(low, high, tolerance, metric.direction)
 
     more: int | None = None
     if kind is VerdictKind.UNCHANGED and (low > 0.0 or high < 0.0):
@@ -196,7 +196,7 @@ def compare_results(base: BenchmarkResult, head: BenchmarkResult, *, tolerance: 
     return verdicts
 
 
-def _decide(low: float, high: float, tolerance: float, direction: Direction) -> VerdictKind:
+def decide(low: float, high: float, tolerance: float, direction: Direction) -> VerdictKind:
     """The three-way equivalence decision on an interval of the relative change."""
     if -tolerance < low and high < tolerance:
         return VerdictKind.UNCHANGED

@@ -7,13 +7,65 @@ runs, benchmarks present on one side only, and benchmarks that failed on either 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 from typing import Any, Sequence
 
 from ..measure.environment import EnvDifference, diff_environments
 from ..records import ResultStatus
 from ..store import StoredRun
-from .compare import Verdict, VerdictKind, compare_results
+from ..config import DEFAULT_RUN_NOISE
+from ..metrics import Direction
+from .compare import Verdict, VerdictKind, compare_results, decide
+
+#: Metrics that move with the machine's state between two runs (speed, contention), and so
+#: carry run-to-run drift. Memory, instruction counts, error rates and custom values do not.
+DRIFTING_METRICS = frozenset({"wall_time", "cpu_time", "throughput"})
+
+
+def drifts(metric: str) -> bool:
+    return metric in DRIFTING_METRICS or metric.startswith("latency_")
+
+
+def with_run_noise(v: Verdict, run_noise: float) -> Verdict:
+    """``v`` with its interval widened by run-to-run drift between two separately measured runs.
+
+    Within one run the workers share the machine's state at that time; the interval of
+    :func:`~perfloop.analysis.compare.compare_groups` covers the spread between them, not a
+    shift of the whole run. Each run's location carries an extra relative error of about
+    ``run_noise`` (its standard deviation), so the log ratio of two runs carries
+    ``sqrt(2) * run_noise`` more, added in quadrature to the half-width of the interval.
+    More workers cannot shrink that part: only interleaving the two versions (the gate) can.
+    """
+    if run_noise <= 0 or not drifts(v.metric) or v.base_location <= 0 or v.head_location <= 0:
+        return v
+    if not all(map(math.isfinite, (v.ci_low, v.ci_high))) or v.ci_low <= -1:
+        return v
+    z = NormalDist().inv_cdf(0.5 + v.confidence / 2)
+    low, high = math.log1p(v.ci_low), math.log1p(v.ci_high)
+    centre, half = (low + high) / 2, (high - low) / 2
+    floor = z * math.sqrt(2.0) * math.log1p(run_noise)
+    half = math.hypot(half, floor)
+    ci_low, ci_high = math.expm1(centre - half), math.expm1(centre + half)
+    direction = Direction(v.direction)
+    kind = decide(ci_low, ci_high, v.tolerance, direction)
+    p_value = 2 * (1 - NormalDist().cdf(abs(centre) / (half / z))) if half > 0 else v.p_value
+    note = v.note
+    more = v.more_workers
+    if kind is VerdictKind.INCONCLUSIVE:
+        # Could any number of workers decide it, with the drift term left alone?
+        needed = min(math.log1p(v.tolerance) - abs(centre), abs(centre))
+        if floor >= max(needed, abs(centre)):
+            more = None
+            note = (f"drift between separately measured runs (run_noise {run_noise:.1%}) hides "
+                    f"changes under about {math.expm1(floor):.0%} here: measure both versions "
+                    "interleaved with perfloop gate, or use the instructions metric")
+    elif kind is not v.verdict:
+        note = f"{v.verdict.value} within the runs, but not beyond the drift between them"
+    return replace(v, verdict=kind, ci_low=ci_low, ci_high=ci_high, p_value=max(p_value, v.p_value),
+                   more_workers=more, note=note,
+                   test=f"{v.test} + run-to-run drift {run_noise:.1%}")
 
 
 @dataclass(frozen=True)
@@ -66,8 +118,13 @@ def _environment_of(run: StoredRun) -> dict[str, Any]:
 
 def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = None,
                  confidence: float = 0.99, benchmarks: Sequence[str] | None = None,
-                 metrics: Sequence[str] | None = None) -> Comparison:
-    """Compare every benchmark the two runs share. ``tolerance`` overrides each benchmark's own."""
+                 metrics: Sequence[str] | None = None, run_noise: float | None = None) -> Comparison:
+    """Compare every benchmark the two runs share. ``tolerance`` overrides each benchmark's own.
+
+    Time metrics of two separately measured runs also carry drift between the runs (see
+    :func:`with_run_noise`): ``run_noise`` overrides each benchmark's configured amount; 0 turns
+    it off (for runs measured interleaved, or on a machine known to be steady).
+    """
     base_results = {r.name: r for r in base.results}
     head_results = {r.name: r for r in head.results}
     names = [n for n in head_results if n in base_results]
@@ -86,7 +143,10 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
         if not b.samples or not h.samples:
             continue
         tol = tolerance if tolerance is not None else float(h.extra.get("tolerance", 0.05))
-        verdicts.extend(compare_results(b, h, tolerance=tol, confidence=confidence, metrics=metrics))
+        noise = run_noise if run_noise is not None else float(
+            (h.extra.get("settings") or {}).get("run_noise", DEFAULT_RUN_NOISE))
+        verdicts.extend(with_run_noise(v, noise) for v in
+                        compare_results(b, h, tolerance=tol, confidence=confidence, metrics=metrics))
     env_diffs = diff_environments(_environment_of(base), _environment_of(head))
     if base.dirty or head.dirty:
         notes.append("a run was taken with uncommitted changes (dirty): its commit does not "

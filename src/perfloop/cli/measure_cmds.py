@@ -136,6 +136,9 @@ def compare(
     tolerance: Annotated[Optional[float], typer.Option(
         help="Relative change that matters, e.g. 0.05 (default: each benchmark's own, 5%).")] = None,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.99,
+    run_noise: Annotated[Optional[float], typer.Option(
+        help="Drift of time metrics between two separate runs, as a relative sd (default: each "
+             "benchmark's run_noise, 2%); 0 for runs known to be steady.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when any verdict is regressed.")] = False,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
@@ -156,6 +159,9 @@ def compare(
                          hint="e.g. --tolerance 0.05 for 5%")
     if not 0.5 < confidence < 1:
         raise UsageError(f"--confidence {confidence}: must be between 0.5 and 1", hint="e.g. 0.99")
+    if run_noise is not None and not 0 <= run_noise < 1:
+        raise UsageError(f"--run-noise {run_noise}: must be a fraction between 0 and 1",
+                         hint="e.g. --run-noise 0.02 for 2%, or 0 to turn it off")
     root = project_root(directory)
     db = open_store(directory, store)
     try:
@@ -164,7 +170,7 @@ def compare(
     finally:
         db.close()
     cmp = compare_runs(base_run, head_run, tolerance=tolerance, confidence=confidence,
-                       benchmarks=benchmark, metrics=metric)
+                       benchmarks=benchmark, metrics=metric, run_noise=run_noise)
     if json:
         print_json(cmp.to_dict())
     else:
