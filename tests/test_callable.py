@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+
+from procutil import wait_dead
 
 from perfloop.config import BenchmarkSpec, Settings
 from perfloop.measure.callable import WorkerSession, measure_callable, worker_task
@@ -29,19 +30,6 @@ def spec(target: str, *, settings: Settings = TINY, metrics: tuple[str, ...] = (
                          settings=settings, metrics=metrics, callable=target, root=str(FIXTURES), **fields)
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_dead(pids: list[int], limit: float = 5.0) -> list[int]:
-    """The pids still alive after up to ``limit`` seconds (SIGKILL delivery is asynchronous)."""
-    end = time.monotonic() + limit
-    while time.monotonic() < end and any(alive(p) for p in pids):
-        time.sleep(0.02)
-    return [p for p in pids if alive(p)]
 
 
 def test_fast_callable_is_calibrated_and_all_workers_share_the_loop_count():

@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+
+from procutil import wait_dead
 
 from perfloop.config import BenchmarkSpec, Settings
 from perfloop.measure.command import StderrTail, describe_exit, measure_command, run_child
@@ -24,19 +25,6 @@ def spec(command, *, root: Path, settings: Settings = TINY,
                          command=command, root=str(root), **fields)
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_dead(pids: list[int], limit: float = 5.0) -> list[int]:
-    """The pids still alive after up to ``limit`` seconds (SIGKILL delivery is asynchronous)."""
-    end = time.monotonic() + limit
-    while time.monotonic() < end and any(alive(p) for p in pids):
-        time.sleep(0.02)
-    return [p for p in pids if alive(p)]
 
 
 def pids_in(path: Path) -> list[int]:
