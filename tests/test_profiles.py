@@ -341,12 +341,13 @@ def test_setup_context_convention() -> None:
 
 
 def test_diff_shows_the_hot_function_losing_time(slow_pipeline: profilers.ProfileResult) -> None:
-    fast = profile_callable(_spec("pipeline", rounds=4), duration=DURATION)
+    # 40x less scoring: parse_rows then holds a large share, which sampling cannot miss
+    fast = profile_callable(_spec("pipeline", rounds=1), duration=DURATION)
     deltas = diff_profiles(slow_pipeline.profile, fast.profile)
     score = next(d for d in deltas if d.function == "profmod:score")
     assert score.per_call
     assert score.seconds_change is not None and score.seconds_change < 0
-    assert score.after_seconds < score.before_seconds / 3      # 10x less work; load varies < 3x
+    assert score.after_seconds < score.before_seconds / 3      # 40x less work; load varies < 3x
     assert score.share_change < 0
     assert deltas[0].function in ("profmod:score", "profmod:pipeline", "profmod:pipeline_ctx")
 
