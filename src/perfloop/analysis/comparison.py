@@ -147,13 +147,13 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
             (h.extra.get("settings") or {}).get("run_noise", DEFAULT_RUN_NOISE))
         verdicts.extend(with_run_noise(v, noise) for v in
                         compare_results(b, h, tolerance=tol, confidence=confidence, metrics=metrics))
-    env_diffs = diff_environments(_environment_of(base), _environment_of(head))
+    base_env, head_env = _environment_of(base), _environment_of(head)
+    env_diffs = diff_environments(base_env, head_env)
     if base.dirty or head.dirty:
         notes.append("a run was taken with uncommitted changes (dirty): its commit does not "
                      "fully describe the code measured")
-    base_load = _environment_of(base).get("load_avg_1m")
-    head_load = _environment_of(head).get("load_avg_1m")
-    cpus = (_environment_of(head).get("cpu_count") or 1)
+    base_load, head_load = base_env.get("load_avg_1m"), head_env.get("load_avg_1m")
+    cpus = head_env.get("cpu_count") or 1
     if base_load is not None and head_load is not None and abs(head_load - base_load) > 0.5 * cpus:
         notes.append(f"the machine's load differed between the runs ({base_load:g} -> {head_load:g} "
                      f"on {cpus} CPUs): time metrics may have moved with it; re-measure both "
