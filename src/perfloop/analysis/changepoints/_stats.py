@@ -1,21 +1,28 @@
 """The step test behind perfloop's detector, computed for many windows at once.
 
-For a window ``y[a:b]`` and a split ``t`` inside it, the model is a line plus a step::
+For a window ``y[a:b]`` and a split ``t`` inside it, two models are fitted:
 
-    y[a + u] = alpha + beta * u + c * (a + u >= t) + e[u],   u = 0 .. L-1,  L = b - a
+    two levels:          y[a + u] = alpha + c * (a + u >= t) + e[u]
+    a line plus a step:  y[a + u] = alpha + beta * u + c * (a + u >= t) + e[u]
 
-and the test is Student's t on ``c``. Allowing the line means a smooth trend is not mistaken
-for a staircase of level shifts; a real step still stands out, because a line cannot follow it.
+(``u = 0 .. L-1``, ``L = b - a``), and the test is Student's t on ``c``. The line is used
+only where the window shows one: when adding it to the two levels cuts the residual sum of
+squares by more than ``LINE_F`` times the residual variance (an F test at about the 1.5%
+level). So a smooth trend is not mistaken for a staircase of level shifts, and a step on flat
+ground keeps the power of the plain two-means test, which a line would halve: a line follows
+a centred step well enough to take three quarters of its signal.
+
 The residuals' lag-1 autocorrelation ``rho`` (from the von Neumann ratio) inflates the
 variance of ``c`` by ``(1 + rho) / (1 - rho)`` and deflates the degrees of freedom by as much,
 so that slowly wandering series, whose neighbours are alike, do not pass for level shifts.
 
 Every quantity comes from prefix sums, so one window costs O(1) once the sums exist (O(n)),
-and numpy evaluates all windows of a scale in one pass.
+and numpy evaluates all windows of all scales in a few passes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +30,11 @@ import numpy as np
 # An autocorrelation this close to 1 already makes any step insignificant; capping it keeps
 # the inflation factor finite.
 _MAX_RHO = 0.98
+#: Adding a line to the two levels must cut the residual sum of squares by this many residual
+#: variances (F with 1 and L - 3 degrees of freedom; P(F > 6) is about 1.5%) before it is used.
+LINE_F = 6.0
+# (window, split) pairs evaluated per numpy pass: bounds the memory of a 100,000-point scan.
+_CHUNK = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -55,11 +67,51 @@ class PrefixSums:
 
 
 @dataclass(frozen=True)
-class WindowScan:
-    """For each window, its best split and that split's log p-value (before Bonferroni)."""
+class StepTest:
+    """For each window: the split tested, the squared t statistic and its degrees of freedom."""
 
     split: np.ndarray
-    log_pvalue: np.ndarray
+    t2: np.ndarray
+    df: np.ndarray
+
+
+def best_splits(ps: PrefixSums, a: np.ndarray, b: np.ndarray, min_size: int) -> np.ndarray:
+    """For each window ``[a[k], b[k])`` (lengths may differ), the split ``min_size`` or more
+    from either end where two levels fit best (the largest cut in the sum of squares; the
+    first such split on ties)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    out = np.empty(len(a), dtype=np.int64)
+    counts = b - a - 2 * min_size + 1
+    ends = np.cumsum(counts)
+    first = 0
+    while first < len(a):
+        # Windows first..last-1 hold about _CHUNK splits between them.
+        last = int(np.searchsorted(ends, (ends[first - 1] if first else 0) + _CHUNK, side="right"))
+        last = max(last, first + 1)
+        out[first:last] = _best_splits_chunk(ps, a[first:last], b[first:last], counts[first:last],
+                                             min_size)
+        first = last
+    return out
+
+
+def _best_splits_chunk(ps: PrefixSums, a: np.ndarray, b: np.ndarray, counts: np.ndarray,
+                       min_size: int) -> np.ndarray:
+    total = int(counts.sum())
+    seg = np.repeat(np.arange(len(a)), counts)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    j = (np.arange(total) - offsets[seg] + min_size).astype(float)
+    length = (b - a).astype(float)[seg]
+    tail = length - j
+    sum_b = ps.s[b][seg]
+    mean = (sum_b - ps.s[a][seg]) / length
+    dy = sum_b - ps.s[a[seg] + j.astype(np.int64)] - tail * mean
+    # The cut in the sum of squares of a split into two levels, up to the window's constant.
+    gain = dy * dy * length / (tail * j)
+    best = np.maximum.reduceat(gain, offsets)
+    at_best = np.flatnonzero(gain >= best[seg])
+    _, first = np.unique(seg[at_best], return_index=True)
+    return a + min_size + (at_best[first] - offsets)
 
 
 def _line_fit(ps: PrefixSums, a: np.ndarray, b: np.ndarray):
@@ -73,96 +125,90 @@ def _line_fit(ps: PrefixSums, a: np.ndarray, b: np.ndarray):
     sxy = suy - ubar * sy
     beta = sxy / suu
     ybar = sy / length
-    sse_line = np.maximum(syy - sy * ybar - sxy * beta, 0.0)
+    sst = np.maximum(syy - sy * ybar, 0.0)
+    sse_line = np.maximum(sst - sxy * beta, 0.0)
     alpha = ybar - beta * ubar
-    return length, ubar, suu, alpha, beta, sse_line
+    return length, suu, alpha, beta, sse_line, sst, ybar
 
 
-def _step_terms(ps: PrefixSums, a, b, t, length, suu, alpha, beta):
-    """Projection of the step indicator and of ``y`` on what the line leaves over."""
+def step_test(ps: PrefixSums, a: np.ndarray, t: np.ndarray, b: np.ndarray) -> StepTest:
+    """The step test at split ``t`` of each window ``[a, b)`` (1-D arrays; see the module
+    docstring): two levels, or a line plus a step where the window shows a line."""
+    a = np.asarray(a, dtype=np.int64)
+    t = np.asarray(t, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    length, suu, alpha, beta, sse_line, sst, ybar = _line_fit(ps, a, b)
     j = (t - a).astype(float)
     tail = length - j
     suffix_y = ps.s[b] - ps.s[t]
+    s1 = ps.y[b - 1] - ps.y[a]
+    s2 = ps.d2[b - 1] - ps.d2[a]
+    step_diff = ps.y[t] - ps.y[t - 1]
+    # Line plus step: the step indicator and y, each less what the line explains.
     suffix_u = tail * (j + length - 1.0) / 2.0
     dy = suffix_y - alpha * tail - beta * suffix_u
     gamma = tail * j / 2.0 / suu
-    dd = tail - tail * tail / length - gamma * gamma * suu
-    return dy, dd, gamma
-
-
-def _log_pvalue(ps: PrefixSums, a, b, t, length, beta, sse_line, dy, dd, gamma):
-    """Two-sided log p-value of the step, corrected for lag-1 autocorrelation."""
-    dd = np.maximum(dd, 1e-300)
-    reduction = dy * dy / dd
-    sse = np.maximum(sse_line - reduction, 0.0)
-    dof = length - 3.0
-    var = np.maximum(sse / dof, ps.var_floor)
+    dd = np.maximum(tail - tail * tail / length - gamma * gamma * suu, 1e-300)
+    red_line = dy * dy / dd
+    sse_ls = np.maximum(sse_line - red_line, 0.0)
     c = dy / dd
     beta_full = beta - c * gamma
-    # Sum of squared first differences of the residuals: those of y, less the slope, less
-    # the jump where it happens.
-    s1 = ps.y[b - 1] - ps.y[a]
-    s2 = ps.d2[b - 1] - ps.d2[a]
-    jump_diff = ps.y[t] - ps.y[t - 1] - beta_full
-    ssd = s2 - 2.0 * beta_full * s1 + (length - 1.0) * beta_full ** 2 + c * c - 2.0 * c * jump_diff
+    # Squared first differences of the residuals: those of y, less the slope, less the jump.
+    ssd_ls = (s2 - 2.0 * beta_full * s1 + (length - 1.0) * beta_full ** 2 + c * c
+              - 2.0 * c * (step_diff - beta_full))
+    # Two levels.
+    dy0 = suffix_y - tail * ybar
+    dd0 = np.maximum(tail * j / length, 1e-300)
+    red0 = dy0 * dy0 / dd0
+    sse0 = np.maximum(sst - red0, 0.0)
+    c0 = dy0 / dd0
+    ssd0 = s2 + c0 * c0 - 2.0 * c0 * step_diff
+    with np.errstate(divide="ignore", invalid="ignore"):
+        line = (sse0 - sse_ls) > LINE_F * np.maximum(sse_ls / (length - 3.0), ps.var_floor)
+    reduction = np.where(line, red_line, red0)
+    sse = np.where(line, sse_ls, sse0)
+    ssd = np.where(line, ssd_ls, ssd0)
+    dof = np.where(line, length - 3.0, length - 2.0)
+    var = np.maximum(sse / dof, ps.var_floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(sse > ps.var_floor * dof, 1.0 - ssd / (2.0 * sse), 0.0)
     rho = np.clip(rho, 0.0, _MAX_RHO)
     inflation = (1.0 + rho) / (1.0 - rho)
-    t2 = reduction / var / inflation
-    df = np.maximum(dof / inflation, 1.0)
+    return StepTest(split=t, t2=reduction / var / inflation, df=np.maximum(dof / inflation, 1.0))
+
+
+def log_pvalue(test: StepTest) -> np.ndarray:
+    """Two-sided log p-value of each step (before any correction for multiple tests)."""
     from scipy import stats  # scipy.stats costs a second to import: only when detecting
 
-    return np.log(2.0) + stats.t.logsf(np.sqrt(t2), df)
+    return np.log(2.0) + stats.t.logsf(np.sqrt(test.t2), test.df)
 
 
-def scan_windows(ps: PrefixSums, starts: np.ndarray, length: int, min_size: int) -> WindowScan:
-    """Best split of each window ``[s, s + length)``, splits ``min_size`` from either end."""
-    a = starts[:, None]
-    b = a + length
-    j = np.arange(min_size, length - min_size + 1)
-    t = a + j[None, :]
-    length_f, ubar, suu, alpha, beta, sse_line = _line_fit(ps, a, b)
-    dy, dd, _ = _step_terms(ps, a, b, t, length_f, suu, alpha, beta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reduction = np.where(dd > 0, dy * dy / dd, 0.0)
-    best = np.argmax(reduction, axis=1)
-    split = starts + j[best]
-    return WindowScan(split=split, log_pvalue=test_splits(ps, starts, split, starts + length))
+def normal_t2(log_p: float) -> float:
+    """The squared normal quantile of a two-sided ``log_p``: no t statistic below it reaches
+    ``log_p`` at any degrees of freedom, so windows below it need no exact p-value."""
+    from scipy import stats
+
+    return float(stats.norm.isf(math.exp(log_p - math.log(2.0))) ** 2)
 
 
-def scan_segments(ps: PrefixSums, a: np.ndarray, b: np.ndarray, min_size: int) -> WindowScan:
-    """Best split of each segment ``[a[k], b[k])`` (lengths may differ), in one pass."""
-    lengths = b - a - 2 * min_size + 1
-    seg = np.repeat(np.arange(len(a)), lengths)
-    # Split offsets run from min_size within each segment.
-    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    t = a[seg] + min_size + (np.arange(int(lengths.sum())) - first[seg])
-    aa, bb = a[seg], b[seg]
-    length_f, _, suu, alpha, beta, _ = _line_fit(ps, aa, bb)
-    dy, dd, _ = _step_terms(ps, aa, bb, t, length_f, suu, alpha, beta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reduction = np.where(dd > 0, dy * dy / dd, 0.0)
-    # The last entry of each segment after sorting by (segment, reduction) is its best split.
-    order = np.lexsort((-np.arange(len(t)), reduction, seg))
-    best = order[np.cumsum(lengths) - 1]
-    split = t[best]
-    return WindowScan(split=split, log_pvalue=test_splits(ps, a, split, b))
+def lag_one_autocorrelation(y: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the noise, robust to level shifts and outliers.
+
+    For AR(1) noise, ``Var(y[i+2] - y[i]) / Var(y[i+1] - y[i]) = 1 + rho``; both variances
+    are taken as squared MADs of the differences, which a few level shifts (a few large
+    differences) do not move.
+    """
+    if len(y) < 8:
+        return 0.0
+    d1 = np.diff(y)
+    d2 = y[2:] - y[:-2]
+    m1 = float(np.median(np.abs(d1 - np.median(d1))))
+    m2 = float(np.median(np.abs(d2 - np.median(d2))))
+    if m1 <= 0.0:
+        return 0.0
+    return float(min(max((m2 / m1) ** 2 - 1.0, 0.0), _MAX_RHO))
 
 
-def test_splits(ps: PrefixSums, a: np.ndarray, t: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Log p-value of a step at ``t`` in each window ``[a, b)`` (1-D arrays)."""
-    a = np.asarray(a, dtype=np.int64)
-    t = np.asarray(t, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    length, _, suu, alpha, beta, sse_line = _line_fit(ps, a, b)
-    dy, dd, gamma = _step_terms(ps, a, b, t, length, suu, alpha, beta)
-    return _log_pvalue(ps, a, b, t, length, beta, sse_line, dy, dd, gamma)
-
-
-def log_bonferroni(log_p: np.ndarray, tests: int) -> np.ndarray:
-    """``log(min(1, p * tests))``."""
-    return np.minimum(log_p + np.log(max(tests, 1)), 0.0)
-
-
-__all__ = ["PrefixSums", "WindowScan", "scan_segments", "scan_windows", "test_splits", "log_bonferroni"]
+__all__ = ["LINE_F", "PrefixSums", "StepTest", "best_splits", "lag_one_autocorrelation",
+           "log_pvalue", "normal_t2", "step_test"]

@@ -77,3 +77,41 @@ def noise(n: int, *, level: float = 100.0, relative_sd: float = 0.02, seed: int 
     """A stable series: one level with Gaussian noise, no change point."""
     rng = np.random.default_rng(seed)
     return level * (1.0 + relative_sd * rng.standard_normal(n))
+
+
+def noisy_steps(n: int = 1000, *, steps: int = 9, noise: float = 0.05, min_step: float = 0.05,
+                max_step: float = 0.10, min_segment: int = 20, max_segment: int = 200,
+                base: float = 100.0, seed: int = 0) -> Planted:
+    """A noisy benchmark history: ``steps`` level shifts of a relative size drawn uniformly
+    from ``[min_step, max_step]`` (up or down at random, kept within half and twice ``base``),
+    segments of ``min_segment`` to ``max_segment`` points, and Gaussian noise whose standard
+    deviation is ``noise`` times the current level (``0.05`` is 5%).
+
+    Segment lengths are ``min_segment`` plus a uniform random share of the rest, drawn again
+    until none exceeds ``max_segment``; so with ``n=1000, steps=9`` they average 100 points
+    and run from 20 to 200.
+    """
+    segments = steps + 1
+    if not segments * min_segment <= n <= segments * max_segment:
+        raise ValueError(f"{segments} segments of {min_segment} to {max_segment} points cannot "
+                         f"make n={n}")
+    rng = np.random.default_rng(seed)
+    spare = n - segments * min_segment
+    while True:
+        cuts = np.sort(rng.integers(0, spare + 1, size=steps))
+        lengths = np.diff(np.concatenate([[0], cuts, [spare]])) + min_segment
+        if lengths.max() <= max_segment:
+            break
+    change_points = tuple(int(c) for c in np.cumsum(lengths)[:-1])
+    level = base
+    levels = [level]
+    for _ in range(steps):
+        size = rng.uniform(min_step, max_step)
+        up = bool(rng.integers(0, 2))
+        if (up and level * (1 + size) > 2 * base) or (not up and level * (1 - size) < base / 2):
+            up = not up
+        level = level * (1 + size) if up else level * (1 - size)
+        levels.append(level)
+    mean = np.repeat(levels, lengths)
+    values = mean * (1.0 + noise * rng.standard_normal(n))
+    return Planted(values=values, change_points=change_points)

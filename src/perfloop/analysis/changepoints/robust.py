@@ -10,7 +10,7 @@ keeps its exact position, while runs of up to ``half_width`` outlying points van
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import median_filter
 
 # Spread is estimated from the residuals around the rolling median in a wider window, so that
 # a noisy stretch of a history does not make every point there look like an outlier.
@@ -25,8 +25,8 @@ def rolling_median(values: np.ndarray, half_width: int) -> np.ndarray:
     if n == 0 or half_width <= 0:
         return values.copy()
     h = min(half_width, n - 1)
-    padded = np.concatenate([values[h:0:-1], values, values[-2:-h - 2:-1]])
-    return np.median(sliding_window_view(padded, 2 * h + 1), axis=1)
+    # scipy's "mirror" mode is the reflection without the edge point: v[h] .. v[1], v, ...
+    return median_filter(values, size=2 * h + 1, mode="mirror")
 
 
 def replace_outliers(values: np.ndarray, *, half_width: int, threshold: float = 8.0) -> np.ndarray:

@@ -4,21 +4,25 @@
 2. The series is covered by deterministic windows at every scale, from the whole series (or
    ``window`` points) down to ``2 * min_size`` points, each scale a factor ``sqrt(2)`` shorter,
    its windows overlapping by half (Kovács, Li, Bühlmann and Munk, "Seeded binary
-   segmentation", Biometrika 2023). In each window the best split is tested for a step on top
-   of a local line, corrected for autocorrelation (``_stats``). Each p-value is multiplied by
-   the number of (window, split) pairs tested (Bonferroni), so ``max_pvalue`` bounds the
-   chance of reporting any change point in a series that has none.
-3. Significant splits are accepted most significant first, skipping any whose window holds an
-   accepted change point (that window tested the wrong model) or that is closer than
-   ``min_size`` to one.
-4. The stretches between accepted change points are searched again, as plain binary
-   segmentation, because a weak shift's seeded windows are often blocked by a strong neighbour.
+   segmentation", Biometrika 2023). In each window the split where two levels fit best is
+   tested for a step, on top of a local line where the window shows one, corrected for
+   autocorrelation (``_stats``). Each p-value is multiplied by ``n ln n``, the number of
+   independent tests the scan is worth (measured on Gaussian noise: ``effective_tests``), so
+   ``max_pvalue`` bounds the chance of reporting any change point in a series that has none.
+3. Significant splits are accepted narrowest window first (narrowest-over-threshold,
+   Baranowski, Chen and Fryzlewicz, JRSS B 2019): a narrow window holds one shift, and places
+   it where that shift is, where a wide window's best single split can fall between two.
+   A split is skipped when its window holds an accepted change point (that window tested the
+   wrong model) or when it is closer than ``min_size`` to one.
+4. Every window that holds accepted change points is cut at them and the pieces searched
+   again, until nothing new is found: a weak shift's windows often also hold a stronger
+   neighbour, which blocks them; the pieces hold one shift each.
 5. Each change point is re-tested in its window cut at its neighbours, and the weakest dropped
    until all pass ``max_pvalue`` and ``min_magnitude``; the survivors are moved, by at most
    ``min_size // 2`` points, to where two flat levels fit best.
 
-Each scale is one vectorised pass over about ``2n`` values and there are about
-``2 log2(n / min_size)`` scales: O(n log n) in all.
+All windows of all scales are evaluated together in a few vectorised passes (about ``2n``
+splits per scale, ``2 log2(n / min_size)`` scales): O(n log n) in all.
 """
 
 from __future__ import annotations
@@ -134,8 +138,20 @@ def _window_starts(n: int, length: int) -> np.ndarray:
 
 
 def _tests_made(min_size: int, scales: list[int], tiles: list[np.ndarray]) -> int:
-    """How many (window, split) pairs the scan tests: the Bonferroni factor."""
+    """How many (window, split) pairs the scan tests."""
     return sum(len(starts) * (length - 2 * min_size + 1) for length, starts in zip(scales, tiles))
+
+
+def effective_tests(n: int) -> float:
+    """The number of independent tests a scan of ``n`` points is worth: ``n ln n``.
+
+    The splits of overlapping windows are strongly correlated, so multiplying by all of them
+    (Bonferroni) would ask far too much of a shift. Measured on Gaussian noise (400 series of
+    100 and 1,000 points, 100 of 10,000), the median of the smallest p-value was that of
+    ``2.9 n``, ``6.5 n`` and ``8.5 n`` independent tests; ``n ln n`` is ``4.6 n``, ``6.9 n``
+    and ``9.2 n``.
+    """
+    return n * max(1.0, math.log(n))
 
 
 def _detect(values: np.ndarray, *, window: int | None, max_pvalue: float, min_magnitude: float,
@@ -152,22 +168,56 @@ def _detect(values: np.ndarray, *, window: int | None, max_pvalue: float, min_ma
     ps = _stats.PrefixSums.of((cleaned - centre) / scale)
     scales = _scales(n, window, min_size)
     tiles = [_window_starts(n, length) for length in scales]
-    tests = _tests_made(min_size, scales, tiles)
-    log_alpha = math.log(max_pvalue)
+    tests = min(float(_tests_made(min_size, scales, tiles)), effective_tests(n))
+    # A window passes when log(p * tests) <= log(max_pvalue).
+    log_alpha = math.log(max_pvalue) - math.log(tests)
+    screen = _stats.normal_t2(log_alpha)
 
-    # Candidates: (log p, window length, split, window start, window end).
-    candidates: list[tuple[float, int, int, int, int]] = []
-    for length, starts in zip(scales, tiles):
-        scan = _stats.scan_windows(ps, starts, length, min_size)
-        log_p = _stats.log_bonferroni(scan.log_pvalue, tests)
-        keep = np.flatnonzero(log_p <= log_alpha)
-        candidates.extend(zip(log_p[keep].tolist(), [length] * len(keep), scan.split[keep].tolist(),
-                              starts[keep].tolist(), (starts[keep] + length).tolist()))
-    candidates.sort()
-
+    starts = np.concatenate(tiles)
+    ends = np.concatenate([tile + length for length, tile in zip(scales, tiles)])
     chosen: list[int] = []
     windows: dict[int, tuple[int, int]] = {}
-    for _, _, split, start, end in candidates:
+    _accept(_significant(ps, starts, ends, min_size, screen, log_alpha), chosen, windows, min_size)
+
+    # Windows cut at the change points accepted so far, searched again until nothing new.
+    tested = np.zeros(0, dtype=np.int64)
+    while chosen:
+        a, b = _pieces(starts, ends, np.asarray(chosen, dtype=np.int64), min_size)
+        key = a * (n + 1) + b
+        fresh = ~np.isin(key, tested)
+        if not fresh.any():
+            break
+        tested = np.concatenate([tested, key[fresh]])
+        if not _accept(_significant(ps, a[fresh], b[fresh], min_size, screen, log_alpha),
+                       chosen, windows, min_size):
+            break
+    return _prune(cleaned, ps, chosen, windows, n=n, log_tests=math.log(tests),
+                  log_alpha=math.log(max_pvalue), min_magnitude=min_magnitude, min_size=min_size)
+
+
+Candidate = tuple[int, float, int, int, int]   # window length, log p, split, start, end
+
+
+def _significant(ps: _stats.PrefixSums, starts: np.ndarray, ends: np.ndarray, min_size: int,
+                 screen: float, log_alpha: float) -> list[Candidate]:
+    """The windows whose best split passes the test, as candidates."""
+    test = _stats.step_test(ps, starts, _stats.best_splits(ps, starts, ends, min_size), ends)
+    # Exact p-values only where a normal statistic would pass: t needs more than z.
+    near = np.flatnonzero(test.t2 >= screen)
+    if not len(near):
+        return []
+    log_p = _stats.log_pvalue(_stats.StepTest(test.split[near], test.t2[near], test.df[near]))
+    keep = near[log_p <= log_alpha]
+    log_p = log_p[log_p <= log_alpha]
+    return list(zip((ends[keep] - starts[keep]).tolist(), log_p.tolist(),
+                    test.split[keep].tolist(), starts[keep].tolist(), ends[keep].tolist()))
+
+
+def _accept(candidates: list[Candidate], chosen: list[int],
+            windows: dict[int, tuple[int, int]], min_size: int) -> int:
+    """Accept candidates narrowest window first (then most significant); return how many."""
+    added = 0
+    for _, _, split, start, end in sorted(candidates):
         # A window that holds an accepted change point tested the wrong model (one step).
         i = bisect.bisect_right(chosen, start)
         if i < len(chosen) and chosen[i] < end:
@@ -177,38 +227,28 @@ def _detect(values: np.ndarray, *, window: int | None, max_pvalue: float, min_ma
             continue
         chosen.insert(i, split)
         windows[split] = (start, end)
-
-    _refill(ps, chosen, windows, n=n, longest=scales[0], min_size=min_size, log_factor=math.log(tests),
-            log_alpha=log_alpha)
-    return _prune(cleaned, ps, chosen, windows, n=n, tests=tests, log_alpha=log_alpha,
-                  min_magnitude=min_magnitude, min_size=min_size)
+        added += 1
+    return added
 
 
-def _refill(ps: _stats.PrefixSums, chosen: list[int], windows: dict[int, tuple[int, int]], *, n: int,
-            longest: int, min_size: int, log_factor: float, log_alpha: float) -> None:
-    """Binary segmentation of the stretches between accepted change points.
-
-    The seeded windows that hold a weaker shift often also hold a stronger neighbour, which
-    blocks them; the stretch between two accepted change points holds neither.
-    """
-    done: set[tuple[int, int]] = set()
-    while True:
-        bounds = [0] + chosen + [n]
-        todo = [(a, b) for a, b in zip(bounds[:-1], bounds[1:])
-                if 2 * min_size <= b - a <= longest and (a, b) not in done]
-        if not todo:
-            return
-        done.update(todo)
-        starts = np.asarray([a for a, _ in todo], dtype=np.int64)
-        ends = np.asarray([b for _, b in todo], dtype=np.int64)
-        scan = _stats.scan_segments(ps, starts, ends, min_size)
-        hits = np.flatnonzero(scan.log_pvalue + log_factor <= log_alpha)
-        if not len(hits):
-            return
-        for k in hits.tolist():
-            split = int(scan.split[k])
-            bisect.insort(chosen, split)
-            windows[split] = (int(starts[k]), int(ends[k]))
+def _pieces(starts: np.ndarray, ends: np.ndarray, chosen: np.ndarray,
+            min_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The windows that hold accepted change points, cut at them: unique ``(a, b)`` pieces of
+    at least two levels."""
+    lo = np.searchsorted(chosen, starts, side="right")
+    hi = np.searchsorted(chosen, ends, side="left")
+    cut = hi > lo
+    s, e, lo, hi = starts[cut], ends[cut], lo[cut], hi[cut]
+    inside = hi - lo
+    counts = inside + 1
+    w = np.repeat(np.arange(len(s)), counts)
+    m = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    last = len(chosen) - 1
+    left = np.where(m == 0, s[w], chosen[np.clip(lo[w] + m - 1, 0, last)])
+    right = np.where(m == inside[w], e[w], chosen[np.clip(lo[w] + m, 0, last)])
+    ok = right - left >= 2 * min_size
+    pairs = np.unique(np.stack([left[ok], right[ok]], axis=1), axis=0)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
 
 
 def _refine(ps: _stats.PrefixSums, idx: np.ndarray, a: np.ndarray, b: np.ndarray, min_size: int) -> list[int]:
@@ -239,7 +279,7 @@ def _refine(ps: _stats.PrefixSums, idx: np.ndarray, a: np.ndarray, b: np.ndarray
 
 
 def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
-           windows: dict[int, tuple[int, int]], *, n: int, tests: int, log_alpha: float,
+           windows: dict[int, tuple[int, int]], *, n: int, log_tests: float, log_alpha: float,
            min_magnitude: float, min_size: int) -> list[ChangePoint]:
     """Drop the weakest change point until all pass, re-testing its neighbours each time."""
     sums = np.concatenate([[0.0], np.cumsum(cleaned)])
@@ -256,7 +296,7 @@ def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
         b = np.minimum(nxt, win[:, 1])
         # Each change point is re-tested in the window that found it, cut at its neighbours:
         # whole segments would mix in trends and shifts from far away.
-        log_p = _stats.log_bonferroni(_stats.test_splits(ps, a, idx, b), tests)
+        log_p = np.minimum(_stats.log_pvalue(_stats.step_test(ps, a, idx, b)) + log_tests, 0.0)
         before = (sums[idx] - sums[prev]) / (idx - prev)
         after = (sums[nxt] - sums[idx]) / (nxt - idx)
         magnitude = np.asarray([relative_change(x, y) for x, y in zip(before.tolist(), after.tolist())])
