@@ -271,6 +271,32 @@ def test_cli_history_and_detect_json(planted_url: str) -> None:
     assert exit_info.value.code == 2
 
 
+def test_each_series_says_the_smallest_step_it_would_show(planted_url: str) -> None:
+    """Run medians of 15 values with 1% noise spread about 0.3% (1.25 x 1% / sqrt(15)); the
+    ``stable`` series has no change point, and says how small a step could still hide."""
+    from perfloop.cli.app import app
+    runner = CliRunner()
+    out = runner.invoke(app, ["history", "stable", "--json", "--store", planted_url])
+    assert out.exit_code == 0, out.output
+    [series] = json.loads(out.stdout)["series"]
+    assert series["change_points"] == []
+    sens = series["sensitivity"]
+    assert sens["points"] == 20 and 0.001 < sens["noise"] < 0.006
+    # 20 runs: (t + z(0.8)) x noise x sqrt(2/10 + ...) x (1 + 2.5/sqrt(20)), about 4 noise sd.
+    assert 3.0 < sens["min_detectable_step"] / sens["noise"] < 5.5
+    text = runner.invoke(app, ["history", "stable", "--store", planted_url], env={"COLUMNS": "80"})
+    assert "no change points" in text.stdout
+    assert f"smallest step it would show: {sens['min_detectable_step'] * 100:.1f}%" in text.stdout
+    detect = runner.invoke(app, ["detect", "--json", "--store", planted_url])
+    searched = json.loads(detect.stdout)["series_searched"]
+    assert {(s["benchmark"], s["branch"], s["runs"]) for s in searched} >= {
+        ("quote", "main", 40), ("stable", "main", 20), ("quote", "feature", 4)}
+    short = [s for s in searched if s["branch"] == "feature"]
+    assert short[0]["sensitivity"] is None              # 4 runs: too short to search
+    text = runner.invoke(app, ["detect", "--store", planted_url], env={"COLUMNS": "80"})
+    assert "series searched" in text.stdout and "min step" in text.stdout
+
+
 def test_since_takes_dates_and_spans_back_from_now() -> None:
     from datetime import datetime, timezone
 

@@ -84,7 +84,8 @@ def history(
 
     Each point is one run's median. A change point is where the level shifts; it names the last
     commit measured before it and the first at the new level (`git log A..B` lists the
-    suspects). A shift where the environment class changed (a new machine, a library upgrade)
+    suspects). Each series also says the smallest step it would show, given its noise and
+    length. A shift where the environment class changed (a new machine, a library upgrade)
     is marked `environment`: benchmark decay, not a code regression.
 
     Example: `perfloop history quote --metric wall_time --all-environments`
@@ -155,6 +156,8 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
         console.print(table)
     else:
         console.print("  no change points")
+    if h.sensitivity is not None:
+        console.print(f"  {sensitivity_text(h)}", highlight=False)
     for e in h.environment_changes:
         if not any(c.environment_change is e for c in h.change_points):
             console.print(f"  [magenta]environment changed[/] at run #{e.after.run_id} "
@@ -168,6 +171,21 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
     _render_points(h, limit)
     for note in h.notes:
         console.print(f"  [yellow]note:[/] {note}", highlight=False)
+
+
+def _percent_or_value(relative: float, absolute: float, unit: str) -> str:
+    return f"{relative * 100:.1f}%" if relative != float("inf") else format_value(absolute, unit)
+
+
+def sensitivity_text(h: SeriesHistory) -> str:
+    """One line: the smallest step this series would show, and its noise."""
+    sens = h.sensitivity
+    assert sens is not None
+    unit = h.series.unit
+    step = _percent_or_value(sens.min_step, sens.absolute_step, unit)
+    noise = _percent_or_value(sens.noise, sens.absolute_noise, unit)
+    return (f"smallest step it would show: {step} mid-series ({sens.power * 100:g}% power); "
+            f"noise {noise}")
 
 
 def _render_points(h: SeriesHistory, limit: int) -> None:
@@ -217,8 +235,9 @@ def detect(
     """Find change points across every stored series, newest first.
 
     A series is one benchmark and metric on one branch in one environment class. Each change
-    point comes with its commit range, magnitude and p-value. Exits 0 whatever it finds: it
-    reports, the gate decides.
+    point comes with its commit range, magnitude and p-value; each series searched with its
+    noise and the smallest step it would show, so that no change point has a meaning. Exits 0
+    whatever it finds: it reports, the gate decides.
 
     Example: `perfloop detect --since 14d --json`
     """
@@ -252,6 +271,24 @@ def render_detection(found: Detection) -> None:
                           f"{format_value(c.mean_before, s.unit)} -> {format_value(c.mean_after, s.unit)}",
                           format_change(c.magnitude), f"{c.pvalue:.2g}")
         console.print(table)
+    searchable = [h for h in found.histories if h.sensitivity is not None]
+    if searchable:
+        table = Table(title="series searched: the smallest step each would show",
+                      header_style="bold", title_justify="left")
+        for col, just in (("benchmark", "left"), ("metric", "left"), ("branch", "left"),
+                          ("env", "left"), ("runs", "right"), ("noise", "right"),
+                          ("min step", "right"), ("found", "right")):
+            table.add_column(col, justify=just, overflow="fold")
+        for h in searchable:
+            sens, key = h.sensitivity, h.series.key
+            table.add_row(Text(key.benchmark), Text(key.metric), Text(key.branch or ""),
+                          (key.environment or "all")[:8], str(len(h.series)),
+                          _percent_or_value(sens.noise, sens.absolute_noise, h.series.unit),
+                          _percent_or_value(sens.min_step, sens.absolute_step, h.series.unit),
+                          str(len(h.change_points)))
+        console.print(table)
+        console.print("[dim]min step: found 80% of the time mid-series, larger nearer the "
+                      "ends; found: change points (docs/changepoints.md)[/]")
     searched = found.series - found.too_short
     summary = (f"{len(found.changes)} change point(s) in {searched} series searched"
                + (f"; {found.too_short} series too short to search (fewer than 10 runs)"

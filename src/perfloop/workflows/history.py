@@ -11,6 +11,9 @@ store (:mod:`perfloop.store.series`) and handed to the change-point detector
 - an **environment change** when the environment class changed at the same place (a new
   machine, a library upgrade): that is benchmark decay, not a code regression.
 
+Each series also carries its **sensitivity**: its noise and the smallest step the detector
+could have found in it, so that "no change points" says how small a shift could still hide.
+
 By default a series stays in one environment class, so a new machine starts a new series
 instead of showing up as a regression. With ``all_environments`` the classes of a branch are
 joined and every place where the class changes is listed with what changed.
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-from ..analysis.changepoints import detect_change_points
+from ..analysis.changepoints import Sensitivity, detect_change_points, minimum_detectable_step
 from ..errors import UsageError
 from ..measure.environment import EnvDifference, diff_environments
 from ..metrics import Direction
@@ -128,6 +131,7 @@ class SeriesHistory:
     environment_changes: tuple[EnvironmentChange, ...] = ()
     approvals: tuple[ApprovalInfo, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    sensitivity: Sensitivity | None = None   # None: too short to search
 
     def approval_index(self, approval: ApprovalInfo) -> int | None:
         """The first point measured at the approval's commit, if the series has one."""
@@ -147,6 +151,7 @@ class SeriesHistory:
                 "change_points": [c.to_dict() for c in self.change_points],
                 "environment_changes": [e.to_dict() for e in self.environment_changes],
                 "approvals": [{**a.to_dict(), "index": self.approval_index(a)} for a in self.approvals],
+                "sensitivity": self.sensitivity.to_dict() if self.sensitivity else None,
                 "notes": list(self.notes)}
 
 
@@ -171,11 +176,13 @@ def analyze_series(series: Series, env_data: Mapping[int, Mapping[str, Any]] | N
     if len(points) < 2 * settings.min_size:
         notes.append(f"{len(points)} runs: change points need at least {2 * settings.min_size} "
                      f"({settings.min_size} on each side of a shift)")
-        found = []
+        found, sensitivity = [], None
     else:
         found = detect_change_points(series.values, max_pvalue=settings.max_pvalue,
                                      min_magnitude=settings.min_magnitude,
                                      min_size=settings.min_size)
+        sensitivity = minimum_detectable_step(series.values, max_pvalue=settings.max_pvalue,
+                                              min_size=settings.min_size)
     lower_is_better = series.direction != Direction.HIGHER.value
     change_points = []
     for cp in found:
@@ -193,7 +200,7 @@ def analyze_series(series: Series, env_data: Mapping[int, Mapping[str, Any]] | N
                      "(dirty): their commit does not fully describe the code measured")
     return SeriesHistory(series=series, change_points=tuple(change_points),
                          environment_changes=env_changes, approvals=tuple(approvals_for),
-                         notes=tuple(notes))
+                         notes=tuple(notes), sensitivity=sensitivity)
 
 
 def benchmark_history(store: Store, benchmark: str, *, metrics: Sequence[str] | None = None,
@@ -244,7 +251,7 @@ def benchmark_history(store: Store, benchmark: str, *, metrics: Sequence[str] | 
         histories.append(SeriesHistory(
             series=history.series, change_points=history.change_points,
             environment_changes=history.environment_changes, approvals=history.approvals,
-            notes=history.notes + tuple(notes)))
+            notes=history.notes + tuple(notes), sensitivity=history.sensitivity))
     return histories
 
 
@@ -264,15 +271,26 @@ class DetectedChange:
 
 @dataclass(frozen=True)
 class Detection:
-    """What ``detect`` found: change points newest first, and how many series it searched."""
+    """What ``detect`` found: change points newest first, how many series it searched, and
+    each series with the smallest step it could have shown."""
 
     changes: tuple[DetectedChange, ...]
     series: int
     too_short: int               # series with too few runs to search
+    histories: tuple[SeriesHistory, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"series": self.series, "too_short": self.too_short,
-                "change_points": [c.to_dict() for c in self.changes]}
+                "change_points": [c.to_dict() for c in self.changes],
+                "series_searched": [_series_summary(h) for h in self.histories]}
+
+
+def _series_summary(h: SeriesHistory) -> dict[str, Any]:
+    key = h.series.key
+    return {"benchmark": key.benchmark, "metric": key.metric, "branch": key.branch,
+            "environment": key.environment, "unit": h.series.unit, "runs": len(h.series),
+            "change_points": len(h.change_points),
+            "sensitivity": h.sensitivity.to_dict() if h.sensitivity else None}
 
 
 def all_histories(store: Store, *, benchmark: str | None = None,
@@ -314,7 +332,8 @@ def detect_all(store: Store, *, since: datetime | None = None, branch: str | Non
                if since is None or cp.after.started_at >= since]
     changes.sort(key=lambda c: (c.change.after.started_at, c.change.after.run_id), reverse=True)
     too_short = sum(1 for h in histories if len(h.series) < 2 * settings.min_size)
-    return Detection(changes=tuple(changes), series=len(histories), too_short=too_short)
+    return Detection(changes=tuple(changes), series=len(histories), too_short=too_short,
+                     histories=tuple(histories))
 
 
 def _with_environment(series: Series, fingerprint: str) -> SeriesKey:

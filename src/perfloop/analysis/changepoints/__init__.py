@@ -7,9 +7,12 @@
 - :func:`detect_change_points` returns :class:`ChangePoint` records (index where the new level
   starts, means before and after, relative change, p-value);
 - :class:`SeededBinseg` is the same detector with ruptures' shape, ``fit(signal).predict()``;
+- :func:`minimum_detectable_step` says how small a step a series could have shown
+  (:class:`Sensitivity`), so that "no change points" has a meaning;
 - :mod:`.generate` makes series with known change points for tests and benchmarks.
 
-The method (seeded binary segmentation, a line-plus-step t-test corrected for
+The method (seeded binary segmentation with narrowest-over-threshold selection, a step
+t-test on two levels or on a line where the window shows one, corrected for
 autocorrelation, outliers replaced first) and its measured quality are in
 ``docs/changepoints.md``.
 """
@@ -20,5 +23,7 @@ from . import generate
 from .detect import detect_change_points
 from .model import ChangePoint
 from .seeded import SeededBinseg
+from .sensitivity import Sensitivity, minimum_detectable_step
 
-__all__ = ["ChangePoint", "SeededBinseg", "detect_change_points", "generate"]
+__all__ = ["ChangePoint", "SeededBinseg", "Sensitivity", "detect_change_points", "generate",
+           "minimum_detectable_step"]

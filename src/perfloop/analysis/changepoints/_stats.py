@@ -33,6 +33,9 @@ _MAX_RHO = 0.98
 #: Adding a line to the two levels must cut the residual sum of squares by this many residual
 #: variances (F with 1 and L - 3 degrees of freedom; P(F > 6) is about 1.5%) before it is used.
 LINE_F = 6.0
+# Of the trimmed mean of squared differences / 2 (0.61 of the variance for Gaussian noise):
+# the floor is about half the noise variance.
+_NOISE_FLOOR = 0.8
 # (window, split) pairs evaluated per numpy pass: bounds the memory of a 100,000-point scan.
 _CHUNK = 1 << 19
 
@@ -54,6 +57,12 @@ class PrefixSums:
         idx = np.arange(len(y), dtype=float)
         diff = np.diff(y)
         scale = float(np.max(np.abs(y))) if len(y) else 0.0
+        # No window's variance is taken below half the series' noise variance, estimated from
+        # first differences (the 10% largest left out: steps and spikes): a handful of points
+        # that happen to fall into two tight groups (a bimodal benchmark, values rounded to a
+        # few levels) would otherwise make a short window's variance near zero and any t huge.
+        squares = np.sort(diff * diff)[: max(1, int(0.9 * len(diff)))] if len(diff) else np.zeros(1)
+        noise_floor = _NOISE_FLOOR * float(np.mean(squares)) / 2.0
         return cls(
             y=y,
             s=np.concatenate([zero, np.cumsum(y)]),
@@ -62,7 +71,7 @@ class PrefixSums:
             d2=np.concatenate([zero, np.cumsum(diff * diff)]),
             # Below this residual variance the data are exact up to rounding (prefix sums
             # lose about this much); without a floor, rounding over rounding gives any t.
-            var_floor=(1e-7 * scale) ** 2,
+            var_floor=max((1e-7 * scale) ** 2, noise_floor),
         )
 
 

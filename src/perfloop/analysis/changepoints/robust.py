@@ -16,6 +16,10 @@ from scipy.ndimage import median_filter
 # a noisy stretch of a history does not make every point there look like an outlier.
 _SPREAD_HALF_WIDTH = 10
 _MAD_TO_SIGMA = 1.4826
+# Far points make up more than this share of the 101 points around them: a mode, not outliers.
+# (A run of min_size - 1 = 4 outliers is 4%.)
+_MODE_HALF_WIDTH = 50
+_MODE_SHARE = 0.05
 
 
 def rolling_median(values: np.ndarray, half_width: int) -> np.ndarray:
@@ -27,6 +31,16 @@ def rolling_median(values: np.ndarray, half_width: int) -> np.ndarray:
     h = min(half_width, n - 1)
     # scipy's "mirror" mode is the reflection without the edge point: v[h] .. v[1], v, ...
     return median_filter(values, size=2 * h + 1, mode="mirror")
+
+
+def _local_share(mask: np.ndarray, half_width: int) -> np.ndarray:
+    """Count of ``True`` in the window of ``2 * half_width + 1`` around each point, over the
+    window's full width (so a short series does not make a short run look common)."""
+    n = len(mask)
+    sums = np.concatenate([[0], np.cumsum(mask)])
+    lo = np.clip(np.arange(n) - half_width, 0, n)
+    hi = np.clip(np.arange(n) + half_width + 1, 0, n)
+    return (sums[hi] - sums[lo]) / (2 * half_width + 1)
 
 
 def replace_outliers(values: np.ndarray, *, half_width: int, threshold: float = 8.0) -> np.ndarray:
@@ -47,6 +61,11 @@ def replace_outliers(values: np.ndarray, *, half_width: int, threshold: float = 
     # departure from the local median counts, not rounding.
     floor = 1e-9 * max(float(np.max(np.abs(values))), 1e-300)
     limit = np.maximum(threshold * spread, floor)
+    # Where far points are common they are a second mode of the values (a bimodal
+    # benchmark), not outliers: replacing them would carve runs of one mode, fake levels.
+    far = np.abs(residual) > limit
+    common = _local_share(far, _MODE_HALF_WIDTH) > _MODE_SHARE
+    limit = np.where(common, np.inf, limit)
     cleaned = values
     for width in sorted({1, half_width}):
         median = rolling_median(cleaned, width)
