@@ -1,14 +1,23 @@
-"""Change-point detection: quality on the TCPD benchmark and speed on long histories.
+"""Change-point detection: quality on TCPD and on noisy histories, false points on stable
+series, and speed.
 
-Prints Markdown (and nothing else on stdout):
+Prints Markdown (and nothing else on stdout), with the load average before each section:
 
 1. F1 on the 32 TCPD series kept in ``<repo>/../shared/data/tcpd/`` (van den Burg and
    Williams, "An Evaluation of Change Point Detection Algorithms", 2020), each method at its
    defaults, side by side in one run: perfloop, ruptures PELT and BinSeg, Apache Otava, and the
    zero method (no change point).
-2. Time to analyse generated histories of 1,000, 10,000 and 100,000 points (planted level
-   shifts, noise, outliers), perfloop against Otava on the same series, and the F1, precision
-   and false change points of both there.
+2. Noisy histories (``generate.noisy_steps``): 20 series of 1,000 points per cell, 9 steps of
+   5-10% (or 3-5%) in 2%, 5% or 8% Gaussian noise, segments of 20 to 200 points, seeds 0-19.
+   perfloop, Otava and ruptures BinSeg on the same series: steps found within 5 points, false
+   points (those left over), F1 and the time for the 20 series. A last row per cell places each
+   planted step where two flat levels fit best between its true neighbours: no detector can
+   place steps better on average, so its false points are the floor that noise sets.
+3. Stable series (one level, 2% or 8% noise) of 1,000 to 100,000 points: false points.
+4. Time to analyse 20 histories of 1,000 points, and one of 10,000 and of 100,000 points
+   (planted level shifts, 2% noise, outliers), perfloop and Otava alternately on the same
+   series, ``--repeats`` times (median, min-max), with the F1, precision and false change
+   points of both there.
 
 How each figure is made:
 
@@ -30,8 +39,9 @@ How each figure is made:
 - Otava: ``otava.analysis.compute_change_points(series)`` at its defaults (``window_len=50,
   max_pvalue=0.001, min_magnitude=0.0``).
 
-Usage: ``python benchmarks/changepoints.py [--quick]`` (``--quick``: one repeat, sizes up to
-10,000). Runs in about a minute in full on a 2-core machine.
+Usage: ``python benchmarks/changepoints.py [--quick] [--repeats 5]`` (``--quick``: one
+repeat, sizes up to 10,000, 10 noisy series per cell). Runs in about ten minutes in full on a
+loaded 2-core machine, most of it Otava at 100,000 points and ruptures.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import datetime
 import json
 import math
 import multiprocessing as mp
+import os
 import platform
 import statistics
 import sys
@@ -242,49 +253,176 @@ def planted_scores(planted: generate.Planted, found: Sequence[int]) -> tuple[flo
     return f1, p, r, false
 
 
+def _timed(detect: Detector, series: Sequence[np.ndarray]) -> tuple[float, list[list[int]]]:
+    start = time.perf_counter()
+    found = [detect(values) for values in series]
+    return time.perf_counter() - start, found
+
+
+def speed_series(n: int) -> list[generate.Planted]:
+    """20 histories of 1,000 points, or one of ``n`` points: the sizes of the speed table."""
+    if n == 1_000:
+        return [generate.history(1_000, shifts=4, min_segment=50, noise=0.02, outliers=10,
+                                 seed=1_000 + k) for k in range(20)]
+    return [long_history(n)]
+
+
 def speed_table(sizes: Sequence[int], repeats: int) -> str:
-    lines = ["| points | planted shifts | perfloop median s | Otava median s | Otava / perfloop "
-             "| perfloop F1 (P / R, false CPs) | Otava F1 (P / R, false CPs) |",
-             "|---:|---:|---:|---:|---:|---|---|"]
+    """perfloop and Otava on the same series, alternately, ``repeats`` times; medians."""
+    lines = ["| series x points | perfloop median s (min-max) | Otava median s (min-max) "
+             "| Otava / perfloop | perfloop F1 (P / R, false CPs) | Otava F1 (P / R, false CPs) |",
+             "|---|---:|---:|---:|---|---|"]
     for n in sizes:
-        planted = long_history(n)
-        times = []
-        found: list[int] = []
+        planted = speed_series(n)
+        values = [p.values for p in planted]
+        ours: list[float] = []
+        theirs: list[float] = []
+        found: list[list[int]] = []
+        otava_found: list[list[int]] | None = []
         for _ in range(repeats):
-            start = time.perf_counter()
-            found = perfloop(planted.values)
-            times.append(time.perf_counter() - start)
-        ours = statistics.median(times)
-        otava_times, otava_found = time_otava(planted.values, repeats, OTAVA_TIME_LIMIT)
-        f1, p, r, false = planted_scores(planted, found)
-        quality = f"{f1:.3f} ({p:.3f} / {r:.3f}, {false})"
-        if otava_times and otava_found is not None:
-            theirs = statistics.median(otava_times)
-            of1, op, orr, ofalse = planted_scores(planted, otava_found)
-            other = f"{theirs:.3f}", f"{theirs / ours:.1f}x", f"{of1:.3f} ({op:.3f} / {orr:.3f}, {ofalse})"
+            seconds, found = _timed(perfloop, values)
+            ours.append(seconds)
+            if otava_found is None:
+                continue
+            started = time.perf_counter()
+            runs = [time_otava(v, 1, OTAVA_TIME_LIMIT) for v in values]
+            if any(not t for t, _ in runs):
+                otava_found = None     # past the time limit: not repeated
+                theirs = [time.perf_counter() - started]
+                continue
+            theirs.append(sum(t[0] for t, _ in runs))
+            otava_found = [f or [] for _, f in runs]
+        quality = _pooled_quality(planted, found)
+        mine = f"{statistics.median(ours):.3f} ({min(ours):.3f}-{max(ours):.3f})"
+        if otava_found is not None:
+            other = statistics.median(theirs)
+            cells = (f"{other:.3f} ({min(theirs):.3f}-{max(theirs):.3f})",
+                     f"{other / statistics.median(ours):.1f}x", _pooled_quality(planted, otava_found))
         else:
-            other = f"> {OTAVA_TIME_LIMIT:.0f} (stopped)", f"> {OTAVA_TIME_LIMIT / ours:.0f}x", "n/a"
-        lines.append(f"| {n:,} | {len(planted.change_points)} | {ours:.3f} | {other[0]} | {other[1]} "
-                     f"| {quality} | {other[2]} |")
+            cells = (f"> {OTAVA_TIME_LIMIT:.0f} (stopped)", "n/a", "n/a")
+        label = f"{len(planted)} x {n:,}"
+        lines.append(f"| {label} | {mine} | {cells[0]} | {cells[1]} | {quality} | {cells[2]} |")
     return "\n".join(lines)
+
+
+def _pooled_quality(planted: Sequence[generate.Planted], found: Sequence[Sequence[int]]) -> str:
+    scores = [planted_scores(p, f) for p, f in zip(planted, found)]
+    f1, p, r = (statistics.fmean(s[k] for s in scores) for k in range(3))
+    return f"{f1:.3f} ({p:.3f} / {r:.3f}, {sum(s[3] for s in scores)})"
+
+
+# --- noisy histories: recall, false points, F1, time -----------------------------------
+
+NOISY_CELLS = [(0.02, 0.05, 0.10), (0.05, 0.05, 0.10), (0.08, 0.05, 0.10), (0.05, 0.03, 0.05)]
+
+
+def ruptures_binseg_1d(x: np.ndarray) -> list[int]:
+    return ruptures_method("binseg")(x.reshape(-1, 1))
+
+
+def oracle(planted: generate.Planted) -> list[int]:
+    """Each planted step placed where two flat levels fit best between its true neighbours:
+    the best placement any detector can hope for, given the noise."""
+    bounds = [0, *planted.change_points, len(planted.values)]
+    placed = []
+    for k in range(1, len(bounds) - 1):
+        segment = planted.values[bounds[k - 1]:bounds[k + 1]]
+        total, left = segment.sum(), np.cumsum(segment)[:-1]
+        j = np.arange(1, len(segment))
+        gain = left ** 2 / j + (total - left) ** 2 / (len(segment) - j)
+        placed.append(bounds[k - 1] + int(j[np.argmax(gain)]))
+    return placed
+
+
+def noisy_scores(planted: Sequence[generate.Planted], found: Sequence[Sequence[int]]) -> tuple[int, int, int, float]:
+    """(steps found within MARGIN, steps planted, false points, F1) pooled over the series.
+
+    A step is found when a point lies within MARGIN of it, each point used once; a false point
+    is one left over. F1 = 2PR / (P + R) with P = matched points / points, R = found / planted.
+    """
+    hits = planted_total = false = points = 0
+    for p, f in zip(planted, found):
+        truth, predicted = set(p.change_points), set(f)
+        matched = true_positives(truth, predicted)
+        hits += len(matched)
+        planted_total += len(truth)
+        points += len(predicted)
+        false += len(predicted) - len(matched)
+    precision = (points - false) / points if points else 1.0
+    recall = hits / planted_total
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return hits, planted_total, false, f1
+
+
+def noisy_table(series: int) -> str:
+    """``series`` histories of 1,000 points with 9 planted steps per cell, every method on
+    the same series."""
+    methods: dict[str, Detector] = {"perfloop (defaults)": perfloop, "Apache Otava (defaults)": otava,
+                                    "ruptures BinSeg (l2, BIC-style pen)": ruptures_binseg_1d}
+    lines = ["| noise | steps | method | found / planted | false points | F1 | time s |",
+             "|---:|---:|---|---:|---:|---:|---:|"]
+    for noise, low, high in NOISY_CELLS:
+        planted = [generate.noisy_steps(1_000, noise=noise, min_step=low, max_step=high, seed=seed)
+                   for seed in range(series)]
+        values = [p.values for p in planted]
+        for name, detect in methods.items():
+            seconds, found = _timed(detect, values)
+            hits, total, false, f1 = noisy_scores(planted, found)
+            lines.append(f"| {noise:.0%} | {low:.0%}-{high:.0%} | {name} | {hits} / {total} | {false} "
+                         f"| {f1:.3f} | {seconds:.2f} |")
+        hits, total, false, f1 = noisy_scores(planted, [oracle(p) for p in planted])
+        lines.append(f"| {noise:.0%} | {low:.0%}-{high:.0%} | best placement (true steps, "
+                     f"known neighbours) | {hits} / {total} | {false} | {f1:.3f} | |")
+    return "\n".join(lines)
+
+
+def pure_noise_table(sizes: Sequence[int], seeds: int) -> str:
+    """False points on stable series (one level, Gaussian noise): perfloop and Otava."""
+    lines = ["| points | noise | series | perfloop false points | Otava false points |",
+             "|---:|---:|---:|---:|---:|"]
+    for n in sizes:
+        count = seeds if n < 100_000 else max(1, seeds // 5)
+        for sd in (0.02, 0.08):
+            values = [generate.noise(n, relative_sd=sd, seed=seed) for seed in range(count)]
+            ours = sum(len(perfloop(v)) for v in values)
+            runs = [time_otava(v, 1, OTAVA_TIME_LIMIT) for v in values]
+            theirs = (str(sum(len(f) for _, f in runs)) if all(f is not None for _, f in runs)
+                      else "n/a (stopped)")
+            lines.append(f"| {n:,} | {sd:.0%} | {count} | {ours} | {theirs} |")
+    return "\n".join(lines)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one repeat, sizes up to 10,000")
+    parser.add_argument("--quick", action="store_true",
+                        help="one repeat, sizes up to 10,000, 10 noisy series per cell")
+    parser.add_argument("--repeats", type=int, default=5, help="timing repeats (default 5)")
     args = parser.parse_args(argv)
     if not TCPD.exists():
         print(f"Error: {TCPD} is absent; the TCPD series are kept in shared/ beside the repository",
               file=sys.stderr)
         return 2
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
-    repeats = 1 if args.quick else 3
+    repeats = 1 if args.quick else args.repeats
+    series = 10 if args.quick else 20
     print(f"_{datetime.date.today().isoformat()}, Python {platform.python_version()}, "
           f"{mp.cpu_count()} CPUs, `python benchmarks/changepoints.py{' --quick' if args.quick else ''}`_\n")
-    print("### F1 on TCPD (32 series, margin 5)\n")
+    print(f"### F1 on TCPD (32 series, margin 5)\n\n_{_load()}_\n")
     print(tcpd_table(load_tcpd()))
-    print(f"\n### Long histories: time (median of {repeats}) and quality\n")
+    print(f"\n### Noisy histories: {series} series of 1,000 points, 9 steps each, margin {MARGIN}\n")
+    print(f"_{_load()}_\n")
+    print(noisy_table(series))
+    print(f"\n### Stable series (no step): false points\n\n_{_load()}_\n")
+    print(pure_noise_table(sizes, 10 if not args.quick else 3))
+    print(f"\n### Speed: median of {repeats}, perfloop and Otava alternately on the same series\n")
+    print(f"_{_load()}_\n")
     print(speed_table(sizes, repeats))
+    print(f"\n_{_load()}_")
     return 0
 
 

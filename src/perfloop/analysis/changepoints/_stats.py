@@ -7,7 +7,7 @@ For a window ``y[a:b]`` and a split ``t`` inside it, two models are fitted:
 
 (``u = 0 .. L-1``, ``L = b - a``), and the test is Student's t on ``c``. The line is used
 only where the window shows one: when adding it to the two levels cuts the residual sum of
-squares by more than ``LINE_F`` times the residual variance (an F test at about the 1.5%
+squares by more than ``LINE_F`` times the residual variance (an F test at about the 5%
 level). So a smooth trend is not mistaken for a staircase of level shifts, and a step on flat
 ground keeps the power of the plain two-means test, which a line would halve: a line follows
 a centred step well enough to take three quarters of its signal.
@@ -31,8 +31,8 @@ import numpy as np
 # the inflation factor finite.
 _MAX_RHO = 0.98
 #: Adding a line to the two levels must cut the residual sum of squares by this many residual
-#: variances (F with 1 and L - 3 degrees of freedom; P(F > 6) is about 1.5%) before it is used.
-LINE_F = 6.0
+#: variances (F with 1 and L - 3 degrees of freedom; P(F > 4) is about 5%) before it is used.
+LINE_F = 4.0
 # Of the trimmed mean of squared differences / 2 (0.61 of the variance for Gaussian noise):
 # the floor is about half the noise variance.
 _NOISE_FLOOR = 0.8
