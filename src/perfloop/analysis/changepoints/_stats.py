@@ -15,6 +15,10 @@ a centred step well enough to take three quarters of its signal.
 The residuals' lag-1 autocorrelation ``rho`` (from the von Neumann ratio) inflates the
 variance of ``c`` by ``(1 + rho) / (1 - rho)`` and deflates the degrees of freedom by as much,
 so that slowly wandering series, whose neighbours are alike, do not pass for level shifts.
+Where the two-level model is used, ``rho`` is at least the series' own noise autocorrelation
+(``lag_one_autocorrelation``): a short window's estimate is too noisy to protect it alone.
+(Not where the line is used: on smooth series, trends and curves, first differences are
+alike and that estimate says 0.98, which would silence every step there.)
 
 Every quantity comes from prefix sums, so one window costs O(1) once the sums exist (O(n)),
 and numpy evaluates all windows of all scales in a few passes.
@@ -50,9 +54,10 @@ class PrefixSums:
     si: np.ndarray
     d2: np.ndarray
     var_floor: float
+    rho_floor: float = 0.0
 
     @classmethod
-    def of(cls, y: np.ndarray) -> "PrefixSums":
+    def of(cls, y: np.ndarray, rho_floor: float = 0.0) -> "PrefixSums":
         zero = np.zeros(1)
         idx = np.arange(len(y), dtype=float)
         diff = np.diff(y)
@@ -72,6 +77,7 @@ class PrefixSums:
             # Below this residual variance the data are exact up to rounding (prefix sums
             # lose about this much); without a floor, rounding over rounding gives any t.
             var_floor=max((1e-7 * scale) ** 2, noise_floor),
+            rho_floor=rho_floor,
         )
 
 
@@ -181,7 +187,7 @@ def step_test(ps: PrefixSums, a: np.ndarray, t: np.ndarray, b: np.ndarray) -> St
     var = np.maximum(sse / dof, ps.var_floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(sse > ps.var_floor * dof, 1.0 - ssd / (2.0 * sse), 0.0)
-    rho = np.clip(rho, 0.0, _MAX_RHO)
+    rho = np.clip(np.where(line, rho, np.maximum(rho, ps.rho_floor)), 0.0, _MAX_RHO)
     inflation = (1.0 + rho) / (1.0 - rho)
     return StepTest(split=t, t2=reduction / var / inflation, df=np.maximum(dof / inflation, 1.0))
 
