@@ -189,6 +189,30 @@ def test_bimodal_values_are_not_steps() -> None:
     assert indices(values) == []
 
 
+def ar1(n: int, rho: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal(n)
+    x = np.empty(n)
+    x[0] = e[0]
+    for i in range(1, n):
+        x[i] = rho * x[i - 1] + e[i]
+    return 100.0 + x
+
+
+def test_noise_autocorrelation_is_estimated_through_steps_and_spikes() -> None:
+    from perfloop.analysis.changepoints._stats import lag_one_autocorrelation
+    assert lag_one_autocorrelation(ar1(5000, 0.5, seed=1)) == pytest.approx(0.5, abs=0.08)
+    white = generate.history(5000, shifts=20, noise=0.02, outliers=50, seed=2).values
+    assert lag_one_autocorrelation(white) < 0.08
+
+
+def test_autocorrelated_noise_rarely_gives_a_change_point() -> None:
+    """AR(1) noise with rho 0.5 wanders; measured on these 20 seeds, 3 series of 1,000 points
+    get a change point (13 of 100 seeds in all; the previous release: 11 of 100)."""
+    flagged = sum(bool(indices(ar1(1000, 0.5, seed=9000 + s))) for s in range(20))
+    assert flagged <= 3, flagged
+
+
 def test_smooth_trend_is_not_a_staircase() -> None:
     trend = 100.0 + 0.05 * np.arange(500) + generate.noise(500, level=1.0, seed=1)
     assert indices(trend) == []
