@@ -236,7 +236,7 @@ def detect(
 
     A series is one benchmark and metric on one branch in one environment class. Each change
     point comes with its commit range, magnitude and p-value; each series searched with its
-    noise and the smallest step it would show, so that no change point has a meaning. Exits 0
+    noise and the smallest step it would show, so that finding none has a meaning. Exits 0
     whatever it finds: it reports, the gate decides.
 
     Example: `perfloop detect --since 14d --json`
