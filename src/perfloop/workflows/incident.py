@@ -39,6 +39,7 @@ from ..store.models import ChangeRow, HypothesisRow, IncidentRow, ProfileRow, ut
 from .attribution import commits_between, snapshot_tree
 
 WORKFLOW = "profile-and-patch"
+TOO_BROAD = "too-broad"     # a hypothesis naming an entry point that contains nearly everything
 OPEN = "open"
 CLOSED = "closed"
 
@@ -163,10 +164,13 @@ def _session(store: Store, action: str, *, write: bool) -> AbstractContextManage
 def _hypothesis(row: HypothesisRow) -> Hypothesis:
     evidence = dict(row.evidence or {})
     effect = evidence.get("expected_effect")
+    outcome = row.outcome
+    if outcome == "unclear" and evidence.get("outcome") == TOO_BROAD:
+        outcome = TOO_BROAD
     return Hypothesis(id=row.id, incident_id=row.incident_id, text=row.text,
                       expect=tuple(row.expect or ()), expected_share=row.expected_share,
                       expected_effect=float(effect) if effect is not None else None,
-                      created_at=row.created_at, outcome=row.outcome, checked_at=row.checked_at,
+                      created_at=row.created_at, outcome=outcome, checked_at=row.checked_at,
                       evidence=evidence)
 
 
@@ -343,15 +347,18 @@ def get_hypothesis(store: Store, hypothesis_id: int) -> Hypothesis:
 
 def record_outcome(store: Store, hypothesis_id: int, outcome: str, evidence: Mapping[str, Any]) -> None:
     """Store what the profile said about a hypothesis (its latest check wins)."""
-    if outcome not in ("confirmed", "refuted", "unclear", "too-broad"):
+    if outcome not in ("confirmed", "refuted", "unclear", TOO_BROAD):
         raise ValueError(f"unknown outcome {outcome!r}")
     with _session(store, "recording a hypothesis outcome", write=True) as session:
         row = session.get(HypothesisRow, hypothesis_id)
         if row is None:
             raise UsageError(f"no hypothesis #{hypothesis_id}")
-        merged = {**(row.evidence or {}), **_plain(evidence)}
+        # the outcome column keeps its three values (no migration): too broad is stored as
+        # unclear, which counts the same in the hit rate, and told apart by the evidence
+        merged = {**(row.evidence or {}), **_plain(evidence), "outcome": outcome}
+        column = "unclear" if outcome == TOO_BROAD else outcome
         session.execute(update(HypothesisRow).where(HypothesisRow.id == hypothesis_id)
-                        .values(outcome=outcome, checked_at=utcnow(), evidence=merged))
+                        .values(outcome=column, checked_at=utcnow(), evidence=merged))
 
 
 def record_effect(store: Store, hypothesis_id: int, effect: Mapping[str, Any]) -> None:
