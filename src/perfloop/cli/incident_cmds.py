@@ -434,16 +434,22 @@ def _render_target(t: Any, root: Path, limit: int) -> None:
     # benchmark names hold brackets (checkout[items=20]) that Rich would read as markup
     console.print(f"[bold]{escape(t.target)}[/] ({t.purpose}; {r.profiler}, {r.duration:.1f} s"
                   + (f", {r.calls} calls" if r.calls else "") + ")", highlight=False)
-    table = Table(header_style="bold", title="Hot spots in user code (ranked by self share: "
-                                             "where the time is spent)")
+    table = Table(header_style="bold", title="Hot spots in user code, by self share")
     for col, just in (("#", "right"), ("function", "left"), ("file:line", "left"), ("self", "right"),
-                      ("total", "right")):
+                      ("total", "right"), ("waiting", "left")):
         table.add_column(col, justify=just)
     matched = set(t.check.matched) if t.check else set()
+    waits: dict[str, dict[str, float]] = {}
+    for site in t.waiting.sites:
+        kinds = waits.setdefault(site.function, {})
+        kinds[site.kind] = kinds.get(site.kind, 0.0) + site.share
     for h in t.hot_spots(limit):
         style = "bold green" if h.function in matched else ""
+        kinds = waits.get(h.function, {})
+        waited = ", ".join(f"{k} {_pct(v)}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])
+                           if v >= 0.01)
         table.add_row(str(h.rank), Text(h.function, style=style), _short(h.location, root),
-                      _pct(h.self_share), _pct(h.total_share))
+                      _pct(h.self_share), _pct(h.total_share), waited or "-")
     console.print(table)
     for s in r.signals:
         colour = "yellow" if s.severity == "warn" else "dim"
