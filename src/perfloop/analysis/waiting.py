@@ -119,25 +119,32 @@ def line_kind(file: str, line: int) -> str | None:
 
 
 def stack_kind(profile: Profile, stack: Stack) -> str:
-    """``cpu`` or the kind of waiting (:data:`KINDS`) the innermost frames of ``stack`` show."""
+    """``cpu`` or the kind of waiting (:data:`KINDS`) the innermost frames of ``stack`` show.
+
+    A built-in call (``acquire``) says that the thread blocks; the Python frame that made it
+    says why when it is a known one (``Thread.join`` acquires a lock to wait for a thread: a
+    join, not lock contention).
+    """
+    native: str | None = None
     for depth, i in enumerate(reversed(stack.frames)):
         fr = profile.frames[i]
         if fr.kind == "native":
-            name = fr.function.rsplit(".", 1)[-1]
-            found = _NATIVE.get(name)
-            if found:
-                return found
-            continue                      # another built-in: look at its caller
+            native = native or _NATIVE.get(fr.function.rsplit(".", 1)[-1])
+            continue                      # look at its caller: it may say why
         if fr.kind in ("stdlib", "library"):
             found = _stdlib_kind(fr)
             if found:
                 return found
+            if native:
+                return native
             continue                      # a library frame: the blocking call may be further up
         if fr.kind in ("user", "generated"):
+            if native:
+                return native
             if depth == 0 and stack.line:
                 return line_kind(fr.file, stack.line) or "cpu"
             return "cpu"
-    return "cpu"
+    return native or "cpu"
 
 
 @dataclass(frozen=True)
