@@ -247,6 +247,8 @@ def test_lock_contention_is_named_with_its_call_site(tmp_path: Path) -> None:
     site = next(s for s in found.sites if s.kind == "lock")
     assert site.function == "ledger:post" and site.caller == "ledger:worker" and site.line == 16
     assert "waiting to acquire a lock in ledger:post (line 16), called from ledger:worker" in found.reading()
+    assert site.holder == "ledger:apply_entry" and site.holder_share > 0.02
+    assert "likely the lock's holders" in found.reading()
     cpu = check_hypothesis(result.profile, ["ledger:apply_entry"], off_cpu=None)
     assert cpu.verdict != "confirmed"
     assert "waiting to acquire a lock in ledger:post" in cpu.reading

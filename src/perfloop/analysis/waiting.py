@@ -22,7 +22,9 @@ whose innermost line is unknown counts as ``cpu``.
 :func:`waiting` sums this up: the share of recorded thread time per kind, and per *waiting call
 site*, the innermost user function where the thread waited and the user function that called
 it, so that a reading can say "73% of the recorded thread time is threads waiting to acquire a
-lock in ledger:post (called from ledger:worker)".
+lock in ledger:post (called from ledger:worker)". For a lock, what running threads did inside
+that same function (the code under the lock) is named as its likely holder: the stacks show
+who waits, not who holds.
 """
 
 from __future__ import annotations
@@ -156,11 +158,17 @@ class WaitSite:
     caller: str | None
     line: int                # the line it waited at, 0 when unknown
     share: float
+    holder: str | None = None        # lock sites: what threads inside the same function ran
+    holder_share: float = 0.0
 
     @property
     def description(self) -> str:
         where = self.function + (f" (line {self.line})" if self.line else "")
-        return where + (f", called from {self.caller}" if self.caller else "")
+        where += f", called from {self.caller}" if self.caller else ""
+        if self.holder:
+            where += (f"; meanwhile threads inside {self.function} ran {self.holder} "
+                      f"({self.holder_share:.0%}): likely the lock's holders")
+        return where
 
 
 @dataclass(frozen=True)
@@ -196,11 +204,29 @@ class Waiting:
     def to_dict(self) -> dict[str, object]:
         return {"share": self.share, "by_kind": dict(self.by_kind), "threads": self.threads,
                 "sites": [{"kind": s.kind, "function": s.function, "caller": s.caller,
-                           "line": s.line, "share": s.share} for s in self.sites]}
+                           "line": s.line, "share": s.share, "holder": s.holder,
+                           "holder_share": s.holder_share} for s in self.sites]}
 
 
 def _user_frames(profile: Profile, stack: Stack) -> list[int]:
     return [i for i in stack.frames if profile.frames[i].kind == "user"]
+
+
+def _holder(profile: Profile, running: Sequence[Stack], function: str, total: float
+            ) -> tuple[str | None, float]:
+    """What running threads did inside ``function`` (where others wait for the lock): the
+    innermost user function of running samples with ``function`` on the stack. The stacks
+    cannot say who holds a lock; code running inside the function that takes it is the
+    likely holder, and the reading says "likely"."""
+    ran: dict[str, float] = defaultdict(float)
+    for stack in running:
+        names = [profile.frames[i].name for i in _user_frames(profile, stack)]
+        if function in names:
+            ran[names[-1]] += stack.weight
+    if not ran:
+        return None, 0.0
+    name = max(ran, key=lambda n: ran[n])
+    return name, ran[name] / total
 
 
 def waiting(profile: Profile, *, min_site: float = 0.01) -> Waiting:
@@ -220,13 +246,16 @@ def waiting(profile: Profile, *, min_site: float = 0.01) -> Waiting:
         sites[(kind, function, caller, stack.line if at_leaf else 0)] += stack.weight
     if total <= 0:
         return Waiting(0.0, {}, (), len(profile.threads))
+    running = [s for s in profile.stacks if stack_kind(profile, s) == "cpu"]
     # one site per (kind, function, caller): its most sampled line
     merged: dict[tuple[str, str, str | None], tuple[float, int, float]] = {}
     for (kind, function, caller, line), w in sites.items():
         weight, best, best_w = merged.get((kind, function, caller), (0.0, 0, 0.0))
         merged[(kind, function, caller)] = (weight + w, line if w > best_w else best, max(w, best_w))
-    out = sorted((WaitSite(k, f, c, line, w / total) for (k, f, c), (w, line, _) in merged.items()
-                  if w / total >= min_site), key=lambda s: (-s.share, s.function))
+    out = sorted((WaitSite(k, f, c, line, w / total, *_holder(profile, running, f, total) if k == "lock"
+                           else (None, 0.0))
+                  for (k, f, c), (w, line, _) in merged.items() if w / total >= min_site),
+                 key=lambda s: (-s.share, s.function))
     return Waiting(share=sum(by_kind.values()) / total,
                    by_kind={k: v / total for k, v in by_kind.items()}, sites=tuple(out),
                    threads=len(profile.threads))
