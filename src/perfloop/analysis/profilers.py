@@ -4,8 +4,10 @@ Three entry points, one result type (:class:`ProfileResult`):
 
 - :func:`profile_callable`: a benchmark's callable, called repeatedly for about ``duration``
   seconds in a fresh worker process (``profile_worker.py``) under pyinstrument (a wall-clock
-  sampler, in-process), or cProfile, or py-spy attached from outside (``profiler="py-spy"``,
-  which sees every thread). GC time and memory are measured inside the worker.
+  sampler, in-process, which records only the calling thread), or cProfile, or py-spy
+  attached from outside (which sees every thread). ``"auto"`` (default) uses pyinstrument and
+  profiles again with py-spy when the callable started threads. GC time and memory are
+  measured inside the worker.
 - :func:`profile_command`: a command, with py-spy attached from outside (``--idle`` so waiting
   shows). When py-spy is missing or not permitted and the command is a Python program, it is
   run under pyinstrument in the worker instead, and the result says so.

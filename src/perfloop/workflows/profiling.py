@@ -3,8 +3,14 @@
 :func:`profile` picks what to profile (the incident's benchmarks, a named benchmark, a command,
 or a running process), runs the profiler (:mod:`perfloop.analysis.profilers`), writes the flame
 graph files under ``.perfloop/profiles/`` (speedscope JSON, SVG, offline HTML), stores the
-profile, and checks the hypothesis against it (:func:`~perfloop.analysis.profiles.check_hypothesis`),
-recording confirmed, refuted or unclear on the hypothesis.
+profile, and checks the hypothesis against it (:func:`~perfloop.analysis.hypothesis.check_hypothesis`:
+by where the time is spent, with the process's off-CPU share and the project's source at hand),
+recording confirmed, refuted, unclear or too broad on the hypothesis. In an incident it needs a
+hypothesis and a baseline first (``explore`` looks around without them).
+
+*The profiler* is the one asked for; ``"auto"`` (the default) is pyinstrument for a callable,
+py-spy again when the callable starts threads, and py-spy for a command. Nothing is replaced
+silently: a profiler that cannot do what was asked refuses with the reason.
 
 *Before and after.* Each stored profile keeps its working-tree snapshot and its stacks. When a
 target is profiled again in the same incident and the code has changed since its first profile,
