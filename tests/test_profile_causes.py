@@ -296,3 +296,14 @@ def test_pyinstrument_on_a_python_command_is_what_runs(tmp_path: Path) -> None:
     assert result.profiler == "pyinstrument" and not result.fallback
     assert any("as asked" in n for n in result.notes)
     assert hot_spot_table(result.profile)[0].function == "cpuapp:helper"
+
+
+def test_an_in_process_profiler_refuses_a_running_process(tmp_path: Path) -> None:
+    import os
+
+    from perfloop.store import Store
+    from perfloop.workflows.profiling import profile
+    with Store.open(f"sqlite:///{tmp_path / 'perfloop.db'}") as store:
+        with pytest.raises(UsageError) as info:
+            profile(store, tmp_path, pid=os.getpid(), duration=1.0, explore=True, profiler="pyinstrument")
+    assert "only py-spy attaches to a running process" in info.value.message

@@ -198,7 +198,17 @@ def _run_target(spec: BenchmarkSpec, duration: float | None, profiler: str) -> P
         cwd = str((Path(spec.root) / spec.cwd).resolve()) if spec.cwd else str(Path(spec.root).resolve())
         return profilers.profile_command(spec.command, cwd=cwd, env=spec.env, duration=duration,
                                          profiler=profiler)
+    _outside_only(profiler, f"the server of HTTP benchmark {spec.name!r}")
     return _profile_http(spec, duration or DEFAULT_HTTP_DURATION)
+
+
+def _outside_only(profiler: str, what: str) -> None:
+    """Refuse an in-process profiler for a process perfloop did not start in its worker."""
+    if profiler not in ("auto", "py-spy"):
+        raise UsageError(f"--profiler {profiler} cannot profile {what}: it runs inside the "
+                         f"interpreter it profiles, and this process is already running; only "
+                         f"py-spy attaches to a running process",
+                         hint="use --profiler py-spy (or leave the default, auto)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,6 +348,7 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
                                            profiler=profiler)
         runs.append((result.target, result))
     elif pid is not None:
+        _outside_only(profiler, f"process {pid}")
         result = profilers.profile_pid(pid, duration=duration or DEFAULT_PID_DURATION)
         runs.append((result.target, result))
     else:
