@@ -17,13 +17,20 @@ time per call excludes the time py-spy keeps the process paused while it reads a
 (py-spy's own CPU is in another process).
 
 Each profile is also read the way ``perfloop profile`` reads it: the first row of its hot-spot
-table (``workflows.profiling.hot_spot_table``: user functions by total share, pass-through
-wrappers left out) and ``check_hypothesis`` against the hot spot the example's README names,
-``shop.pricing:apply_discounts``. ``serialize-order`` encodes an order priced in its setup, so
-it has no named hot spot: what each profiler ranks first below ``serialize_order`` itself is
-shown instead (its own row holds 100% and says nothing).
+table (``workflows.profiling.hot_spot_table``: user functions by self share, where the time is
+spent) and ``check_hypothesis`` against the function that holds the example's cost,
+``shop.pricing:parse_condition``. ``serialize-order`` encodes an order priced in its setup, so
+it has no named hot spot: what each profiler ranks first is shown instead.
 
-    python benchmarks/profile_overhead.py [--rounds 3] [--duration 1.0] [--json]
+Then three small programs with a known answer (``--part programs``), as callables in the same
+worker, in the same balanced order: ``cpu`` (a helper under a loop holds about 90% of the
+time: row 1 should be ``helper``), ``threads`` (the callable starts two threads that compute:
+row 1 should be ``crunch``, which runs only in those threads) and ``lock`` (four threads post
+to a ledger under one lock: most of the time is threads waiting in ``post`` at ``with LOCK:``,
+so row 1 should be ``post``, with its waiting named as a lock). For each profiler: the slowdown,
+whether row 1 is the true hot spot, and the waiting it names.
+
+    python benchmarks/profile_overhead.py [--rounds 3] [--duration 1.0] [--part shop|programs|all] [--json]
 """
 
 from __future__ import annotations
@@ -33,19 +40,86 @@ import json
 import os
 import statistics
 import sys
+import tempfile
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from perfloop.analysis.profiles import check_hypothesis                 # noqa: E402
+from perfloop.analysis.hypothesis import check_hypothesis               # noqa: E402
+from perfloop.analysis.waiting import waiting                           # noqa: E402
 from perfloop.config import BenchmarkSpec, load_config                  # noqa: E402
 from perfloop.analysis import profilers                                  # noqa: E402
 from perfloop.workflows.profiling import hot_spot_table                 # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
-HOT_SPOT = {"checkout": "shop.pricing:apply_discounts"}   # by base name; from the example's README
+HOT_SPOT = {"checkout": "shop.pricing:parse_condition"}   # by base name; from the example's README
+
+# programs with a known answer: source, callable, the true row 1
+PROGRAMS = {
+    "cpu": ("""
+        def helper(n):
+            s = 0
+            for i in range(n):
+                s += i * i % 7
+            return s
+
+        def run(rounds):
+            total = 0
+            for _ in range(rounds):
+                total += helper(4000)
+                total += len([x for x in range(200)])
+            return total
+
+        def main():
+            return run(20)
+        """, "main", "helper"),
+    "threads": ("""
+        import threading
+
+        def crunch():
+            s = 0
+            for i in range(300000):
+                s += i * i % 11
+            return s
+
+        def main():
+            threads = [threading.Thread(target=crunch) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        """, "main", "crunch"),
+    "lock": ("""
+        import threading
+
+        LOCK = threading.Lock()
+        BALANCE = [0]
+
+        def apply_entry(amount):
+            s = 0
+            for i in range(20000):
+                s += i % 3
+            BALANCE[0] += amount
+
+        def post(amount):
+            with LOCK:
+                apply_entry(amount)
+
+        def worker(n):
+            for _ in range(n):
+                post(1)
+
+        def main():
+            threads = [threading.Thread(target=worker, args=(30,)) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        """, "main", "post"),
+}
 
 
 def _per_call(res: dict[str, Any]) -> tuple[float, float, float]:
@@ -145,6 +219,93 @@ def run(rounds: int, duration: float) -> dict[str, Any]:
     return out
 
 
+def _program_specs(directory: Path) -> list[tuple[str, BenchmarkSpec, str]]:
+    from perfloop.config import Settings
+    out = []
+    for name, (source, function, truth) in PROGRAMS.items():
+        module = f"known_{name}"
+        (directory / f"{module}.py").write_text(textwrap.dedent(source))
+        spec = BenchmarkSpec(name=name, base_name=name, kind="callable", settings=Settings(),
+                             metrics=("wall_time",), callable=f"{module}:{function}",
+                             root=str(directory))
+        out.append((name, spec, f"{module}:{truth}"))
+    return out
+
+
+def _program_run(spec: BenchmarkSpec, profiler: str, duration: float, truth: str) -> dict[str, Any]:
+    result = profilers.profile_callable(spec, duration=duration, profiler=profiler, memory_check=False)
+    if result.profiler != profiler:
+        raise RuntimeError(f"{profiler} was not used: {'; '.join(result.notes)}")
+    assert result.runtime is not None and result.calls
+    runtime = result.runtime
+    table = hot_spot_table(result.profile)
+    wait = waiting(result.profile)
+    wall, busy, cpu = _per_call({"calls": runtime.calls, "wall": runtime.wall, "cpu": runtime.cpu,
+                                 "runqueue": runtime.runqueue})
+    return {"wall": wall, "busy": busy, "cpu": cpu, "first": table[0].function if table else None,
+            "first_share": table[0].self_share if table else 0.0,
+            "right": bool(table) and table[0].function == truth,
+            "waiting": wait.share, "wait_kind": wait.main_kind if wait.share >= 0.1 else None,
+            "verdict": check_hypothesis(result.profile, [truth]).verdict}
+
+
+def run_programs(rounds: int, duration: float) -> dict[str, Any]:
+    """The known-answer programs under each profiler, in balanced order (module docstring)."""
+    chosen = ["pyinstrument", "cprofile"] + (["py-spy"] if profilers.check_py_spy().ok else [])
+    order = ["none", *chosen, *chosen[::-1], "none"]
+    loads = [os.getloadavg()[0]]
+    out: dict[str, Any] = {"rounds": rounds, "duration": duration, "profilers": chosen, "programs": {}}
+    with tempfile.TemporaryDirectory(prefix="perfloop-known-") as tmp:
+        for name, spec, truth in _program_specs(Path(tmp)):
+            runs: dict[str, list[dict[str, Any]]] = {p: [] for p in chosen}
+            base: list[float] = []
+            for _ in range(rounds):
+                unprofiled, profiled = [], []
+                for profiler in order:
+                    if profiler == "none":
+                        unprofiled.append(_unprofiled(spec, duration))
+                    else:
+                        profiled.append((profiler, _program_run(spec, profiler, duration, truth)))
+                    loads.append(os.getloadavg()[0])
+                mean = tuple(statistics.fmean(column) for column in zip(*unprofiled))
+                base.append(mean[0])
+                for profiler, done in profiled:
+                    runs[profiler].append({**done, "base": mean})
+            rows = {}
+            for profiler, items in runs.items():
+                walls = [r["wall"] / r["base"][0] for r in items]
+                rows[profiler] = {
+                    "wall_ratio": statistics.median(walls), "wall_min": min(walls), "wall_max": max(walls),
+                    "cpu_ratio": statistics.median(r["cpu"] / r["base"][2] for r in items),
+                    "runs": len(items), "right": sum(r["right"] for r in items),
+                    "first": Counter(r["first"] for r in items).most_common(),
+                    "waiting": statistics.median(r["waiting"] for r in items),
+                    "wait_kind": Counter(r["wait_kind"] for r in items).most_common(1)[0][0],
+                    "verdicts": Counter(r["verdict"] for r in items).most_common()}
+            out["programs"][name] = {"truth": truth, "unprofiled_wall_per_call": statistics.median(base),
+                                     "profilers": rows}
+    out["load_1min"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
+    return out
+
+
+def _print_programs(result: dict[str, Any]) -> None:
+    load = result["load_1min"]
+    print(f"\nknown-answer programs: {result['rounds']} balanced rounds of {result['duration']:g} s; "
+          f"1-min load average {load['min']:.1f}-{load['max']:.1f} (median {load['median']:.1f})")
+    for name, data in result["programs"].items():
+        print(f"\n{name}: true row 1 {data['truth']}; "
+              f"{data['unprofiled_wall_per_call'] * 1e3:.2f} ms per call unprofiled")
+        print(f"  {'profiler':<14}{'wall x':>8}{'range':>12}{'cpu x':>7}  {'row 1 right':<12}"
+              f"{'waiting':>8}  row 1 / verdict")
+        for profiler, row in data["profilers"].items():
+            spread = f"{row['wall_min']:.2f}-{row['wall_max']:.2f}"
+            kind = f" {row['wait_kind']}" if row["wait_kind"] else ""
+            firsts = ", ".join(f"{f} {n}x" for f, n in row["first"])
+            verdicts = ", ".join(f"{v} {n}x" for v, n in row["verdicts"])
+            print(f"  {profiler:<14}{row['wall_ratio']:>8.2f}{spread:>12}{row['cpu_ratio']:>7.2f}  "
+                  f"{row['right']}/{row['runs']:<10}{row['waiting']:>7.0%}{kind}  {firsts}; {verdicts}")
+
+
 def _first_cell(row: dict[str, Any]) -> str:
     if "hot_spot_first" in row:
         return f"{row['hot_spot_first']}/{row['runs']} ({row['share']:.0%} of the time)"
@@ -156,13 +317,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="balanced rounds (default 3)")
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per profile (default 1)")
+    parser.add_argument("--part", choices=("shop", "programs", "all"), default="all",
+                        help="the example shop, the known-answer programs, or both (default)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args()
     if args.rounds < 1 or args.duration <= 0:
         parser.error("--rounds must be at least 1 and --duration positive")
+    programs = run_programs(args.rounds, args.duration) if args.part != "shop" else None
+    if args.part == "programs":
+        if args.json:
+            print(json.dumps(programs, indent=2))
+        else:
+            _print_programs(programs)
+        return 0
     result = run(args.rounds, args.duration)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({**result, "known_programs": programs}, indent=2))
         return 0
     load = result["load_1min"]
     print(f"profiler slowdown on examples/shop: {args.rounds} balanced rounds of {args.duration:g} s runs; "
@@ -182,6 +352,8 @@ def main() -> int:
             if "hot_spot_first" in row and others:
                 ranks = ", ".join(f"rank {rank} {n}x" for rank, n in row["ranks"])
                 print(f"  {'':<55}{ranks}; first instead: {', '.join(others)}")
+    if programs is not None:
+        _print_programs(programs)
     return 0
 
 

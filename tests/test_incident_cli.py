@@ -76,6 +76,9 @@ def test_refusals_say_what_to_run(shop: Path) -> None:
     no_baseline = perfloop(shop, "verify")
     assert no_baseline.returncode == 2
     assert "has no baseline" in no_baseline.stderr and "perfloop baseline" in no_baseline.stderr
+    unprofiled = perfloop(shop, "profile")
+    assert unprofiled.returncode == 2
+    assert "has no baseline yet" in unprofiled.stderr and "run perfloop baseline" in unprofiled.stderr
     assert data(shop, "mode")["next"] == "perfloop baseline (before you patch)"
     again = perfloop(shop, "incident", "open", "another")
     assert again.returncode == 2 and "already open" in again.stderr
@@ -84,16 +87,16 @@ def test_refusals_say_what_to_run(shop: Path) -> None:
 @pytest.mark.slow
 def test_the_whole_loop_on_the_shop_hot_spot(shop: Path) -> None:
     ok(shop, "incident", "open", "checkout p99 spike", "--benchmark", "checkout[items=20]", "--metric", "p99")
-    ok(shop, "hypothesis", "discount rules are recomputed for every line item",
-       "--expect", "shop.pricing:apply_discounts", "--effect", "-50%")
+    ok(shop, "hypothesis", "discount rule conditions are parsed again for every line item",
+       "--expect", "shop.pricing:parse_condition", "--effect", "-50%")
     baseline = data(shop, "baseline", *SMALL)
     assert baseline["snapshot"]["commit"] == git(shop, "rev-parse", "HEAD")
 
     profiled = data(shop, "profile", "--duration", "1")
     [target] = profiled["targets"]
     first = target["hot_spots"][0]
-    assert first["function"] == "shop.pricing:apply_discounts" and first["rank"] == 1
-    assert first["total_share"] > 0.9 and first["location"].endswith("pricing.py:109")
+    assert first["function"] == "shop.pricing:parse_condition" and first["rank"] == 1
+    assert first["self_share"] > 0.4 and first["location"].endswith("pricing.py:43")
     assert profiled["outcome"] == "confirmed"
     assert all(Path(p).is_file() for p in target["files"].values())
     assert target["files"]["html"].endswith(".html") and target["files"]["speedscope"].endswith(".speedscope.json")
@@ -127,7 +130,7 @@ def test_the_whole_loop_on_the_shop_hot_spot(shop: Path) -> None:
     assert journal["expected"]["effect"] == -0.5 and journal["expected"]["metric"] == "latency_p99"
     assert journal["actual"]["attributable"] is False
     assert [c["subject"] for c in journal["commits"]] == ["prepare rules once per cart; bigger cache"]
-    assert journal["profiles"][0]["top_hot_spot"]["function"] == "shop.pricing:apply_discounts"
+    assert journal["profiles"][0]["top_hot_spot"]["function"] == "shop.pricing:parse_condition"
     assert len(journal["verifications"]) == 2
     text = ok(shop, "incident", "show", "1").stdout
     assert "Journal entry" in text and "prepare the rules once per cart" in text
@@ -157,7 +160,7 @@ def test_a_patch_that_trades_latency_for_memory_is_reported_as_such(shop: Path) 
 def test_profile_alone_explore_a_command_and_a_running_process(shop: Path, tmp_path: Path) -> None:
     explored = data(shop, "profile", "--explore", "--benchmark", "checkout[items=5]", "--duration", "1")
     assert explored["purpose"] == "exploration" and explored["incident_id"] is None
-    assert explored["targets"][0]["hot_spots"][0]["function"] == "shop.pricing:apply_discounts"
+    assert explored["targets"][0]["hot_spots"][0]["function"] == "shop.pricing:parse_condition"
 
     from perfloop.analysis.profilers import check_py_spy
     if not check_py_spy().ok:

@@ -137,12 +137,28 @@ def test_hypothesis_unclear_between_the_thresholds() -> None:
 
 
 def test_hypothesis_confirmed_when_first_in_user_code_above_the_floor() -> None:
+    # the rest of the time runs outside user code (a library's own loop, not waiting)
     frames = (Frame("a", "/p/m.py", 1, "m", "user"), Frame("b", "/p/m.py", 9, "m", "user"),
-              Frame("idle", "/usr/lib/python3.11/selectors.py", 1, "selectors", "stdlib"))
+              Frame("run", "/usr/lib/python3.11/sched.py", 1, "sched", "stdlib"))
     profile = Profile(frames=frames, stacks=(Stack((0,), 2.0), Stack((1,), 1.0), Stack((2,), 7.0)))
     check = check_hypothesis(profile, ["m:a"])
     assert check.share == pytest.approx(0.2) and check.first_user
     assert check.verdict == "confirmed"
+
+
+def test_a_cpu_hypothesis_is_unclear_when_most_time_is_waiting() -> None:
+    # the same shape, but the rest of the time is threads idle in select(): waiting
+    frames = (Frame("a", "/p/m.py", 1, "m", "user"), Frame("b", "/p/m.py", 9, "m", "user"),
+              Frame("BaseSelector.select", "/usr/lib/python3.11/selectors.py", 1, "selectors", "stdlib"))
+    profile = Profile(frames=frames, stacks=(Stack((0,), 2.0), Stack((1,), 1.0), Stack((2,), 7.0)))
+    check = check_hypothesis(profile, ["m:a"])
+    assert check.first_user and check.verdict == "unclear"
+    assert "70% of the recorded thread time is threads waiting for I/O" in check.reading
+    # without waiting in the stacks, the process's off-CPU share says the same
+    running = Profile(frames=frames[:2], stacks=(Stack((0,), 2.0), Stack((1,), 1.0)))
+    assert check_hypothesis(running, ["m:a"]).verdict == "confirmed"
+    blind = check_hypothesis(running, ["m:a"], off_cpu=0.8)
+    assert blind.verdict == "unclear" and "off-CPU (waiting) for 80%" in blind.reading
 
 
 def test_hypothesis_module_names_and_unmatched_names() -> None:

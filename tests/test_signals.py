@@ -177,7 +177,9 @@ def test_growing_workload_gives_rss_growth_and_python_memory_signals() -> None:
 
 
 def test_threaded_workload_reports_its_threads() -> None:
-    result = profile_callable(_spec("contended", n=300_000), duration=DURATION)
+    # pyinstrument as asked: it records one thread, and the signal says to use py-spy
+    result = profile_callable(_spec("contended", n=300_000), duration=DURATION, profiler="pyinstrument")
+    assert result.profiler == "pyinstrument"
     threads = result.signal("threads")
     assert threads is not None and threads.value >= 2 and "py-spy" in threads.reading
     assert result.signal("gil_contention") is not None

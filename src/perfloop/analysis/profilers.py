@@ -4,8 +4,10 @@ Three entry points, one result type (:class:`ProfileResult`):
 
 - :func:`profile_callable`: a benchmark's callable, called repeatedly for about ``duration``
   seconds in a fresh worker process (``profile_worker.py``) under pyinstrument (a wall-clock
-  sampler, in-process), or cProfile, or py-spy attached from outside (``profiler="py-spy"``,
-  which sees every thread). GC time and memory are measured inside the worker.
+  sampler, in-process, which records only the calling thread), or cProfile, or py-spy
+  attached from outside (which sees every thread). ``"auto"`` (default) uses pyinstrument and
+  profiles again with py-spy when the callable started threads. GC time and memory are
+  measured inside the worker.
 - :func:`profile_command`: a command, with py-spy attached from outside (``--idle`` so waiting
   shows). When py-spy is missing or not permitted and the command is a Python program, it is
   run under pyinstrument in the worker instead, and the result says so.
@@ -46,7 +48,7 @@ WORKER = Path(profile_worker.__file__)  # run by path: it must import nothing of
 DEFAULT_DURATION = 3.0          # seconds a callable is profiled for when no duration is given
 DEFAULT_RATE = 100              # py-spy samples per second
 SAMPLE_INTERVAL = 0.05          # seconds between psutil samples of the profiled process
-PROFILERS = ("pyinstrument", "cprofile", "py-spy")
+PROFILERS = ("auto", "pyinstrument", "cprofile", "py-spy")
 
 CPROFILE_CAVEAT = ("profiled with cProfile: it traces every call, so code making many small calls "
                    "looks slower than it is, and stacks are rebuilt from caller edges (approximate)")
@@ -83,7 +85,8 @@ class ProfileResult:
 
     @property
     def fallback(self) -> bool:
-        return self.profiler != self.requested
+        """The profiler asked for could not be used ("auto" chooses, it never falls back)."""
+        return self.requested != "auto" and self.profiler != self.requested
 
     def signal(self, name: str) -> Signal | None:
         return next((s for s in self.signals if s.name == name), None)
@@ -305,7 +308,7 @@ def _runtime(res: Mapping[str, Any]) -> RuntimeStats:
         rss_start=res.get("rss_start"), rss_end=res.get("rss_end"),
         retained_per_call=memory.get("retained_per_call"),
         retained_sites=tuple((str(loc), int(n)) for loc, n in memory.get("sites", [])),
-        threads_max=res.get("threads_max"))
+        threads_max=res.get("threads_max"), threads_started=res.get("threads_started"))
 
 
 def _trim_to_loop(profile: Profile, worker_file: str) -> Profile:
@@ -416,7 +419,7 @@ def _resolve_paths(spec: BenchmarkSpec) -> list[str]:
     return [str((root / p).resolve()) for p in spec.pythonpath] + [str(root)]
 
 
-def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, profiler: str = "pyinstrument",
+def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, profiler: str = "auto",
                      interval: float = 0.001, memory_check: bool = True,
                      timeout: float | None = None) -> ProfileResult:
     """Profile a callable benchmark: call it repeatedly for about ``duration`` seconds.
@@ -424,9 +427,11 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
     The worker imports the callable (``sys.path`` gets ``spec.pythonpath`` and ``spec.root``),
     calls ``setup(**params)`` once and then ``fn(ctx)`` (or ``fn(**params)`` without setup),
     once unprofiled as a warm-up and then in a loop under the profiler. ``profiler``:
-    ``"pyinstrument"`` (default; wall-clock sampling of the calling thread), ``"cprofile"``
-    (deterministic, heavier), or ``"py-spy"`` (outside the process, every thread; falls back to
-    pyinstrument with a note when py-spy cannot attach here).
+    ``"auto"`` (default: pyinstrument, and py-spy again when the callable started threads,
+    which pyinstrument does not record), ``"pyinstrument"`` (wall-clock sampling of the
+    calling thread only), ``"cprofile"`` (deterministic, heavier, calling thread only), or
+    ``"py-spy"`` (outside the process, every thread; falls back to pyinstrument with a note
+    when py-spy cannot attach here).
     """
     if spec.kind != "callable" or not spec.callable:
         raise UsageError(f"benchmark {spec.name!r} is a {spec.kind} benchmark, not a callable",
@@ -437,27 +442,51 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
     if duration <= 0:
         raise UsageError("duration must be a positive number of seconds")
     notes: list[str] = []
-    used = profiler
+    want_spy = profiler == "py-spy"
+    if want_spy and not check_py_spy().ok:
+        status = check_py_spy()
+        want_spy = False
+        notes.append(f"py-spy is not usable here ({status.problem}); profiled with pyinstrument "
+                     f"instead, which records only the thread that runs the callable. "
+                     f"Fix: {status.fix}")
+    used = "pyinstrument" if profiler in ("auto", "py-spy") else profiler
+    result = _profile_callable_once(spec, duration, "py-spy" if want_spy else used, interval,
+                                    memory_check, timeout)
+    started = int((result.runtime.threads_started if result.runtime else 0) or 0)
+    if profiler == "auto" and started and result.profiler != "py-spy":
+        status = check_py_spy()
+        if status.ok:
+            notes.append(f"the callable started {started} thread(s) while profiled, and "
+                         f"{result.profiler} records only the thread that calls it: profiled again "
+                         f"with py-spy, which records every thread")
+            result = _profile_callable_once(spec, duration, "py-spy", interval, memory_check, timeout)
+        else:
+            notes.append(f"the callable started {started} thread(s) while profiled; "
+                         f"{result.profiler} recorded only the thread that calls it, and py-spy, "
+                         f"which records every thread, is not usable here ({status.problem}). "
+                         f"Fix: {status.fix}")
+    return dataclasses.replace(result, requested=profiler, notes=(*notes, *result.notes))
+
+
+def _profile_callable_once(spec: BenchmarkSpec, duration: float, profiler: str, interval: float,
+                           memory_check: bool, timeout: float | None) -> ProfileResult:
+    """One profile of a callable with ``profiler`` (py-spy must be usable when asked for)."""
+    assert spec.callable is not None
     py_spy = None
     if profiler == "py-spy":
-        status = check_py_spy()
-        if status.ok and status.path:
-            py_spy = (status.path, ["--rate", str(DEFAULT_RATE), "--function", "--idle"])
-        else:
-            used = "pyinstrument"
-            notes.append(f"py-spy is not usable here ({status.problem}); profiled with pyinstrument "
-                         f"instead, which records only the thread that runs the callable. "
-                         f"Fix: {status.fix}")
+        path = check_py_spy().path
+        assert path is not None
+        py_spy = (path, ["--rate", str(DEFAULT_RATE), "--idle"])
     modules = [spec.callable.partition(":")[0]]
     request = {"version": 1, "mode": "callable", "callable": spec.callable, "setup": spec.setup,
                "teardown": spec.teardown, "params": dict(spec.params), "paths": _resolve_paths(spec),
-               "duration": duration, "profiler": "none" if py_spy else used, "interval": interval,
+               "duration": duration, "profiler": "none" if py_spy else profiler, "interval": interval,
                "memory_check": memory_check}
     cwd = str((Path(spec.root) / spec.cwd).resolve()) if spec.cwd else str(Path(spec.root).resolve())
     limit = timeout if timeout is not None else max(spec.settings.timeout, duration * 4 + 60)
     res, trace, doc, stderr = _run_worker(request, cwd=cwd, env=spec.env, timeout=limit,
                                           what=f"benchmark {spec.name}", py_spy=py_spy)
-    notes.extend(res.get("notes", []))
+    notes = list(res.get("notes", []))
     if doc is not None:
         profile = from_speedscope(doc, paths=res.get("sys_path", []), profiler="py-spy",
                                   calls=res.get("calls"), user_modules=modules)
@@ -468,7 +497,7 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
         used = "py-spy"
     else:
         profile = _worker_profile(res, user_modules=modules)
-        used = res.get("profiler", used)
+        used = res.get("profiler", profiler)
     if used == "cprofile":
         notes.append(CPROFILE_CAVEAT)
     runtime = _runtime(res)
@@ -478,7 +507,6 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
                          target=spec.callable, duration=runtime.wall, calls=runtime.calls,
                          notes=tuple(notes), trace=window, runtime=runtime,
                          stderr_tail=stderr or None)
-
 
 # --------------------------------------------------------------------------------------------
 # commands and processes
@@ -568,7 +596,8 @@ def _command_paths(cwd: str | None, env: Mapping[str, str] | None,
 
 def _py_spy_flags(*, rate: int, idle: bool, gil: bool, subprocesses: bool, duration: float | None,
                   nonblocking: bool = False) -> list[str]:
-    flags = ["--rate", str(rate), "--function"]
+    # no --function: each frame keeps the line it was at, which tells waiting from computing
+    flags = ["--rate", str(rate)]
     if gil:
         flags.append("--gil")       # only samples that hold the GIL: waiting disappears
     elif idle:
@@ -584,7 +613,7 @@ def _py_spy_flags(*, rate: int, idle: bool, gil: bool, subprocesses: bool, durat
 
 def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None,
                     env: Mapping[str, str] | None = None, duration: float | None = None,
-                    profiler: str = "py-spy", idle: bool = True, gil: bool = False,
+                    profiler: str = "auto", idle: bool = True, gil: bool = False,
                     rate: int = DEFAULT_RATE, subprocesses: bool | None = None,
                     timeout: float = 600.0) -> ProfileResult:
     """Profile a command until it exits, or for ``duration`` seconds (then it is stopped).
@@ -597,8 +626,10 @@ def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None,
     ``--subprocesses`` when the command is not itself a Python program (a shell script that
     starts one). When py-spy is missing or not permitted and the command is a Python program,
     it runs under pyinstrument in perfloop's worker instead, and the result says so
-    (``profiler``, ``notes``). ``profiler="pyinstrument"`` or ``"cprofile"`` asks for that
-    directly.
+    (``profiler``, ``notes``). ``profiler="auto"`` (default) is py-spy with that fallback;
+    ``"pyinstrument"`` or ``"cprofile"`` runs a Python program under that profiler, as asked
+    (only its main thread is recorded, and a note says so), and refuses any other command with
+    the reason.
     """
     args = _command_argv(argv)
     if not args:
@@ -610,6 +641,8 @@ def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None,
     what = f"command {shlex.join(args)}"
     program = _python_program(args)
     notes: list[str] = []
+    if profiler == "auto":
+        profiler = "py-spy"
     if profiler == "py-spy":
         status = check_py_spy()
         if status.ok and status.path:
@@ -626,9 +659,14 @@ def profile_command(argv: Sequence[str] | str, *, cwd: str | None = None,
         used = "pyinstrument"
     else:
         if program is None:
-            raise UsageError(f"{profiler} can only run a Python program, not {what}",
-                             hint="use profiler='py-spy' for other commands")
+            raise UsageError(f"{profiler} runs inside the Python interpreter it profiles, so it "
+                             f"can only profile a Python program (python script.py, python -m "
+                             f"module, or a script whose shebang names Python), not {what}",
+                             hint="profile other commands with py-spy (--profiler py-spy), which "
+                                  "attaches from outside and follows their Python children")
         used = profiler
+        notes.append(f"profiled with {profiler}, as asked: it records only the program's main "
+                     f"thread; py-spy (--profiler py-spy) records every thread")
     request = {"version": 1, "mode": program.mode, "target": program.target, "argv": list(program.argv),
                "paths": [], "duration": duration, "profiler": used, "interval": 0.001,
                "memory_check": False}

@@ -9,7 +9,8 @@ cProfile records caller edges, not stacks, so its stacks are reconstructed appro
 On top of the model:
 
 - :func:`hot_spots` ranks functions by self share (or total share);
-- :func:`check_hypothesis` says whether the code a user suspects is where the time goes;
+- :func:`~perfloop.analysis.hypothesis.check_hypothesis` (re-exported here) says whether the
+  code a user suspects is where the time goes;
 - :func:`diff_profiles` says which functions gained or lost time between two profiles;
 - :func:`to_speedscope` writes the model back out for speedscope.app or any viewer.
 
@@ -22,14 +23,6 @@ frames below it are folded into it, because the user's function is the thing a p
 A sample with no user frame on its stack is charged to ``(outside user code)``, which is listed
 but never counts as the first user hot spot. Modules named in a hypothesis count as user code
 even when installed in site-packages.
-
-**Hypothesis thresholds** (``min_share`` defaults to 0.3, the floor is ``min_share / 3``):
-
-- ``confirmed``: the expected code is on the stack for at least ``min_share`` of all samples
-  (total share), or it is the first user hot spot and holds at least the floor;
-- ``refuted``: it holds less than the floor and is not the first user hot spot; the check names
-  the top hot spots, where the time actually goes;
-- ``unclear``: anything in between.
 """
 
 from __future__ import annotations
@@ -47,9 +40,6 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 KINDS = ("user", "stdlib", "library", "native", "generated", "perfloop")
 UNITS = ("seconds", "samples")
 OUTSIDE_USER_CODE = "(outside user code)"
-
-#: Below this share of the total, a hypothesis is refuted (as a fraction of ``min_share``).
-REFUTE_FRACTION = 1 / 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,6 +81,7 @@ class Stack:
     frames: tuple[int, ...]
     weight: float
     thread: str = ""
+    line: int = 0          # the line the innermost frame was at, when the profiler says (py-spy)
 
 
 @dataclass(frozen=True)
@@ -154,7 +145,7 @@ class _Builder:
         self.user_modules = tuple(user_modules)
         self.frames: list[Frame] = []
         self.index: dict[tuple[str, str, int], int] = {}
-        self.weights: dict[tuple[tuple[int, ...], str], float] = defaultdict(float)
+        self.weights: dict[tuple[tuple[int, ...], str, int], float] = defaultdict(float)
 
     def frame(self, function: str, file: str, line: int = 0, module: str | None = None) -> int:
         key = (function, file, line)
@@ -171,12 +162,12 @@ class _Builder:
         self.index[key] = len(self.frames) - 1
         return self.index[key]
 
-    def add(self, frames: Sequence[int], weight: float, thread: str = "") -> None:
+    def add(self, frames: Sequence[int], weight: float, thread: str = "", line: int = 0) -> None:
         if weight > 0 and frames:
-            self.weights[(tuple(frames), thread)] += weight
+            self.weights[(tuple(frames), thread, line)] += weight
 
     def build(self, **kwargs: Any) -> Profile:
-        stacks = [Stack(frames=f, weight=w, thread=t) for (f, t), w in self.weights.items()]
+        stacks = [Stack(frames=f, weight=w, thread=t, line=n) for (f, t, n), w in self.weights.items()]
         return Profile(frames=tuple(self.frames), stacks=tuple(stacks), **kwargs)
 
 
@@ -336,8 +327,14 @@ _NAME_RE = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):(.+)$")
 
 def from_speedscope(data: Mapping[str, Any], *, paths: Sequence[str] = (), profiler: str | None = None,
                     calls: int | None = None, interval: float | None = None,
-                    user_modules: Sequence[str] = ()) -> Profile:
+                    user_modules: Sequence[str] = (), current_lines: bool | None = None) -> Profile:
     """Build a profile from a speedscope document (a parsed JSON dict).
+
+    ``current_lines``: the document's frame lines are the lines each frame was at when sampled
+    (py-spy without ``--function``; the default for a document py-spy exported). Each stack then
+    keeps its innermost line (:attr:`Stack.line`, which tells a thread waiting at ``with lock:``
+    from one computing), and frames are merged per function at its ``def`` line, read from the
+    source.
 
     Reads ``sampled`` profiles (py-spy, and perfloop's own :func:`to_speedscope`) and ``evented``
     ones (pyinstrument's speedscope renderer). Each speedscope profile becomes one thread. A
@@ -348,8 +345,11 @@ def from_speedscope(data: Mapping[str, Any], *, paths: Sequence[str] = (), profi
     if not isinstance(data, Mapping) or "profiles" not in data:
         raise ValueError("not a speedscope document: no 'profiles' key")
     shared = data.get("shared", {}).get("frames", [])
+    if current_lines is None:
+        current_lines = str(data.get("exporter", "")).startswith("py-spy")
     b = _Builder(paths, user_modules)
     table: list[int] = []
+    sampled: list[int] = []
     for fr in shared:
         name = str(fr.get("name", "?"))
         file = str(fr.get("file") or "")
@@ -360,6 +360,9 @@ def from_speedscope(data: Mapping[str, Any], *, paths: Sequence[str] = (), profi
             module, name = m.group(1), m.group(2)
         if not file and name.startswith("thread ("):
             file = "<thread>"
+        sampled.append(line if current_lines else 0)
+        if current_lines and line:
+            line = def_line(file, name, line)
         table.append(b.frame(name, file, line, module))
     units = {"seconds": 1.0, "milliseconds": 1e-3, "microseconds": 1e-6, "nanoseconds": 1e-9}
     unit = "seconds"
@@ -377,8 +380,9 @@ def from_speedscope(data: Mapping[str, Any], *, paths: Sequence[str] = (), profi
         samples = prof.get("samples", [])
         weights = prof.get("weights") or [1.0] * len(samples)
         for sample, weight in zip(samples, weights):
-            frames = [table[i] for i in sample if b.frames[table[i]].file != "<thread>"]
-            b.add(frames, float(weight) * factor, thread)
+            kept = [i for i in sample if b.frames[table[i]].file != "<thread>"]
+            b.add([table[i] for i in kept], float(weight) * factor, thread,
+                  sampled[kept[-1]] if kept else 0)
     meta: dict[str, Any] = {}
     if data.get("exporter"):
         meta["exporter"] = data["exporter"]
@@ -393,6 +397,25 @@ def from_speedscope(data: Mapping[str, Any], *, paths: Sequence[str] = (), profi
     return Profile(frames=profile.frames, stacks=profile.stacks, unit=profile.unit, profiler=found,
                    duration=duration or (profile.total if unit == "seconds" else 0.0),
                    calls=calls, interval=interval, meta=meta)
+
+
+_DEF_RE = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)")
+
+
+def def_line(file: str, function: str, line: int, *, reach: int = 2000) -> int:
+    """The line where ``function`` (``name`` or ``Class.name``) is defined, searching upwards
+    from ``line``, a line inside it; ``line`` itself when the source cannot say."""
+    if function == "<module>":
+        return 0
+    if file.startswith("<"):
+        return line
+    import linecache
+    name = function.rsplit(".", 1)[-1]
+    for n in range(line, max(0, line - reach), -1):
+        m = _DEF_RE.match(linecache.getline(file, n))
+        if m and m.group(1) == name:
+            return n
+    return line
 
 
 def _evented_stacks(events: Sequence[Mapping[str, Any]], table: Sequence[int]
@@ -611,103 +634,6 @@ def top_user_hot_spot(profile: Profile, *, user_modules: Sequence[str] = ()) -> 
 
 
 # --------------------------------------------------------------------------------------------
-# hypotheses
-
-
-@dataclass(frozen=True)
-class HypothesisCheck:
-    """Whether the code a user suspects is where the time goes, and where it goes instead."""
-
-    verdict: str                       # "confirmed" | "refuted" | "unclear"
-    expect: tuple[str, ...]
-    share: float                       # total share of samples with expected code on the stack
-    first_user: bool                   # the expected code is the first user hot spot
-    min_share: float
-    matched: tuple[str, ...]           # functions in the profile that the expectation matched
-    unmatched: tuple[str, ...]         # expect items that matched no frame at all
-    top: tuple[HotSpot, ...]           # the top user hot spots, where the time actually goes
-    reading: str
-
-
-def _split_expect(item: str) -> tuple[str, str | None]:
-    module, sep, function = item.strip().partition(":")
-    return module, (function if sep and function else None)
-
-
-def _function_matches(frame_fn: str, expected: str) -> bool:
-    if frame_fn == expected or frame_fn.endswith("." + expected):
-        return True
-    # profilers that do not record classes (py-spy, cProfile) give "total" for "Cart.total"
-    return "." in expected and "." not in frame_fn and expected.rsplit(".", 1)[1] == frame_fn
-
-
-def _frame_matches(fr: Frame, expect: Sequence[tuple[str, str | None]]) -> bool:
-    for module, function in expect:
-        if module and not _module_in(fr.module, [module]):
-            continue
-        if function is None or _function_matches(fr.function, function):
-            return True
-    return False
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
-def check_hypothesis(profile: Profile, expect: Sequence[str], *, min_share: float = 0.3) -> HypothesisCheck:
-    """Confirm, refute or leave unclear the hypothesis "the time goes into ``expect``".
-
-    ``expect`` items are ``"module:function"`` (``"module:Class.method"`` works too) or
-    ``"module"``. Thresholds are in the module docstring.
-    """
-    if not expect:
-        raise ValueError("a hypothesis needs at least one 'module:function' or 'module' to expect")
-    if not 0 < min_share <= 1:
-        raise ValueError("min_share must be a fraction in (0, 1]")
-    parsed = [_split_expect(e) for e in expect]
-    modules = [m for m, _ in parsed if m]
-    floor = min_share * REFUTE_FRACTION
-    total = profile.total
-    top = tuple(s for s in hot_spots(profile, limit=6, scope="user", user_modules=modules))
-    if total <= 0:
-        return HypothesisCheck("unclear", tuple(expect), 0.0, False, min_share, (), tuple(expect), top,
-                               "The profile holds no samples: the target ran too briefly to be "
-                               "sampled. Profile for longer.")
-    hits = [i for i, fr in enumerate(profile.frames) if _frame_matches(fr, parsed)]
-    hit_set = set(hits)
-    matched = tuple(dict.fromkeys(profile.frames[i].name for i in hits))
-    unmatched = tuple(e for e, p in zip(expect, parsed)
-                      if not any(_frame_matches(profile.frames[i], [p]) for i in hits))
-    share = sum(s.weight for s in profile.stacks if hit_set.intersection(s.frames)) / total
-    first = top_user_hot_spot(profile, user_modules=modules)
-    first_user = first is not None and first.function in matched
-
-    where = ", ".join(f"{s.function} ({_pct(s.self_share)} self)" for s in top
-                      if s.function not in matched)
-    where = where or "no other user code stands out"
-    named = ", ".join(expect)
-    if share >= min_share or (first_user and share >= floor):
-        verdict = "confirmed"
-        why = (f"holds {_pct(share)} of the time (threshold {_pct(min_share)})" if share >= min_share
-               else f"is the first hot spot in user code and holds {_pct(share)} of the time")
-        reading = f"Confirmed: {named} {why}."
-    elif share < floor and not first_user:
-        verdict = "refuted"
-        reading = (f"Refuted: {named} holds only {_pct(share)} of the time (below {_pct(floor)}). "
-                   f"The time goes to: {where}.")
-    else:
-        verdict = "unclear"
-        reading = (f"Unclear: {named} holds {_pct(share)} of the time, between the refutation floor "
-                   f"{_pct(floor)} and the confirmation threshold {_pct(min_share)}, and is not the "
-                   f"first user hot spot. Other candidates: {where}.")
-    if unmatched:
-        reading += (f" No frame matched {', '.join(unmatched)}: check the spelling; names are as "
-                    f"imported, e.g. 'shop.pricing:apply_discounts' or 'shop.pricing'.")
-    return HypothesisCheck(verdict, tuple(expect), share, first_user, min_share, matched, unmatched,
-                           top, reading)
-
-
-# --------------------------------------------------------------------------------------------
 # diffs
 
 
@@ -798,3 +724,17 @@ def to_speedscope(profile: Profile, *, name: str | None = None) -> dict[str, Any
             "shared": {"frames": frames}, "profiles": profiles,
             "name": name or f"{profile.profiler or 'perfloop'} profile",
             "activeProfileIndex": 0, "exporter": f"perfloop ({profile.profiler or 'unknown'})"}
+
+
+# the hypothesis check lives in its own module; these names are kept importable from here
+# (lazily: that module imports this one)
+def __getattr__(name: str) -> Any:
+    if name in ("REFUTE_FRACTION", "HypothesisCheck", "check_hypothesis"):
+        from . import hypothesis
+        return getattr(hypothesis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = ["KINDS", "OUTSIDE_USER_CODE", "REFUTE_FRACTION", "Frame", "FrameDelta", "HotSpot",
+           "HypothesisCheck", "Profile", "Stack", "check_hypothesis", "classify_file",
+           "def_line", "diff_profiles", "from_cprofile", "from_pyinstrument", "from_speedscope",
+           "hot_spots", "module_for_file", "to_speedscope", "top_user_hot_spot"]

@@ -115,6 +115,7 @@ class RuntimeStats:
     retained_per_call: float | None = None    # bytes of Python memory kept per call (tracemalloc)
     retained_sites: tuple[tuple[str, int], ...] = ()   # ("file:line", bytes) where it was allocated
     threads_max: int | None = None
+    threads_started: int | None = None        # Python threads started while profiled
 
 
 # --------------------------------------------------------------------------------------------

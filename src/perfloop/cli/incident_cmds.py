@@ -24,7 +24,8 @@ from ..store import Store
 from ..workflows import incident as incidents
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
 
-OUTCOME_STYLE = {"confirmed": "bold green", "refuted": "bold red", "unclear": "yellow", None: "dim"}
+OUTCOME_STYLE = {"confirmed": "bold green", "refuted": "bold red", "unclear": "yellow",
+                 "too-broad": "yellow", None: "dim"}
 VERDICT_STYLE = {"verified": "bold green", "trade-off": "bold yellow", "partial": "yellow",
                  "not-verified": "bold red", "regressed": "bold red", "inconclusive": "yellow"}
 
@@ -305,11 +306,13 @@ def hypotheses(
                       escape(", ".join(h.expect) or "-"), Text(h.outcome or "unchecked", style=OUTCOME_STYLE[h.outcome]))
     console.print(table)
     periods = Table(title="Hit rate over time (confirmed / (confirmed + refuted))", header_style="bold")
-    for col in ("month", "hypotheses", "confirmed", "refuted", "unclear", "hit rate", "cumulative"):
+    for col in ("month", "hypotheses", "confirmed", "refuted", "unclear", "too broad", "hit rate",
+                "cumulative"):
         periods.add_column(col, justify="left" if col == "month" else "right")
     for p in history.periods:
         periods.add_row(p["period"], str(p["hypotheses"]), str(p["confirmed"]), str(p["refuted"]),
-                        str(p["unclear"]), _pct(p.get("hit_rate")), _pct(p.get("cumulative_hit_rate")))
+                        str(p["unclear"]), str(p.get("too-broad", 0)), _pct(p.get("hit_rate")),
+                        _pct(p.get("cumulative_hit_rate")))
     console.print(periods)
     console.print(f"Overall hit rate: {_pct(history.hit_rate)} "
                   f"({history.confirmed} confirmed, {history.refuted} refuted)")
@@ -384,7 +387,10 @@ def profile(
         "--explore", help="Look around without a hypothesis (recorded as exploration).")] = False,
     expect: Annotated[Optional[list[str]], typer.Option(
         "--expect", "-e", help="Check this module:function once, without recording a hypothesis.")] = None,
-    profiler: Annotated[str, typer.Option(help="pyinstrument, cprofile or py-spy (callables).")] = "pyinstrument",
+    profiler: Annotated[str, typer.Option(
+        help="auto (pyinstrument for callables, py-spy when they start threads and for "
+             "commands), pyinstrument, cprofile or py-spy. pyinstrument and cprofile record one "
+             "thread and refuse commands that are not Python programs.")] = "auto",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows of the hot-spot table.")] = 10,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
@@ -428,19 +434,30 @@ def _render_target(t: Any, root: Path, limit: int) -> None:
     # benchmark names hold brackets (checkout[items=20]) that Rich would read as markup
     console.print(f"[bold]{escape(t.target)}[/] ({t.purpose}; {r.profiler}, {r.duration:.1f} s"
                   + (f", {r.calls} calls" if r.calls else "") + ")", highlight=False)
-    table = Table(header_style="bold", title="Hot spots in user code (ranked by total share)")
+    table = Table(header_style="bold", title="Hot spots in user code, by self share")
     for col, just in (("#", "right"), ("function", "left"), ("file:line", "left"), ("self", "right"),
-                      ("total", "right")):
+                      ("total", "right"), ("waiting", "left")):
         table.add_column(col, justify=just)
     matched = set(t.check.matched) if t.check else set()
+    waits: dict[str, dict[str, float]] = {}
+    for site in t.waiting.sites:
+        kinds = waits.setdefault(site.function, {})
+        kinds[site.kind] = kinds.get(site.kind, 0.0) + site.share
     for h in t.hot_spots(limit):
         style = "bold green" if h.function in matched else ""
+        kinds = waits.get(h.function, {})
+        waited = ", ".join(f"{k} {_pct(v)}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])
+                           if v >= 0.01)
         table.add_row(str(h.rank), Text(h.function, style=style), _short(h.location, root),
-                      _pct(h.self_share), _pct(h.total_share))
+                      _pct(h.self_share), _pct(h.total_share), waited or "-")
     console.print(table)
     for s in r.signals:
         colour = "yellow" if s.severity == "warn" else "dim"
         console.print(f"[{colour}]{s.name}:[/] {escape(s.reading)}", highlight=False)
+    wait = t.waiting
+    if wait.sites and wait.share >= 0.1:
+        colour = "yellow" if wait.mostly else "dim"
+        console.print(f"[{colour}]waiting:[/] {escape(wait.reading())}", highlight=False)
     if t.diff:
         diff = Table(header_style="bold", title=f"Differential profile against #{t.diff_against} (before)")
         for col in ("function", "before total", "after total", "change"):

@@ -19,7 +19,8 @@ Protocol, version 1. The request (JSON) holds:
 The result holds ``ok``, the profiler actually used, ``notes`` (fallbacks), the profile
 (``records`` from pyinstrument or ``cprofile`` statistics), call count, wall and CPU time of the
 profiled window with its ``time.time()`` bounds (the parent's psutil trace is cut to them),
-GC time and collections, allocated blocks, RSS and the memory pass. A failure writes ``ok:
+GC time and collections, allocated blocks, RSS, the memory pass, and ``threads_started`` (Python
+threads started in the profiled window: pyinstrument records only the thread that runs the code). A failure writes ``ok:
 false`` with the stage ("import", "setup", "call"), the error and the traceback, and exits 3.
 """
 
@@ -154,6 +155,31 @@ class _Profiler:
         return {}
 
 
+class _ThreadCount:
+    """Counts the Python threads started while the profile runs (pyinstrument sees only one).
+
+    ``threading.Thread.start`` is wrapped for the profiled window only; the wrapper calls the
+    original, so the program behaves as it would without it.
+    """
+
+    def __init__(self) -> None:
+        self.started = 0
+        self._original = threading.Thread.start
+
+    def __enter__(self) -> "_ThreadCount":
+        original, counter = self._original, self
+
+        def start(thread: threading.Thread) -> None:
+            counter.started += 1
+            original(thread)
+
+        threading.Thread.start = start  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        threading.Thread.start = self._original  # type: ignore[method-assign]
+
+
 def _profiled_calls(call: Callable[[], Any], duration: float) -> int:
     """Call until ``duration`` has passed (at least once). py-spy's stacks are cut at this frame.
 
@@ -233,12 +259,13 @@ def run_callable(req: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         start = _window_start()
         profiler.start()
         try:
-            calls = _profiled_calls(call, float(req.get("duration") or 1.0))
+            with _ThreadCount() as counted:
+                calls = _profiled_calls(call, float(req.get("duration") or 1.0))
         finally:
             data = profiler.stop()
             gc.callbacks.remove(gc_timer)
         result = {**data, **_window_end(start, gc_timer), "calls": calls,
-                  "profiler": profiler.kind,
+                  "profiler": profiler.kind, "threads_started": counted.started,
                   "threads_max": max(threads_before, threading.active_count())}
         grown = (result["rss_end"] or 0) - (result["rss_start"] or 0)
         if req.get("memory_check", True) and grown >= MEMORY_CHECK_MIN_GROWTH:
@@ -272,6 +299,7 @@ def run_program(req: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     gc_timer = _GcTimer()
     gc.callbacks.append(gc_timer)
     exit_code = 0
+    counted = _ThreadCount().__enter__()
     start = _window_start()
     profiler.start()
     try:
@@ -295,8 +323,10 @@ def run_program(req: dict[str, Any], notes: list[str]) -> dict[str, Any]:
             signal.setitimer(signal.ITIMER_REAL, 0)
         data = profiler.stop()
         gc.callbacks.remove(gc_timer)
+        counted.__exit__()
     return {**data, **_window_end(start, gc_timer), "calls": None, "profiler": profiler.kind,
-            "exit_code": exit_code, "skip_files": [runpy.__file__]}
+            "exit_code": exit_code, "skip_files": [runpy.__file__],
+            "threads_started": counted.started}
 
 
 def main(argv: list[str]) -> int:

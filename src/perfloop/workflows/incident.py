@@ -39,6 +39,7 @@ from ..store.models import ChangeRow, HypothesisRow, IncidentRow, ProfileRow, ut
 from .attribution import commits_between, snapshot_tree
 
 WORKFLOW = "profile-and-patch"
+TOO_BROAD = "too-broad"     # a hypothesis naming an entry point that contains nearly everything
 OPEN = "open"
 CLOSED = "closed"
 
@@ -86,7 +87,11 @@ class Hypothesis:
 
     @property
     def hit(self) -> bool | None:
-        """True when confirmed, False when refuted, None when unclear or not checked."""
+        """True when confirmed, False when refuted, None when unclear, too broad or not checked.
+
+        A too-broad hypothesis (it named an entry point that contains nearly everything) is not
+        a hit: counting it would reward naming the function a benchmark calls.
+        """
         return {"confirmed": True, "refuted": False}.get(self.outcome or "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,10 +164,13 @@ def _session(store: Store, action: str, *, write: bool) -> AbstractContextManage
 def _hypothesis(row: HypothesisRow) -> Hypothesis:
     evidence = dict(row.evidence or {})
     effect = evidence.get("expected_effect")
+    outcome = row.outcome
+    if outcome == "unclear" and evidence.get("outcome") == TOO_BROAD:
+        outcome = TOO_BROAD
     return Hypothesis(id=row.id, incident_id=row.incident_id, text=row.text,
                       expect=tuple(row.expect or ()), expected_share=row.expected_share,
                       expected_effect=float(effect) if effect is not None else None,
-                      created_at=row.created_at, outcome=row.outcome, checked_at=row.checked_at,
+                      created_at=row.created_at, outcome=outcome, checked_at=row.checked_at,
                       evidence=evidence)
 
 
@@ -339,15 +347,18 @@ def get_hypothesis(store: Store, hypothesis_id: int) -> Hypothesis:
 
 def record_outcome(store: Store, hypothesis_id: int, outcome: str, evidence: Mapping[str, Any]) -> None:
     """Store what the profile said about a hypothesis (its latest check wins)."""
-    if outcome not in ("confirmed", "refuted", "unclear"):
+    if outcome not in ("confirmed", "refuted", "unclear", TOO_BROAD):
         raise ValueError(f"unknown outcome {outcome!r}")
     with _session(store, "recording a hypothesis outcome", write=True) as session:
         row = session.get(HypothesisRow, hypothesis_id)
         if row is None:
             raise UsageError(f"no hypothesis #{hypothesis_id}")
-        merged = {**(row.evidence or {}), **_plain(evidence)}
+        # the outcome column keeps its three values (no migration): too broad is stored as
+        # unclear, which counts the same in the hit rate, and told apart by the evidence
+        merged = {**(row.evidence or {}), **_plain(evidence), "outcome": outcome}
+        column = "unclear" if outcome == TOO_BROAD else outcome
         session.execute(update(HypothesisRow).where(HypothesisRow.id == hypothesis_id)
-                        .values(outcome=outcome, checked_at=utcnow(), evidence=merged))
+                        .values(outcome=column, checked_at=utcnow(), evidence=merged))
 
 
 def record_effect(store: Store, hypothesis_id: int, effect: Mapping[str, Any]) -> None:
@@ -384,6 +395,7 @@ class HypothesisHistory:
     def to_dict(self) -> dict[str, Any]:
         return {"hit_rate": self.hit_rate, "confirmed": self.confirmed, "refuted": self.refuted,
                 "unclear": sum(1 for h, _, _ in self.items if h.outcome == "unclear"),
+                "too_broad": sum(1 for h, _, _ in self.items if h.outcome == "too-broad"),
                 "unchecked": sum(1 for h, _, _ in self.items if h.outcome is None),
                 "periods": list(self.periods),
                 "hypotheses": [{**h.to_dict(), "incident_title": t} for h, _, t in self.items]}
@@ -392,8 +404,8 @@ class HypothesisHistory:
 def hypothesis_history(store: Store, root: str | Path) -> HypothesisHistory:
     """The project's hypotheses, oldest first, with the hit rate per month and running total.
 
-    The hit rate counts confirmed against refuted; unclear and unchecked hypotheses are shown
-    but not counted, since they say nothing either way about the intuition.
+    The hit rate counts confirmed against refuted; unclear, too-broad and unchecked hypotheses
+    are shown but not counted, since they say nothing either way about the intuition.
     """
     query = (select(HypothesisRow, IncidentRow.title).join(IncidentRow, IncidentRow.id == HypothesisRow.incident_id)
              .where(IncidentRow.project == _project(root)).order_by(HypothesisRow.created_at, HypothesisRow.id))
@@ -405,7 +417,7 @@ def hypothesis_history(store: Store, root: str | Path) -> HypothesisHistory:
     for hyp, _, _ in items:
         month = hyp.created_at.strftime("%Y-%m")
         p = periods.setdefault(month, {"period": month, "hypotheses": 0, "confirmed": 0,
-                                       "refuted": 0, "unclear": 0, "unchecked": 0})
+                                       "refuted": 0, "unclear": 0, "too-broad": 0, "unchecked": 0})
         p["hypotheses"] += 1
         p[hyp.outcome or "unchecked"] += 1
         if hyp.hit is not None:

@@ -3,8 +3,14 @@
 :func:`profile` picks what to profile (the incident's benchmarks, a named benchmark, a command,
 or a running process), runs the profiler (:mod:`perfloop.analysis.profilers`), writes the flame
 graph files under ``.perfloop/profiles/`` (speedscope JSON, SVG, offline HTML), stores the
-profile, and checks the hypothesis against it (:func:`~perfloop.analysis.profiles.check_hypothesis`),
-recording confirmed, refuted or unclear on the hypothesis.
+profile, and checks the hypothesis against it (:func:`~perfloop.analysis.hypothesis.check_hypothesis`:
+by where the time is spent, with the process's off-CPU share and the project's source at hand),
+recording confirmed, refuted, unclear or too broad on the hypothesis. In an incident it needs a
+hypothesis and a baseline first (``explore`` looks around without them).
+
+*The profiler* is the one asked for; ``"auto"`` (the default) is pyinstrument for a callable,
+py-spy again when the callable starts threads, and py-spy for a command. Nothing is replaced
+silently: a profiler that cannot do what was asked refuses with the reason.
 
 *Before and after.* Each stored profile keeps its working-tree snapshot and its stacks. When a
 target is profiled again in the same incident and the code has changed since its first profile,
@@ -32,9 +38,10 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from sqlalchemy import select, update
 
-from ..analysis.profiles import (OUTSIDE_USER_CODE, FrameDelta, HotSpot, HypothesisCheck, Profile,
-                                 check_hypothesis, diff_profiles, from_speedscope, hot_spots,
-                                 to_speedscope)
+from ..analysis.hypothesis import HypothesisCheck, check_hypothesis
+from ..analysis.profiles import (OUTSIDE_USER_CODE, FrameDelta, HotSpot, Profile, diff_profiles,
+                                 from_speedscope, hot_spots, to_speedscope)
+from ..analysis.waiting import Waiting, waiting
 from ..config import BenchmarkSpec, ProjectConfig
 from ..errors import TargetError, UsageError
 from ..analysis import profilers
@@ -49,7 +56,6 @@ DEFAULT_PID_DURATION = 10.0      # seconds a running process is profiled for by 
 DEFAULT_HTTP_DURATION = 5.0      # seconds an HTTP benchmark's server is profiled under load
 DEFAULT_MIN_SHARE = 0.3          # check_hypothesis's default confirmation threshold
 HOT_SPOTS_KEPT = 15
-PASS_THROUGH = 0.98              # a caller handing this share of its time to one callee is skipped
 
 
 @dataclass(frozen=True)
@@ -70,9 +76,16 @@ class TargetProfile:
         modules = [e.partition(":")[0] for e in self.check.expect] if self.check else []
         return hot_spot_table(self.result.profile, limit=limit, user_modules=modules)
 
+    @property
+    def waiting(self) -> Waiting:
+        """Which samples were threads waiting, on what (lock, sleep, I/O...) and where."""
+        return waiting(self.result.profile)
+
     def to_dict(self) -> dict[str, Any]:
         return {"profile_id": self.profile_id, "target": self.target, "purpose": self.purpose,
-                "profiler": self.result.profiler, "duration": self.result.duration,
+                "profiler": self.result.profiler, "requested": self.result.requested,
+                "duration": self.result.duration, "waiting": self.waiting.to_dict(),
+                "waiting_reading": self.waiting.reading(),
                 "calls": self.result.calls, "notes": list(self.result.notes),
                 "files": dict(self.files),
                 "hot_spots": [dataclasses.asdict(h) for h in self.hot_spots()],
@@ -102,10 +115,7 @@ class ProfileReport:
 
 
 def _check_dict(check: HypothesisCheck) -> dict[str, Any]:
-    return {"verdict": check.verdict, "expect": list(check.expect), "share": check.share,
-            "first_user": check.first_user, "min_share": check.min_share,
-            "matched": list(check.matched), "unmatched": list(check.unmatched),
-            "top": [dataclasses.asdict(h) for h in check.top], "reading": check.reading}
+    return check.to_dict()
 
 
 def _delta_dict(d: FrameDelta) -> dict[str, Any]:
@@ -120,44 +130,18 @@ def _slug(text: str) -> str:
 # the hot-spot table
 
 
-def pass_through(profile: Profile, user_modules: Sequence[str] = (),
-                 threshold: float = PASS_THROUGH) -> set[str]:
-    """User functions that hand at least ``threshold`` of their time to one user callee.
-
-    Such a function (an entry point, a thin wrapper, ``price_cart`` around ``apply_discounts``)
-    holds the same total share as its callee and adds nothing to read in a table ranked by
-    total share: the callee is where the cost is.
-    """
-    def user(i: int) -> bool:
-        fr = profile.frames[i]
-        return fr.kind == "user" or bool(user_modules and any(
-            fr.module == m or fr.module.startswith(m + ".") for m in user_modules))
-
-    total: dict[str, float] = {}
-    edge: dict[tuple[str, str], float] = {}
-    for stack in profile.stacks:
-        names = [profile.frames[i].name for i in stack.frames if user(i)]
-        for name in set(names):
-            total[name] = total.get(name, 0.0) + stack.weight
-        for pair in {(a, b) for a, b in zip(names, names[1:]) if a != b}:
-            edge[pair] = edge.get(pair, 0.0) + stack.weight
-    return {caller for (caller, _), w in edge.items()
-            if total.get(caller, 0.0) > 0 and w >= threshold * total[caller]}
-
-
 def hot_spot_table(profile: Profile, *, limit: int = HOT_SPOTS_KEPT,
                    user_modules: Sequence[str] = ()) -> list[HotSpot]:
-    """User functions ranked by total (inclusive) share, pass-through functions left out.
+    """User functions ranked by self share, the function where the time is spent first.
 
-    Total share answers "how much would go if this function cost nothing"; leaving out the
-    functions that only pass their time on puts first the outermost function whose cost is its
-    own doing, the place a patch goes (in the example shop, ``apply_discounts``, which calls
-    ``prepare_rules`` once per line). The self share next to it says where inside the cycles
-    burn (``parse_condition``).
+    Self share is the time charged to the function under the user hot-spot rule (its own lines,
+    and the library and native code it calls directly); the total share next to it says how much
+    passes through it. Ranking by total would put the entry point first in every profile (it
+    contains everything); ranking by self puts first the code that burns the cycles (in the
+    example shop, ``parse_condition``), and its callers follow by what they add themselves.
     """
-    skip = pass_through(profile, user_modules)
-    spots = [s for s in hot_spots(profile, limit=10_000, by="total", scope="user", user_modules=user_modules)
-             if s.function not in skip and s.function != OUTSIDE_USER_CODE]
+    spots = [s for s in hot_spots(profile, limit=10_000, by="self", scope="user", user_modules=user_modules)
+             if s.function != OUTSIDE_USER_CODE and s.self_share > 0]
     return [dataclasses.replace(s, rank=i) for i, s in enumerate(spots[:limit], start=1)]
 
 
@@ -213,8 +197,18 @@ def _run_target(spec: BenchmarkSpec, duration: float | None, profiler: str) -> P
         assert spec.command is not None
         cwd = str((Path(spec.root) / spec.cwd).resolve()) if spec.cwd else str(Path(spec.root).resolve())
         return profilers.profile_command(spec.command, cwd=cwd, env=spec.env, duration=duration,
-                                         profiler="py-spy" if profiler == "pyinstrument" else profiler)
+                                         profiler=profiler)
+    _outside_only(profiler, f"the server of HTTP benchmark {spec.name!r}")
     return _profile_http(spec, duration or DEFAULT_HTTP_DURATION)
+
+
+def _outside_only(profiler: str, what: str) -> None:
+    """Refuse an in-process profiler for a process perfloop did not start in its worker."""
+    if profiler not in ("auto", "py-spy"):
+        raise UsageError(f"--profiler {profiler} cannot profile {what}: it runs inside the "
+                         f"interpreter it profiles, and this process is already running; only "
+                         f"py-spy attaches to a running process",
+                         hint="use --profiler py-spy (or leave the default, auto)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,10 +298,10 @@ def _overall(checks: Sequence[HypothesisCheck]) -> str | None:
     verdicts = {c.verdict for c in checks}
     if not verdicts:
         return None
-    if verdicts == {"confirmed"}:
-        return "confirmed"
-    if verdicts == {"refuted"}:
-        return "refuted"
+    if len(verdicts) == 1:
+        return verdicts.pop()
+    if "too-broad" in verdicts and verdicts <= {"too-broad", "confirmed"}:
+        return "too-broad"       # a confirmation beside an entry point's share is not a fair one
     if "confirmed" in verdicts and "refuted" not in verdicts:
         return "confirmed"
     return "unclear"
@@ -316,7 +310,7 @@ def _overall(checks: Sequence[HypothesisCheck]) -> str | None:
 def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = None,
             benchmarks: Sequence[str] = (), command: Sequence[str] = (), pid: int | None = None,
             duration: float | None = None, explore: bool = False, expect: Sequence[str] = (),
-            profiler: str = "pyinstrument", formats: Sequence[str] = ("speedscope", "svg", "html"),
+            profiler: str = "auto", formats: Sequence[str] = ("speedscope", "svg", "html"),
             write_files: FlameGraphWriter | None = None) -> ProfileReport:
     """Profile, store, write flame graphs and check the hypothesis (see the module docstring).
 
@@ -331,6 +325,13 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
         raise UsageError(f"incident #{incident.id} ({incident.title!r}) has no hypothesis yet: "
                          f"profiling without one is looking around, not testing an idea",
                          hint=HYPOTHESIS_HINT)
+    if incident is not None and not explore and incident.baseline is None:
+        # profiling leads to patching; a baseline measured after the patch measures the patch
+        raise UsageError(f"incident #{incident.id} ({incident.title!r}) has no baseline yet: measure "
+                         f"the before-state first, because what the profile shows is what you will "
+                         f"patch, and a baseline taken after the patch cannot show its effect",
+                         hint="run perfloop baseline, then perfloop profile; or profile with "
+                              "--explore to look around (recorded as exploration)")
     if sum(bool(x) for x in (benchmarks, command, pid is not None)) > 1:
         raise UsageError("profile one kind of target at a time: --benchmark, --pid or -- COMMAND")
     expect = tuple(expect) or (hypothesis.expect if hypothesis and not explore else ())
@@ -344,9 +345,10 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
     runs: list[tuple[str, ProfileResult]] = []
     if command:
         result = profilers.profile_command(list(command), cwd=str(root), duration=duration,
-                                           profiler="py-spy" if profiler == "pyinstrument" else profiler)
+                                           profiler=profiler)
         runs.append((result.target, result))
     elif pid is not None:
+        _outside_only(profiler, f"process {pid}")
         result = profilers.profile_pid(pid, duration=duration or DEFAULT_PID_DURATION)
         runs.append((result.target, result))
     else:
@@ -368,6 +370,7 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
         if not runs:
             raise TargetError("no benchmark could be profiled: " + "; ".join(notes))
 
+    search_paths = _search_paths(root, config)
     snapshot = snapshot_tree(root)
     targets: list[TargetProfile] = []
     checks: list[HypothesisCheck] = []
@@ -380,7 +383,8 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
             if against is not None and not explore:
                 this_purpose = "after"
                 diff = diff_profiles(load_profile(store, against), result.profile, limit=20)
-        check = check_hypothesis(result.profile, expect, min_share=min_share) if expect else None
+        check = check_hypothesis(result.profile, expect, min_share=min_share,
+                                 off_cpu=_off_cpu(result), paths=search_paths) if expect else None
         if check is not None and this_purpose != "after":
             checks.append(check)
         profile_id, files = _store(store, root, incident, hypothesis, this_purpose, target, result,
@@ -409,9 +413,25 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
                          outcome if purpose == "hypothesis" else None, reading, tuple(notes))
 
 
+def _off_cpu(result: ProfileResult) -> float | None:
+    signal = result.signal("off_cpu")
+    return signal.value if signal is not None else None
+
+
+def _search_paths(root: Path, config: ProjectConfig | None) -> list[str]:
+    """Import roots where a hypothesis's names are looked up in the source."""
+    paths = [str(root)]
+    for spec in (config.benchmarks if config is not None else ()):
+        paths += [str((Path(spec.root) / p).resolve()) for p in spec.pythonpath]
+    for sub in ("src", "lib"):
+        if (root / sub).is_dir():
+            paths.append(str(root / sub))
+    return list(dict.fromkeys(paths))
+
+
 def _one_off(expect: Sequence[str], hypothesis: Hypothesis) -> bool:
     """True when the profile checked a one-off ``--expect``, not the hypothesis's own names."""
     return tuple(expect) != tuple(hypothesis.expect)
 
 
-__all__ = ["ProfileReport", "TargetProfile", "hot_spot_table", "load_profile", "pass_through", "profile"]
+__all__ = ["ProfileReport", "TargetProfile", "hot_spot_table", "load_profile", "profile"]
