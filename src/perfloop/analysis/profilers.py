@@ -428,7 +428,7 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
     (deterministic, heavier), or ``"py-spy"`` (outside the process, every thread; falls back to
     pyinstrument with a note when py-spy cannot attach here).
     """
-    if spec.kind != "callable" or not spec.callable:
+    if spec.kind != "callable" or not (spec.callable or spec.suite):
         raise UsageError(f"benchmark {spec.name!r} is a {spec.kind} benchmark, not a callable",
                          hint="use profile_command for commands")
     if profiler not in PROFILERS:
@@ -448,11 +448,13 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
             notes.append(f"py-spy is not usable here ({status.problem}); profiled with pyinstrument "
                          f"instead, which records only the thread that runs the callable. "
                          f"Fix: {status.fix}")
-    modules = [spec.callable.partition(":")[0]]
+    modules = [spec.callable.partition(":")[0]] if spec.callable else []
     request = {"version": 1, "mode": "callable", "callable": spec.callable, "setup": spec.setup,
                "teardown": spec.teardown, "params": dict(spec.params), "paths": _resolve_paths(spec),
                "duration": duration, "profiler": "none" if py_spy else used, "interval": interval,
                "memory_check": memory_check}
+    if spec.suite is not None:   # a pytest or asv suite's benchmark: its tool sets it up
+        request["suite"] = spec.suite.to_task(str(Path(spec.root).resolve()))
     cwd = str((Path(spec.root) / spec.cwd).resolve()) if spec.cwd else str(Path(spec.root).resolve())
     limit = timeout if timeout is not None else max(spec.settings.timeout, duration * 4 + 60)
     res, trace, doc, stderr = _run_worker(request, cwd=cwd, env=spec.env, timeout=limit,
@@ -475,7 +477,7 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
     window = trace.window(res["t_start"], res["t_end"])
     signals = compute_signals(trace=window, runtime=runtime, profiler=used)
     return ProfileResult(profile=profile, signals=tuple(signals), profiler=used, requested=profiler,
-                         target=spec.callable, duration=runtime.wall, calls=runtime.calls,
+                         target=spec.callable or spec.name, duration=runtime.wall, calls=runtime.calls,
                          notes=tuple(notes), trace=window, runtime=runtime,
                          stderr_tail=stderr or None)
 

@@ -221,7 +221,9 @@ def approve(
     except ConfigError:
         config = None
     if config is not None:
-        config.select([benchmark])   # an unknown name is a usage error, with the known ones
+        from ..measure.suites import with_suites
+        # an unknown name is a usage error, with the known ones
+        with_suites(config, [benchmark]).select([benchmark])
     sha = resolve_commit(root, commit)
     if sha is None and commit != "HEAD":
         raise UsageError(f"--commit {commit}: no such commit in this repository")
