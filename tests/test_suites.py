@@ -1,0 +1,360 @@
+"""pytest-benchmark and asv suites measured by perfloop's own workers.
+
+Each test writes a small suite into a temporary project, collects it with the suite's own tool
+and measures every benchmark in real worker processes (2 workers x 2 values, min_time 1 ms).
+Nothing here asserts on how long anything took: the checks are on names, statuses, errors,
+which metrics were measured and how often fixtures and setups ran.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perfloop.config import load_config
+from perfloop.errors import ConfigError
+from perfloop.measure.callable import measure_callable
+from perfloop.measure.suites import with_suites
+from perfloop.records import ResultStatus
+
+SETTINGS = "[defaults]\nprocesses = 2\nvalues = 2\nwarmup = 1\nmin_time = 0.001\n"
+
+CONFTEST = '''
+import os
+import pytest
+
+@pytest.fixture
+def data():
+    # one line per set-up: perfloop must set fixtures up once per worker, not once per value
+    with open(os.environ["FIXTURE_LOG"], "a") as f:
+        f.write("setup\\n")
+    return list(range(2000))
+'''
+
+TESTS = '''
+import os
+import pytest
+
+def test_sum(benchmark, data):
+    assert benchmark(sum, data) == sum(data)
+
+@pytest.mark.parametrize("n", [10, 1000])
+def test_sorted(benchmark, n):
+    result = benchmark(sorted, list(range(n, 0, -1)))
+    assert result[0] == 1
+
+def _fresh():
+    with open(os.environ["FIXTURE_LOG"], "a") as f:
+        f.write("pedantic\\n")
+    return (list(range(300, 0, -1)),), {}
+
+def test_pedantic(benchmark):
+    benchmark.pedantic(lambda xs: xs.sort(), setup=_fresh, rounds=5, iterations=1)
+
+@pytest.mark.benchmark(group="broken")
+def test_raises(benchmark):
+    benchmark(lambda: {}["missing"])
+
+def test_never_calls(benchmark, data):
+    assert data
+
+def test_not_a_benchmark():
+    assert True
+'''
+
+
+def write_pytest_suite(root: Path) -> Path:
+    suite = root / "tests" / "benchmarks"
+    suite.mkdir(parents=True)
+    (suite / "conftest.py").write_text(CONFTEST)
+    (suite / "test_bench.py").write_text(TESTS)
+    (root / "perfloop.toml").write_text(SETTINGS + '\n[[suite]]\npytest = "tests/benchmarks"\n')
+    return root
+
+
+ASV = '''
+import os
+
+DATA = None
+
+def setup():
+    global DATA
+    DATA = list(range(1000))
+
+def time_module_sum():
+    sum(DATA)
+
+class Sorting:
+    params = ([10, 1000], ["asc", "desc"])
+    param_names = ["n", "order"]
+
+    def setup_cache(self):
+        with open(os.environ["CACHE_LOG"], "a") as f:
+            f.write("cache\\n")
+        return {"base": list(range(1000))}
+
+    def setup(self, cache, n, order):
+        xs = cache["base"][:n]
+        self.xs = xs if order == "asc" else xs[::-1]
+
+    def time_sorted(self, cache, n, order):
+        sorted(self.xs)
+
+    def peakmem_copy(self, cache, n, order):
+        self.big = bytearray(n * 20_000)
+
+    def track_length(self, cache, n, order):
+        return len(self.xs)
+    track_length.unit = "items"
+
+class Fixed:
+    number = 3
+    repeat = 4
+    timeout = 50
+
+    def time_fixed(self):
+        sum(range(50))
+
+    def time_fails(self):
+        raise ValueError("asv benchmark broke")
+
+def mem_unsupported():
+    return [0] * 10
+'''
+
+
+def write_asv_suite(root: Path) -> Path:
+    suite = root / "benchmarks"
+    suite.mkdir(parents=True)
+    (suite / "__init__.py").write_text("")
+    (suite / "bench_core.py").write_text(ASV)
+    (root / "perfloop.toml").write_text(SETTINGS + '\n[[suite]]\nasv = "benchmarks"\n')
+    return root
+
+
+def measure_all(root: Path) -> dict:
+    config = with_suites(load_config(root))
+    return {spec.name: (spec, measure_callable(spec)) for spec in config.benchmarks}
+
+
+@pytest.fixture(scope="module")
+def pytest_suite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = write_pytest_suite(tmp_path_factory.mktemp("pytest-suite"))
+    log = root / "fixture.log"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FIXTURE_LOG", str(log))
+    try:
+        measured = measure_all(root)
+    finally:
+        mp.undo()
+    return log, measured
+
+
+@pytest.fixture(scope="module")
+def asv_suite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = write_asv_suite(tmp_path_factory.mktemp("asv-suite"))
+    log = root / "cache.log"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CACHE_LOG", str(log))
+    try:
+        measured = measure_all(root)
+    finally:
+        mp.undo()
+    return log, measured
+
+
+# --------------------------------------------------------------------------------------------
+# pytest-benchmark suites
+
+
+PYTEST_NAMES = {f"tests/benchmarks/test_bench.py::{n}" for n in (
+    "test_sum", "test_sorted[10]", "test_sorted[1000]", "test_pedantic", "test_raises",
+    "test_never_calls")}
+
+
+@pytest.mark.slow
+def test_every_pytest_benchmark_is_found_and_named_by_its_node_id(pytest_suite):
+    _, measured = pytest_suite
+    assert set(measured) == PYTEST_NAMES          # the test without the fixture is no benchmark
+    spec, _ = measured["tests/benchmarks/test_bench.py::test_sorted[1000]"]
+    assert spec.base_name == "tests/benchmarks/test_bench.py::test_sorted"
+    assert dict(spec.params) == {"n": 1000}
+
+
+@pytest.mark.slow
+def test_pytest_benchmarks_are_measured_in_fresh_workers_with_fixtures_set_up_once_each(pytest_suite):
+    log, measured = pytest_suite
+    for name in ("test_sum", "test_sorted[10]", "test_sorted[1000]", "test_pedantic"):
+        spec, result = measured[f"tests/benchmarks/test_bench.py::{name}"]
+        assert result.status is ResultStatus.OK, (name, result.error, result.stderr_tail)
+        assert set(result.by_worker("wall_time")) == {0, 1}
+        assert len(result.values("wall_time")) == 4 and len(result.values("peak_rss")) == 2
+        assert all(v > 0 for v in result.values("cpu_time"))
+    lines = log.read_text().split()
+    # `data`, requested by test_sum (2 workers) and test_never_calls (whose first worker fails,
+    # which ends that benchmark): once per worker, whatever the loop count
+    assert lines.count("setup") == 3
+    # pedantic's setup runs before every call (each value is `loops` calls, each with its setup)
+    _, pedantic = measured["tests/benchmarks/test_bench.py::test_pedantic"]
+    loops = pedantic.extra["loops"]
+    assert lines.count("pedantic") >= 2 * 3 * loops
+
+
+@pytest.mark.slow
+def test_a_raising_test_and_one_that_never_calls_benchmark_are_failed_with_their_errors(pytest_suite):
+    _, measured = pytest_suite
+    _, raised = measured["tests/benchmarks/test_bench.py::test_raises"]
+    assert raised.status is ResultStatus.FAILED
+    assert "KeyError" in raised.error and "missing" in raised.error
+    assert "test_bench.py" in (raised.stderr_tail or "")     # pytest's own report of the failure
+    _, never = measured["tests/benchmarks/test_bench.py::test_never_calls"]
+    assert never.status is ResultStatus.FAILED
+    assert "never called benchmark" in never.error
+
+
+def test_a_module_that_does_not_import_is_a_failed_benchmark(tmp_path):
+    root = write_pytest_suite(tmp_path)
+    (root / "tests" / "benchmarks" / "test_broken.py").write_text("import no_such_module_here\n")
+    config = with_suites(load_config(root))
+    broken = [s for s in config.benchmarks if s.suite.error]
+    assert [s.name for s in broken] == ["tests/benchmarks/test_broken.py"]
+    result = measure_callable(broken[0])
+    assert result.status is ResultStatus.FAILED and "no_such_module_here" in result.error
+
+
+# --------------------------------------------------------------------------------------------
+# asv suites
+
+
+def _asv(measured: dict, name: str):
+    return measured[f"bench_core.{name}"]
+
+
+@pytest.mark.slow
+def test_every_asv_benchmark_is_found_with_its_parameters_and_named_as_asv_does(asv_suite):
+    _, measured = asv_suite
+    grid = [f"[n={n},order={o}]" for n in (10, 1000) for o in ("asc", "desc")]
+    expected = ({"bench_core.time_module_sum", "bench_core.Fixed.time_fixed",
+                 "bench_core.Fixed.time_fails", "bench_core.mem_unsupported"}
+                | {f"bench_core.Sorting.{b}{g}" for b in ("time_sorted", "peakmem_copy", "track_length")
+                   for g in grid})
+    assert set(measured) == expected
+    spec, _ = _asv(measured, "Sorting.time_sorted[n=1000,order=desc]")
+    assert spec.base_name == "bench_core.Sorting.time_sorted"
+    assert dict(spec.params) == {"n": 1000, "order": "desc"}
+
+
+@pytest.mark.slow
+def test_asv_time_peakmem_and_track_map_to_perfloop_metrics(asv_suite):
+    log, measured = asv_suite
+    for name, (spec, result) in measured.items():
+        if "fails" in name or "mem_unsupported" in name:
+            continue
+        assert result.status is ResultStatus.OK, (name, result.error, result.stderr_tail)
+    spec, timed = _asv(measured, "Sorting.time_sorted[n=10,order=asc]")
+    assert len(timed.values("wall_time")) == 4 and timed.extra["loops"] >= 1
+    small = _asv(measured, "Sorting.peakmem_copy[n=10,order=asc]")[1].values("peak_rss")
+    large = _asv(measured, "Sorting.peakmem_copy[n=1000,order=asc]")[1].values("peak_rss")
+    assert len(small) == len(large) == 2
+    assert min(large) > max(small) + 10_000_000      # 20 MB allocated vs 0.2 MB
+    spec, tracked = _asv(measured, "Sorting.track_length[n=1000,order=desc]")
+    assert spec.metrics == ("track",) and tracked.values("track") == [1000.0, 1000.0]
+    assert tracked.units == {"track": "items"}
+    # setup_cache ran once for the whole suite run, not per worker or per parameter
+    assert log.read_text().split() == ["cache"]
+
+
+@pytest.mark.slow
+def test_asv_number_repeat_and_timeout_are_respected_and_failures_reported(asv_suite):
+    _, measured = asv_suite
+    spec, fixed = _asv(measured, "Fixed.time_fixed")
+    assert {s.loops for s in fixed.samples if s.metric == "wall_time"} == {3}     # number
+    assert spec.settings.values == 4 and len(fixed.values("wall_time")) == 2 * 4  # repeat
+    assert spec.settings.timeout == 50 * spec.settings.processes                  # timeout
+    _, failed = _asv(measured, "Fixed.time_fails")
+    assert failed.status is ResultStatus.FAILED and "asv benchmark broke" in failed.error
+    _, mem = _asv(measured, "mem_unsupported")
+    assert mem.status is ResultStatus.FAILED and "not measured by perfloop" in mem.error
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+
+def test_suite_tables_are_validated_with_the_key_and_the_fix(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+
+    def load(text: str):
+        (tmp_path / "perfloop.toml").write_text(text)
+        return load_config(tmp_path)
+
+    config = load('[[suite]]\nasv = "benchmarks"\nprocesses = 3\n')
+    assert config.benchmarks == () and config.suites[0].settings.processes == 3
+    for text, words in [
+        ('[[suite]]\npytest = "nowhere"\n', "does not exist"),
+        ('[[suite]]\nasv = "benchmarks"\npytest = "benchmarks"\n', "exactly one of pytest or asv"),
+        ('[[suite]]\nasv = "benchmarks"\nargs = ["-x"]\n', "args only apply to pytest"),
+        ('[[suite]]\npytest = "benchmarks"\nmetrics = ["latency_p99"]\n', "not available for a suite"),
+        ('[[suite]]\npytest = "benchmarks"\nfoo = 1\n', "unknown key"),
+    ]:
+        with pytest.raises(ConfigError, match=words) as info:
+            load(text)
+        assert "suite.0" in str(info.value)
+
+
+def test_hand_written_benchmarks_and_suites_live_side_by_side(tmp_path):
+    root = write_pytest_suite(tmp_path)
+    (root / "mod.py").write_text("def f():\n    return sum(range(100))\n")
+    (root / "perfloop.toml").write_text(
+        SETTINGS + '\n[[benchmark]]\nname = "handmade"\ncallable = "mod:f"\n'
+                   '\n[[suite]]\npytest = "tests/benchmarks"\n')
+    config = load_config(root)
+    assert [b.name for b in config.benchmarks] == ["handmade"]
+    # naming only hand-written benchmarks does not collect the suite
+    assert with_suites(config, ["handmade"]) is config
+    full = with_suites(config)
+    assert full.benchmarks[0].name == "handmade" and set(b.name for b in full.benchmarks[1:]) == PYTEST_NAMES
+    assert full.select(["tests/benchmarks/test_bench.py::test_sorted"])[0].name.endswith("[10]")
+
+
+def test_collection_that_cannot_run_is_a_config_error_naming_the_suite(tmp_path):
+    root = write_pytest_suite(tmp_path)
+    (root / "tests" / "benchmarks" / "conftest.py").write_text("raise SystemExit(7)\n")
+    with pytest.raises(ConfigError, match="collecting the pytest suite") as info:
+        with_suites(load_config(root))
+    assert "suite.0" in str(info.value)
+
+
+@pytest.mark.slow
+def test_perfloop_run_measures_a_suite_from_the_command_line(tmp_path):
+    root = write_pytest_suite(tmp_path)
+    (root / "tests" / "benchmarks" / "test_bench.py").write_text(
+        "def test_sum(benchmark):\n    benchmark(sum, range(100))\n")
+    out = subprocess.run([sys.executable, "-m", "perfloop", "run", "--json", "-C", str(root),
+                          "--store", f"sqlite:///{tmp_path / 'p.db'}"],
+                         capture_output=True, text=True, timeout=300, env=_env(tmp_path))
+    assert out.returncode == 0, out.stderr
+    [result] = json.loads(out.stdout)["results"]
+    assert result["name"] == "tests/benchmarks/test_bench.py::test_sum" and result["status"] == "ok"
+
+
+def _env(tmp_path: Path) -> dict:
+    import os
+    return {**{k: v for k, v in os.environ.items() if k != "PERFLOOP_STORE"},
+            "FIXTURE_LOG": str(tmp_path / "fixture.log")}
+
+
+def test_the_worker_gets_the_suite_target_in_its_task(tmp_path):
+    from perfloop.measure.callable import worker_task
+    root = write_asv_suite(tmp_path)
+    config = with_suites(load_config(root), None)
+    spec = next(s for s in config.benchmarks if s.name == "bench_core.Sorting.time_sorted[n=10,order=desc]")
+    task = worker_task(spec, None)
+    assert task["suite"]["tool"] == "asv" and task["suite"]["combo"] == 1
+    assert task["suite"]["select"] == "benchmarks.bench_core:Sorting.time_sorted"
+    assert task["suite"]["root"] == str(root.resolve())
+
