@@ -358,3 +358,28 @@ def test_the_worker_gets_the_suite_target_in_its_task(tmp_path):
     assert task["suite"]["select"] == "benchmarks.bench_core:Sorting.time_sorted"
     assert task["suite"]["root"] == str(root.resolve())
 
+
+
+def test_init_writes_a_suite_table_for_an_existing_suite(tmp_path):
+    from perfloop.workflows.scaffold import scaffold
+    root = write_pytest_suite(tmp_path / "pb")
+    (root / "perfloop.toml").unlink()
+    result = scaffold(root)
+    assert not (root / "benchmarks" / "perfloop_benchmarks.py").exists()
+    config = load_config(root)
+    [suite] = config.suites
+    assert (suite.tool, suite.path) == ("pytest", "tests/benchmarks")
+    assert "pytest suite in tests/benchmarks" in result.suites[0]
+
+    asv_root = write_asv_suite(tmp_path / "asv")
+    (asv_root / "perfloop.toml").unlink()
+    (asv_root / "asv.conf.json").write_text('{\n  // asv allows comments\n  "version": 1,\n'
+                                            '  "benchmark_dir": "benchmarks"\n}\n')
+    scaffold(asv_root)
+    assert [(s.tool, s.path) for s in load_config(asv_root).suites] == [("asv", "benchmarks")]
+
+    plain = tmp_path / "plain"
+    (plain / "tests").mkdir(parents=True)
+    (plain / "tests" / "test_x.py").write_text("def test_x():\n    assert 'benchmark'\n")
+    scaffold(plain)
+    assert load_config(plain).suites == () and (plain / "benchmarks" / "perfloop_benchmarks.py").exists()
