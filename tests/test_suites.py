@@ -383,3 +383,72 @@ def test_init_writes_a_suite_table_for_an_existing_suite(tmp_path):
     (plain / "tests" / "test_x.py").write_text("def test_x():\n    assert 'benchmark'\n")
     scaffold(plain)
     assert load_config(plain).suites == () and (plain / "benchmarks" / "perfloop_benchmarks.py").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# imported history joins measured history
+
+
+ASV_FIXTURES = Path(__file__).parent / "fixtures" / "asv"
+
+
+def _git_project(root: Path) -> str:
+    for args in (["init", "-q"], ["add", "-A"],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "suite"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=root, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def _joined(store, name: str, metric: str):
+    from perfloop.workflows.history import benchmark_history
+    [history] = benchmark_history(store, name, metrics=[metric], all_environments=True)
+    return history
+
+
+@pytest.mark.slow
+def test_an_imported_asv_series_and_a_measured_one_join_with_an_environment_change(tmp_path, store):
+    from perfloop.importers import import_files
+    from perfloop.workflows.run import run_project
+    root = tmp_path / "project"
+    (root / "benchmarks").mkdir(parents=True)
+    (root / "benchmarks" / "__init__.py").write_text("")
+    (root / "benchmarks" / "bench.py").write_text((ASV_FIXTURES / "bench.py.txt").read_text())
+    (root / "perfloop.toml").write_text(SETTINGS + '\n[[suite]]\nasv = "benchmarks"\n')
+    branch = _git_project(root)
+    # the results file asv itself wrote for these benchmarks; asv records no branch
+    [(imported, _)] = import_files(store, [next((ASV_FIXTURES / "results" / "vm").glob("*.json"))],
+                                   branch=branch)
+    assert imported.branch == branch
+    names = ["bench.Suite.time_join[n=10,s=a]", "bench.Suite.peakmem_list[n=100,s=b]",
+             "bench.Suite.track_n[n=100,s=a]"]
+    outcome = run_project(load_config(root), store, names=names)
+    assert [r.status for r in outcome.results] == [ResultStatus.OK] * 3
+    for name, metric in zip(names, ("wall_time", "peak_rss", "track")):
+        history = _joined(store, name, metric)
+        assert len(history.series.points) == 2, name        # the imported point, then the measured one
+        [change] = history.environment_changes
+        assert change.index == 1
+        assert any(d.key == "imported" for d in change.differences)
+    assert _joined(store, "bench.Suite.track_n[n=100,s=a]", "track").series.values.tolist() == [200.0, 200.0]
+
+
+@pytest.mark.slow
+def test_an_imported_pytest_benchmark_series_and_a_measured_one_join(tmp_path, store):
+    from perfloop.importers import import_files
+    from perfloop.workflows.run import run_project
+    root = write_pytest_suite(tmp_path / "project")
+    (root / "tests" / "benchmarks" / "test_bench.py").write_text(
+        "def test_sum(benchmark):\n    assert benchmark(sum, range(1000)) == 499500\n")
+    _git_project(root)
+    out = tmp_path / "pb.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/benchmarks", "-q", "-p", "no:cacheprovider",
+                           f"--benchmark-json={out}", "--benchmark-min-rounds=3",
+                           "--benchmark-max-time=0.01"], cwd=root, capture_output=True, text=True,
+                          timeout=300, env=_env(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    import_files(store, [out])                   # pytest-benchmark records the git branch itself
+    run_project(load_config(root), store)
+    history = _joined(store, "tests/benchmarks/test_bench.py::test_sum", "wall_time")
+    assert len(history.series.points) == 2
+    assert [c.index for c in history.environment_changes] == [1]
