@@ -452,3 +452,69 @@ def test_an_imported_pytest_benchmark_series_and_a_measured_one_join(tmp_path, s
     history = _joined(store, "tests/benchmarks/test_bench.py::test_sum", "wall_time")
     assert len(history.series.points) == 2
     assert [c.index for c in history.environment_changes] == [1]
+
+
+# --------------------------------------------------------------------------------------------
+# the gate on suites
+
+
+GATE_PYTEST = '''
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+def test_steady(benchmark):
+    benchmark(work, 20_000)
+
+def test_slowed(benchmark):
+    benchmark(work, {n})
+'''
+
+GATE_ASV = '''
+def track_steady():
+    return 1000
+
+def track_slowed():
+    return {cost}
+'''
+
+
+@pytest.mark.slow
+def test_the_gate_fails_the_planted_slowdown_of_a_suite_benchmark_only(tmp_path):
+    root = tmp_path / "repo"
+    (root / "tests" / "benchmarks").mkdir(parents=True)
+    (root / "benchmarks").mkdir()
+    (root / "benchmarks" / "__init__.py").write_text("")
+    (root / ".gitignore").write_text(".perfloop/\n")
+    (root / "perfloop.toml").write_text(
+        "[defaults]\nvalues = 3\nmin_time = 0.005\ntolerance = 0.05\n"
+        '\n[[suite]]\npytest = "tests/benchmarks"\nmetrics = ["cpu_time"]\n'
+        '\n[[suite]]\nasv = "benchmarks"\n')
+
+    def plant(n: int, cost: int) -> None:
+        (root / "tests" / "benchmarks" / "test_work.py").write_text(GATE_PYTEST.format(n=n))
+        (root / "benchmarks" / "bench_cost.py").write_text(GATE_ASV.format(cost=cost))
+
+    plant(20_000, 1000)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+    subprocess.run(["git", "checkout", "-q", "-b", "slower"], cwd=root, check=True)
+    plant(60_000, 1200)          # 3x the work in one pytest test, +20% in one asv track
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "slower"],
+                   cwd=root, check=True, capture_output=True)
+    env = {k: v for k, v in _env(tmp_path).items() if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
+    proc = subprocess.run([sys.executable, "-m", "perfloop", "gate", "--base", "main", "--head", "HEAD",
+                           "--blocks", "2", "--max-blocks", "2", "--confirm-blocks", "2", "--json",
+                           "-C", str(root), "--store", f"sqlite:///{tmp_path / 'g.db'}"],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    status = {b["name"]: b["status"] for b in report["benchmarks"]}
+    failed = sorted(name for name, s in status.items() if s == "fail")
+    assert failed == ["bench_cost.track_slowed", "tests/benchmarks/test_work.py::test_slowed"], status
+    assert set(status) == {"bench_cost.track_steady", "bench_cost.track_slowed",
+                           "tests/benchmarks/test_work.py::test_steady",
+                           "tests/benchmarks/test_work.py::test_slowed"}
