@@ -54,6 +54,7 @@ def test_slowed(benchmark):
     benchmark(work, {n})   # {comment}
 '''
 BASE_N = 3000
+GATE_ARGS: list[str] = []     # extra `perfloop gate` options (--gate-args)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -108,7 +109,7 @@ def perfloop_gate(repo: Path, head: str, store: str) -> tuple[set[str], float, d
     started = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "PERFLOOP_STORE")}
     proc = subprocess.run([PYTHON, "-m", "perfloop", "gate", "--base", "base", "--head", "HEAD", "--json",
-                           "--store", store], cwd=repo, capture_output=True, text=True, env=env)
+                           "--store", store, *GATE_ARGS], cwd=repo, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
     git(repo, "checkout", "-q", "base")
     if proc.returncode not in (0, 1):
@@ -125,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=2, help="pairs per kind (A/A and 10%%)")
     parser.add_argument("--metric", default="wall_time", choices=("wall_time", "cpu_time"))
     parser.add_argument("--json", type=Path, help="write the raw rows here")
+    parser.add_argument("--gate-args", default="", help="extra perfloop gate options, e.g. '--max-blocks 6'")
     args = parser.parse_args(argv)
+    GATE_ARGS[:] = args.gate_args.split()
     rows = []
     with tempfile.TemporaryDirectory(prefix="suite-vs-pb-") as tmp:
         repo = make_repo(Path(tmp), args.metric)
@@ -160,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             "median_seconds": sorted(r[tool]["seconds"] for r in rows)[len(rows) // 2]}
     print(json.dumps(summary, indent=2))
     if args.json:
-        args.json.write_text(json.dumps({"metric": args.metric, "rows": rows, "summary": summary}, indent=2))
+        args.json.write_text(json.dumps({"metric": args.metric, "gate_args": GATE_ARGS, "rows": rows,
+                                         "summary": summary}, indent=2))
     return 0
 
 

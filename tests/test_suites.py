@@ -518,3 +518,45 @@ def test_the_gate_fails_the_planted_slowdown_of_a_suite_benchmark_only(tmp_path)
     assert set(status) == {"bench_cost.track_steady", "bench_cost.track_slowed",
                            "tests/benchmarks/test_work.py::test_steady",
                            "tests/benchmarks/test_work.py::test_slowed"}
+
+
+# --------------------------------------------------------------------------------------------
+# the value loop, without processes
+
+
+def test_pedantic_setup_runs_before_every_call_and_may_supply_the_arguments():
+    from perfloop.measure.suites.timing import call_timer
+    calls: list[tuple] = []
+    made = iter(range(100))
+
+    def setup():
+        return (next(made),), {"k": "v"}
+
+    timer = call_timer(lambda x, k: calls.append((x, k)) or x, setup=setup)
+    wall, cpu, last = timer(3)
+    assert calls == [(0, "v"), (1, "v"), (2, "v")] and last == 2
+    assert wall >= 0 and cpu >= 0
+    with pytest.raises(TypeError, match="cannot be combined"):
+        call_timer(lambda x: x, args=(1,), setup=lambda: ((2,), {}))(1)
+    with pytest.raises(TypeError, match="must return None or"):
+        call_timer(lambda: None, setup=lambda: 5)(1)
+    plain: list[int] = []
+    call_timer(plain.append, args=(7,))(4)
+    assert plain == [7, 7, 7, 7]
+
+
+def test_the_benchmark_fixture_hands_its_callable_over_once():
+    from perfloop.measure.suites.pytest_side import BenchmarkFixture, _State
+
+    class Node:
+        name, nodeid = "test_x", "t.py::test_x"
+
+    handed: list = []
+    state = _State(lambda fn, args, kwargs, setup: handed.append((fn, args, kwargs, setup)) or "ret")
+    fixture = BenchmarkFixture(state, Node())
+    assert fixture(len, [1, 2], key=None) == "ret"
+    assert handed == [(len, ([1, 2],), {"key": None}, None)] and state.measured
+    with pytest.raises(RuntimeError, match="once per test"):
+        fixture.pedantic(len, args=([1],))
+    with pytest.raises(ValueError, match="iterations"):
+        BenchmarkFixture(_State(lambda *a: None), Node()).pedantic(len, setup=lambda: None, iterations=2)
