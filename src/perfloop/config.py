@@ -112,6 +112,8 @@ class BenchmarkSpec:
     # custom metric declarations: name -> (unit, direction)
     custom_metrics: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     root: str = "."                             # project directory, for relative paths
+    # a benchmark of a [[suite]] (perfloop.suite_config.SuiteTarget): kind "callable", no callable
+    suite: Any = None
 
     @property
     def tracemalloc(self) -> bool:
@@ -125,6 +127,9 @@ class ProjectConfig:
     defaults: Settings
     benchmarks: tuple[BenchmarkSpec, ...]
     store: str | None = None
+    # [[suite]] tables (perfloop.suite_config.SuiteSpec) whose benchmarks are not collected yet:
+    # perfloop.measure.suites.with_suites collects them into ``benchmarks``
+    suites: tuple[Any, ...] = ()
 
     def select(self, names: list[str] | None) -> list[BenchmarkSpec]:
         """Benchmarks whose name or base name is in ``names`` (all when ``names`` is empty)."""
@@ -189,13 +194,17 @@ def load_config(root: str | Path = ".") -> ProjectConfig:
 def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = None) -> ProjectConfig:
     """Validate a configuration already read from TOML (a dict)."""
     where = str(path) if path else "<config>"
-    unknown = set(data) - {"defaults", "benchmark", "store"}
+    unknown = set(data) - {"defaults", "benchmark", "store", "suite"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", path=where,
-                          hint="allowed: [defaults], [[benchmark]], store")
+                          hint="allowed: [defaults], [[benchmark]], [[suite]], store")
     defaults = _settings(data.get("defaults", {}), Settings(), where, "defaults")
+    from .suite_config import parse_suites   # [[suite]]: its own module (imports this one)
+    suites = parse_suites(data.get("suite"), defaults, root, where)
     raw = data.get("benchmark", [])
-    if not isinstance(raw, list) or not raw:
+    if suites and "benchmark" not in data:
+        raw = []
+    elif not isinstance(raw, list) or not raw:
         raise ConfigError("no benchmarks defined", path=where, key="benchmark",
                           hint='add a table like:\n[[benchmark]]\nname = "fast"\ncallable = "mymod:func"')
     specs: list[BenchmarkSpec] = []
@@ -209,7 +218,8 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
     store = data.get("store")
     if store is not None and not isinstance(store, str):
         raise ConfigError("store must be a SQLAlchemy URL string", path=where, key="store")
-    return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store)
+    return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store,
+                         suites=suites)
 
 
 def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:

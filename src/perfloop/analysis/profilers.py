@@ -433,7 +433,7 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
     ``"py-spy"`` (outside the process, every thread; falls back to pyinstrument with a note
     when py-spy cannot attach here).
     """
-    if spec.kind != "callable" or not spec.callable:
+    if spec.kind != "callable" or not (spec.callable or spec.suite):
         raise UsageError(f"benchmark {spec.name!r} is a {spec.kind} benchmark, not a callable",
                          hint="use profile_command for commands")
     if profiler not in PROFILERS:
@@ -471,17 +471,18 @@ def profile_callable(spec: BenchmarkSpec, *, duration: float | None = None, prof
 def _profile_callable_once(spec: BenchmarkSpec, duration: float, profiler: str, interval: float,
                            memory_check: bool, timeout: float | None) -> ProfileResult:
     """One profile of a callable with ``profiler`` (py-spy must be usable when asked for)."""
-    assert spec.callable is not None
     py_spy = None
     if profiler == "py-spy":
         path = check_py_spy().path
         assert path is not None
         py_spy = (path, ["--rate", str(DEFAULT_RATE), "--idle"])
-    modules = [spec.callable.partition(":")[0]]
+    modules = [spec.callable.partition(":")[0]] if spec.callable else []
     request = {"version": 1, "mode": "callable", "callable": spec.callable, "setup": spec.setup,
                "teardown": spec.teardown, "params": dict(spec.params), "paths": _resolve_paths(spec),
                "duration": duration, "profiler": "none" if py_spy else profiler, "interval": interval,
                "memory_check": memory_check}
+    if spec.suite is not None:   # a pytest or asv suite's benchmark: its tool sets it up
+        request["suite"] = spec.suite.to_task(str(Path(spec.root).resolve()))
     cwd = str((Path(spec.root) / spec.cwd).resolve()) if spec.cwd else str(Path(spec.root).resolve())
     limit = timeout if timeout is not None else max(spec.settings.timeout, duration * 4 + 60)
     res, trace, doc, stderr = _run_worker(request, cwd=cwd, env=spec.env, timeout=limit,
@@ -504,7 +505,7 @@ def _profile_callable_once(spec: BenchmarkSpec, duration: float, profiler: str, 
     window = trace.window(res["t_start"], res["t_end"])
     signals = compute_signals(trace=window, runtime=runtime, profiler=used)
     return ProfileResult(profile=profile, signals=tuple(signals), profiler=used, requested=profiler,
-                         target=spec.callable, duration=runtime.wall, calls=runtime.calls,
+                         target=spec.callable or spec.name, duration=runtime.wall, calls=runtime.calls,
                          notes=tuple(notes), trace=window, runtime=runtime,
                          stderr_tail=stderr or None)
 

@@ -221,7 +221,9 @@ def approve(
     except ConfigError:
         config = None
     if config is not None:
-        config.select([benchmark])   # an unknown name is a usage error, with the known ones
+        from ..measure.suites import with_suites
+        # an unknown name is a usage error, with the known ones
+        with_suites(config, [benchmark]).select([benchmark])
     sha = resolve_commit(root, commit)
     if sha is None and commit != "HEAD":
         raise UsageError(f"--commit {commit}: no such commit in this repository")
@@ -284,6 +286,10 @@ def init(
 ) -> None:
     """Set a project up: perfloop.toml with one benchmark, its module, and a CI workflow.
 
+    A project that already has a pytest-benchmark suite (tests using the `benchmark` fixture)
+    or an asv suite (asv.conf.json) gets a perfloop.toml that measures it ([[suite]] tables)
+    instead of the placeholder benchmark and its module.
+
     Writes perfloop.toml, benchmarks/perfloop_benchmarks.py (a placeholder target that runs as
     it is: replace its body with a call into your code) and .github/workflows/perfloop.yml
     (the gate on pull requests, nightly history runs). Existing files are skipped unless
@@ -297,7 +303,9 @@ def init(
         print_json(result.to_dict())
         return
     target = result.target
-    if target.kind:
+    if result.suites:
+        console.print(f"Found {escape(result.suites[0])}: perfloop.toml measures it as it is")
+    elif target.kind:
         console.print(f"Found the {target.kind} [bold]{target.name}[/]"
                       + (" (src layout)" if target.src_layout else ""))
     else:
@@ -308,6 +316,9 @@ def init(
         console.print(f"[yellow]overwrote[/] {escape(str(p))}")
     for p, why in result.skipped:
         console.print(f"[yellow]skipped[/] {escape(str(p))} ({escape(why)}; --force overwrites it)")
+    if result.suites:
+        console.print("Next: run `perfloop run`, and commit the files.")
+        return
     console.print("Next: replace the PLACEHOLDER in benchmarks/perfloop_benchmarks.py, run "
                   "`perfloop run`, and commit the files.")
 

@@ -23,6 +23,9 @@ def import_(
                               "LABEL/STEM each).")] = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
+    branch: Annotated[Optional[str], typer.Option(
+        "--branch", help="File runs whose file records no branch (asv's never do) under BRANCH, "
+                         "so their history joins perfloop's own runs there.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Read and check the files, store nothing.")] = False,
     directory: ProjectDir = Path("."),
@@ -36,12 +39,13 @@ def import_(
     environment class (marked "imported").
 
     Example: `perfloop import .benchmarks/Linux-CPython-3.11-64bit/0001_main.json --label main`
+    or `perfloop import results/my-machine/*.json --branch main`
     """
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: unknown format", hint=f"one of: {', '.join(FORMATS)}")
     # Every file is checked before the store is opened: a bad file stores nothing, and does not
     # even create an empty store.
-    parsed = read_all(files, fmt=fmt, label=label)
+    parsed = read_all(files, fmt=fmt, label=label, branch=branch)
     skipped = [f for f in files if len(files) > 1 and is_asv_companion(f)]
     rows: list[tuple[ImportedRun, int | None]]
     if dry_run:

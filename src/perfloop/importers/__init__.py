@@ -27,7 +27,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -223,11 +223,12 @@ def store_imported(store: Store, imported: ImportedRun) -> int:
 
 
 def read_all(paths: Sequence[str | Path], *, fmt: str | None = None,
-             label: str | None = None) -> list[ImportedRun]:
+             label: str | None = None, branch: str | None = None) -> list[ImportedRun]:
     """Parse and validate every file (nothing is stored); the first bad file raises.
 
     With ``label`` and several files, each run is labelled ``LABEL/STEM`` so that each stays
-    addressable by its label.
+    addressable by its label. ``branch`` files the runs whose file records no branch (asv's
+    never do) under that branch, so that their history joins the runs perfloop measures there.
     """
     if not paths:
         raise UsageError("no files to import", hint="perfloop import FILE [FILE...]")
@@ -237,7 +238,8 @@ def read_all(paths: Sequence[str | Path], *, fmt: str | None = None,
     parsed: list[ImportedRun] = []
     for path in paths:
         own = label if len(paths) == 1 else (f"{label}/{derived_label(Path(path))}" if label else None)
-        parsed.append(read_results(path, fmt=fmt, label=own))
+        imported = read_results(path, fmt=fmt, label=own)
+        parsed.append(replace(imported, branch=imported.branch or branch))
     return parsed
 
 
@@ -249,12 +251,12 @@ def is_asv_companion(path: str | Path) -> bool:
 
 
 def import_files(store: Store, paths: Sequence[str | Path], *, fmt: str | None = None,
-                 label: str | None = None) -> list[tuple[ImportedRun, int]]:
+                 label: str | None = None, branch: str | None = None) -> list[tuple[ImportedRun, int]]:
     """Validate every file, then store one run per file; ``[(imported, run_id), ...]``.
 
     Nothing is stored unless every file is valid.
     """
-    parsed = read_all(paths, fmt=fmt, label=label)
+    parsed = read_all(paths, fmt=fmt, label=label, branch=branch)
     return [(imported, store_imported(store, imported)) for imported in parsed]
 
 

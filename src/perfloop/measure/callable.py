@@ -122,7 +122,9 @@ def worker_task(spec: BenchmarkSpec, loops: int | None) -> dict[str, Any]:
     return {"version": PROTOCOL_VERSION, "target": spec.callable, "setup": spec.setup,
             "teardown": spec.teardown, "params": dict(spec.params), "loops": loops,
             "values": s.values, "warmup": s.warmup, "min_time": s.min_time,
-            "metrics": list(spec.metrics), "tracemalloc": spec.tracemalloc, "sys_path": sys_path}
+            "metrics": list(spec.metrics), "tracemalloc": spec.tracemalloc, "sys_path": sys_path,
+            # a benchmark of a pytest or asv suite (perfloop.measure.suites): the tool finds it
+            **({"suite": spec.suite.to_task(str(root.resolve()))} if spec.suite is not None else {})}
 
 
 def worker_error(session: WorkerSession, returncode: int) -> str:
@@ -146,8 +148,10 @@ def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
     before and the tail of the failing worker's stderr. KeyboardInterrupt kills the running
     worker and propagates.
     """
-    if spec.callable is None:
+    if spec.callable is None and spec.suite is None:
         raise ValueError(f"benchmark {spec.name!r} has no callable (kind {spec.kind!r})")
+    if spec.suite is not None and spec.suite.error:
+        return failed_result(spec, ResultStatus.FAILED, spec.suite.error, ())
     settings = spec.settings
     metrics = frozenset(spec.metrics)
     cwd = resolve_dir(spec, spec.cwd)

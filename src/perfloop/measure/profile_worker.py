@@ -8,6 +8,8 @@ Protocol, version 1. The request (JSON) holds:
 
     mode        "callable" | "module" | "script" | "code"
     callable, setup, teardown, params    (mode "callable": "module:function" names, a dict)
+    suite       (mode "callable") a benchmark of a pytest or asv suite instead of a callable:
+                perfloop.measure.suites.profile_side sets it up and hands over its call
     target, argv                         (other modes: module name, script path or code; sys.argv)
     paths       directories put first on sys.path
     duration    seconds to keep calling the callable (commands: stop the program after it; null)
@@ -250,6 +252,28 @@ def run_callable(req: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     def call() -> Any:
         return fn(ctx) if setup else fn(**params)
 
+    result = _profile_call(call, req, notes)
+    if teardown:
+        try:
+            teardown(ctx) if setup else teardown(**params)
+        except Exception as exc:
+            notes.append(f"teardown failed: {type(exc).__name__}: {exc}")
+    return result
+
+
+def run_suite(req: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """A benchmark of a pytest or asv suite: the tool sets it up and hands over the call."""
+    from perfloop.measure.suites.profile_side import SuiteError, with_call
+    results: list[dict[str, Any]] = []
+    try:
+        with_call(req["suite"], lambda call: results.append(_profile_call(call, req, notes)))
+    except SuiteError as exc:
+        raise _TargetFailed(exc.phase, exc) from exc
+    return results[0]
+
+
+def _profile_call(call: Callable[[], Any], req: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """Warm up, then call ``call`` under the profiler for the request's duration."""
     try:
         call()   # warm-up, unprofiled: first-call imports and caches are not the hot spot
         profiler = _Profiler(req.get("profiler", "pyinstrument"), float(req.get("interval", 0.001)), notes)
@@ -272,11 +296,6 @@ def run_callable(req: dict[str, Any], notes: list[str]) -> dict[str, Any]:
             result["memory"] = _memory_pass(call, min(1.0, max(0.2, 0.2 * float(req.get("duration") or 1.0))))
     except BaseException as exc:
         raise _TargetFailed("call", exc) from exc
-    if teardown:
-        try:
-            teardown(ctx) if setup else teardown(**params)
-        except Exception as exc:
-            notes.append(f"teardown failed: {type(exc).__name__}: {exc}")
     return result
 
 
@@ -338,7 +357,9 @@ def main(argv: list[str]) -> int:
     sys.path[:0] = [p for p in req.get("paths", []) if p not in sys.path]
     notes: list[str] = []
     try:
-        if req.get("mode", "callable") == "callable":
+        if req.get("suite"):
+            result = run_suite(req, notes)
+        elif req.get("mode", "callable") == "callable":
             result = run_callable(req, notes)
         else:
             result = run_program(req, notes)

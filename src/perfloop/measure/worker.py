@@ -270,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         if task.get("version") != PROTOCOL_VERSION:
             raise WorkerFailure("protocol", ValueError(
                 f"task version {task.get('version')} != worker version {PROTOCOL_VERSION}"))
+        if task.get("suite"):
+            # A benchmark of a pytest or asv suite: the tool finds the callable (measure/suites).
+            from .suites.worker_side import run_suite_task
+            return run_suite_task(task, channel)
         run_task(task, channel)
     except WorkerFailure as exc:
         channel.send("error", phase=exc.phase, error=str(exc))

@@ -50,6 +50,7 @@ from ..errors import PerfloopError, UsageError
 from ..measure.environment import fingerprint
 from ..measure.git import git_state, resolve_commit
 from ..measure.runner import MeasureFunction, measure_spec
+from ..measure.suites import with_suites
 from ..records import BenchmarkResult, ResultStatus, RunStatus
 from ..store import Store
 from .approvals import (Approval, applicable, commits_in_range, journal_approved, list_approvals,
@@ -498,6 +499,7 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
         head_branch = None
     else:
         head_commit, head_dirty, head_branch = state.commit, state.dirty, state.branch
+    config = with_suites(config, options.benchmarks)   # collected in head; base re-roots them
     specs = with_overrides(config.select(list(options.benchmarks)), **dict(options.overrides))
     decide = decide or make_decide(options.tolerance, options.confidence,
                                    {s.name: s.settings.tolerance for s in specs})

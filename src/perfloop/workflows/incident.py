@@ -241,6 +241,8 @@ def open_incident(store: Store, root: str | Path, title: str, *, benchmarks: Seq
                          hint='close it first: perfloop incident close --note "what you found"')
     names = list(dict.fromkeys(benchmarks))
     if config is not None and names:
+        from ..measure.suites import with_suites
+        config = with_suites(config, names)
         config.select(names)      # unknown names fail here, with the known ones listed
     metric = normalize_metric(metric)
     if config is not None and metric and metric not in BUILTIN and ":" not in metric:

@@ -360,6 +360,8 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
         if config is None:
             raise UsageError("profiling a benchmark needs the project's perfloop.toml",
                              hint="run from the project directory or pass -C DIR")
+        from ..measure.suites import with_suites
+        config = with_suites(config, names)
         for spec in config.select(names):
             try:
                 runs.append((spec.name, _run_target(spec, duration, profiler)))

@@ -15,6 +15,7 @@ from ..measure.environment import CONDITION_KEYS, environment_hash, fingerprint
 from ..measure.git import GitState, git_state
 from ..measure.progress import Progress
 from ..measure.runner import RunInterrupted, run_benchmarks
+from ..measure.suites import with_suites
 from ..records import BenchmarkResult, RunStatus
 from ..store import Store
 
@@ -71,6 +72,7 @@ def run_project(config: ProjectConfig, store: Store, *, label: str | None = None
     Raises :class:`~perfloop.measure.runner.RunInterrupted` after marking the run
     ``interrupted`` when the user presses Ctrl-C; what was measured stays stored.
     """
+    config = with_suites(config, names)     # [[suite]] tables: collect their benchmarks
     specs = with_overrides(config.select(list(names or [])), **overrides)
     env = fingerprint()
     git = git_state(config.root)

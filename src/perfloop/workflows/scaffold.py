@@ -1,10 +1,11 @@
 """``perfloop init``: the files a project needs to start the data-driven workflow.
 
-- ``perfloop.toml`` with one benchmark: a callable in a generated benchmarks module. When the
+- ``perfloop.toml`` measuring the project's existing pytest-benchmark or asv suite when it has
+  one (``[[suite]]`` tables, :mod:`perfloop.workflows.suite_detect`); otherwise one benchmark: a callable in a generated benchmarks module. When the
   project has a package (``src/NAME`` or ``NAME/``) or a single top-level module, the module
   imports it and says where to call into it; either way the generated function is a clearly
   marked placeholder that runs as it is, so ``perfloop run`` works at once.
-- ``benchmarks/perfloop_benchmarks.py``, that module.
+- ``benchmarks/perfloop_benchmarks.py``, that module (not when a suite was found).
 - ``.github/workflows/perfloop.yml`` at the top of the git repository: the regression gate on
   every pull request (``perfloop gate --base origin/<base branch>``, with the full history
   fetched so the base commit is there), and a nightly ``perfloop run --label nightly`` whose
@@ -61,8 +62,15 @@ class ScaffoldResult:
     skipped: tuple[tuple[Path, str], ...] = ()      # (path, why)
     files: tuple[PlannedFile, ...] = field(default_factory=tuple)
 
+    @property
+    def suites(self) -> list[str]:
+        """What the configuration measures when it measures existing suites (else [])."""
+        config = next((f for f in self.files if f.path.name == "perfloop.toml"), None)
+        prefix = "configuration measuring "
+        return [config.purpose[len(prefix):]] if config and config.purpose.startswith(prefix) else []
+
     def to_dict(self) -> dict[str, Any]:
-        return {"root": str(self.root),
+        return {"root": str(self.root), "suites": self.suites,
                 "target": {"kind": self.target.kind, "name": self.target.name,
                            "src_layout": self.target.src_layout},
                 "created": [str(p) for p in self.created],
@@ -285,6 +293,15 @@ def plan(root: Path) -> tuple[Target, list[PlannedFile]]:
     rel = root.relative_to(top).as_posix() if root.is_relative_to(top) else "."
     install = (root / "pyproject.toml").is_file() or (root / "setup.py").is_file()
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    workflow = PlannedFile(top / WORKFLOW_PATH, workflow_text(rel, install_project=install, python=python),
+                           "GitHub Actions: gate pull requests, nightly history runs")
+    from .suite_detect import detect_suites, suites_config_text
+    suites = detect_suites(root)
+    if suites:   # the project's own pytest-benchmark or asv suite, instead of a placeholder
+        return target, [PlannedFile(root / "perfloop.toml", suites_config_text(suites),
+                                    "configuration measuring " + ", ".join(
+                                        f"the {s.tool} suite in {s.path} ({s.evidence})" for s in suites)),
+                        workflow]
     files = [
         PlannedFile(root / "perfloop.toml", config_text(target), "configuration with one benchmark"),
         PlannedFile(root / BENCH_DIR / f"{BENCH_MODULE}.py", benchmarks_module(target),

@@ -92,6 +92,8 @@ class MeasureSettings:
 
 def specs_for(config: ProjectConfig, settings: MeasureSettings) -> list[BenchmarkSpec]:
     """The benchmarks a baseline or verification measures, with its overrides applied."""
+    from ..measure.suites import with_suites
+    config = with_suites(config, settings.benchmarks)
     specs = with_overrides(config.select(list(settings.benchmarks)), processes=settings.processes,
                            values=settings.values, warmup=settings.warmup)
     if settings.duration:
