@@ -11,7 +11,7 @@ from ..analysis.compare import VerdictKind
 from ..analysis.comparison import compare_runs
 from ..analysis.summary import summarize
 from ..config import load_config
-from ..errors import GateFailed, UsageError
+from ..errors import GateFailed, Interrupted, UsageError
 from ..measure.git import resolve_commit
 from ..measure.runner import RunInterrupted
 from ..report.text import render_comparison, render_results, render_runs, run_title
@@ -55,9 +55,8 @@ def run(
         if progress:
             progress.close()
         done = len(getattr(exc, "results", []) or [])
-        err_console.print(f"[yellow]interrupted:[/] the run kept {done} finished benchmark(s) and is "
-                          "stored with status interrupted (see `perfloop runs`).")
-        raise typer.Exit(130) from None
+        raise Interrupted(f"the run kept {done} finished benchmark(s) and is stored with status "
+                          "interrupted (see `perfloop runs`).") from None
     finally:
         db.close()
     if json:

@@ -164,7 +164,16 @@ def group_exists(pgid: int) -> bool:
     return True
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+_terminated = threading.Event()
+
+
+def terminated() -> bool:
+    """True once :func:`sigterm_as_interrupt` turned a SIGTERM into :class:`Terminated`."""
+    return _terminated.is_set()
+
+
+def raise_terminated(signum: int, frame: FrameType | None) -> None:
+    _terminated.set()
     raise Terminated(f"received signal {signal.Signals(signum).name}")
 
 
@@ -175,7 +184,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield
     finally:
