@@ -199,6 +199,14 @@ def _check_storable(imported: ImportedRun) -> None:
         for s in r.samples:
             if not math.isfinite(s.value):
                 raise InvalidResultsFile(imported.path, f"{r.name!r} has a non-finite value")
+            for what in ("loops", "worker", "index"):
+                if not -INT64 <= getattr(s, what) < INT64:   # a store column is a 64-bit integer
+                    raise InvalidResultsFile(imported.path, f"{r.name!r} has a {what} count of "
+                                             f"{getattr(s, what):.3g}, too large to be real",
+                                             hint="check what wrote the file")
+
+
+INT64 = 2 ** 63
 
 
 def _plain_default(value: Any) -> Any:

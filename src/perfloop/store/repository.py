@@ -449,9 +449,14 @@ def _store_error(error: exc.SQLAlchemyError, url: str, action: str) -> StoreErro
     if "unable to open database file" in lowered:
         return StoreError(where, hint="check that the directory exists and is writable, or "
                                       f"point --store or {ENV_VAR} elsewhere")
-    if "file is not a database" in lowered or "malformed" in lowered:
-        return StoreError(where, hint="that file is not a perfloop SQLite store; point --store "
-                                      f"or {ENV_VAR} at another file")
+    if "malformed" in lowered:
+        return StoreError(where, hint="the SQLite store is damaged (a disk fault, or a copy taken "
+                                      "while it was written); restore it from a backup, or try "
+                                      "sqlite3 FILE '.recover' | sqlite3 NEW.db and point --store "
+                                      f"or {ENV_VAR} at the new file")
+    if "file is not a database" in lowered:
+        return StoreError(where, hint="that file is not a SQLite database (or its header is "
+                                      f"damaged); point --store or {ENV_VAR} at a perfloop store")
     if "disk is full" in lowered or "no space" in lowered:
         return StoreError(where, hint="free some disk space and run again")
     if "already exists" in lowered:
