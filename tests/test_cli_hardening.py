@@ -173,3 +173,14 @@ def test_a_damaged_store_is_called_damaged_not_foreign() -> None:
     foreign = _store_error(sa_exc.DatabaseError("SELECT", {}, Exception("file is not a database")),
                            "sqlite:///s.db", "reading runs")
     assert "not a SQLite database" in str(foreign)
+
+
+def test_show_labels_a_run_still_being_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    with Store.open(str(db)) as store:
+        run_id = store.begin_run(label="wip", commit=None, branch=None, dirty=False,
+                                 environment={"cpu": "x"}, settings={}, project="p")
+        store.add_result(run_id, BenchmarkResult(name="a", kind="callable", status=ResultStatus.OK,
+                                                 samples=(Sample("wall_time", 1.0),)))
+    code, out = cli(capsys, "show", str(run_id), "--store", str(db), "-C", str(tmp_path))
+    assert code == 0 and "in flight (still being written)" in out

@@ -30,9 +30,12 @@ def short_sha(commit: str | None) -> str:
 
 
 def run_title(run) -> str:
-    label = f" ({run.label})" if run.label else ""
+    label = f" ({printable(run.label)})" if run.label else ""
     dirty = "+dirty" if run.dirty else ""
-    return f"run #{run.id}{label} at {short_sha(run.commit)}{dirty} on {run.branch or '-'}"
+    status = str(getattr(run.status, "value", run.status))
+    # A run another process is still writing is shown as it stood, and said to be in flight.
+    state = {"running": ", in flight (still being written)", "interrupted": ", interrupted"}.get(status, "")
+    return f"run #{run.id}{label} at {short_sha(run.commit)}{dirty} on {printable(run.branch or '-')}{state}"
 
 
 def render_runs(console: Console, runs: Sequence) -> None:
