@@ -104,3 +104,20 @@ def test_import_refuses_control_characters_in_names(tmp_path: Path) -> None:
     with pytest.raises(PerfloopError, match="control characters") as raised:
         read_results(file)
     assert str(file) in str(raised.value)
+
+
+def test_the_gate_failure_line_shows_a_parametrised_name_as_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from perfloop.cli.app import main
+
+    (tmp_path / "perfloop.toml").write_text('[[benchmark]]\nname = "quote"\ncallable = "m:f"\n'
+                                            'params = { items = [10] }\n')
+    monkeypatch.setattr("perfloop.cli.gate_cmds.run_gate",
+                        lambda *args, **kwargs: report("quote[items=10]\n::error::x"))
+    with pytest.raises(SystemExit) as exited:
+        main(["gate", "--base", "main", "-C", str(tmp_path), "--store", str(tmp_path / "s.db"),
+              "--no-github"])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    error_line = next(line for line in err.splitlines() if line.startswith("Error:"))
+    assert "quote[items=10]\\n::error::x" in error_line and "quote\\[" not in error_line
