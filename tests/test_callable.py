@@ -18,6 +18,7 @@ from procutil import wait_dead
 
 from perfloop.config import BenchmarkSpec, Settings
 from perfloop.measure.callable import WorkerSession, measure_callable, worker_task
+from perfloop.measure.worker import PROTOCOL_VERSION
 from perfloop.records import ResultStatus
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -200,14 +201,16 @@ def test_keyboard_interrupt_kills_the_worker_and_propagates(tmp_path):
 
 def test_session_rejects_a_worker_of_another_protocol_version():
     from perfloop.measure.callable import ProtocolError
-    session = WorkerSession(0, frozenset({"wall_time"}), lambda: None)
+    session = WorkerSession(0, frozenset({"wall_time"}), lambda: None, token="t", values=1)
     with pytest.raises(ProtocolError, match="protocol 999"):
-        session.feed(b'{"type": "hello", "version": 999, "pid": 1, "timer_resolution": 1e-9}\n')
+        session.feed(b'{"type": "hello", "token": "t", "version": 999, "pid": 1, "timer_resolution": 1e-9}\n')
 
 
 def test_session_reassembles_lines_split_across_reads():
-    session = WorkerSession(3, frozenset({"wall_time", "cpu_time"}), lambda: None)
-    line = json.dumps({"type": "value", "index": 1, "warmup": False, "loops": 4,
+    session = WorkerSession(3, frozenset({"wall_time", "cpu_time"}), lambda: None, token="t", values=2)
+    session.feed(json.dumps({"type": "hello", "token": "t", "version": PROTOCOL_VERSION,
+                             "timer_resolution": 1e-9}).encode() + b"\n")
+    line = json.dumps({"type": "value", "token": "t", "index": 1, "warmup": False, "loops": 4,
                        "wall_time": 0.4, "cpu_time": 0.2, "custom": {"hits": 2}}).encode() + b"\n"
     session.feed(line[:10])
     assert session.samples == []
@@ -248,3 +251,35 @@ print(json.dumps({{"status": result.status.value, "rss": result.values("peak_rss
     data = json.loads(out.stdout.strip().splitlines()[-1])
     assert data["status"] == "ok"
     assert 1_000_000 < data["rss"][0] < 100 * 1024 * 1024
+
+
+def test_code_under_test_cannot_forge_measurements_through_the_result_pipe():
+    result = measure_callable(spec("benchmod:forge_results", settings=Settings(
+        processes=1, values=4, warmup=0, min_time=0, timeout=60)))
+    assert result.status == ResultStatus.FAILED
+    assert "something other than the worker wrote to perfloop's result pipe" in result.error
+    assert not [s for s in result.samples if s.value == 1e-9]
+
+
+def test_session_accepts_exactly_the_values_it_asked_for():
+    from perfloop.measure.callable import ProtocolError
+
+    def line(**msg) -> bytes:
+        return json.dumps({"token": "t0k", **msg}).encode() + b"\n"
+
+    hello = line(type="hello", version=PROTOCOL_VERSION, pid=1, timer_resolution=1e-9)
+    value = dict(type="value", warmup=False, loops=1, wall_time=0.1, cpu_time=0.1, custom={})
+    session = WorkerSession(0, frozenset({"wall_time"}), lambda: None, token="t0k", values=2)
+    session.feed(hello + line(index=0, **value) + line(index=1, **value) + line(type="end", peak_rss=1))
+    assert session.ended and len(session.samples) == 2
+    for bad, why in [(line(index=2, **value), "did not ask for"),
+                     (line(index=0, **value) + line(index=0, **value), "did not ask for"),
+                     (line(type="end", peak_rss=1), "after 0 of the 2 values"),
+                     (json.dumps({"token": "other", "index": 0, **value}).encode() + b"\n", "token"),
+                     (b'{"type": "value", "index": 0}\n', "token")]:
+        session = WorkerSession(0, frozenset({"wall_time"}), lambda: None, token="t0k", values=2)
+        with pytest.raises(ProtocolError, match=why):
+            session.feed(hello + bad)
+    session = WorkerSession(0, frozenset({"wall_time"}), lambda: None, token="t0k", values=2)
+    with pytest.raises(ProtocolError, match="before the worker's hello"):
+        session.feed(line(index=0, **value))

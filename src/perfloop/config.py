@@ -22,7 +22,10 @@ Example::
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,6 +34,17 @@ from .errors import ConfigError
 from .metrics import BUILTIN, DEFAULT_METRICS, SUPPORTED_METRICS
 
 CONFIG_FILES = ("perfloop.toml", "pyproject.toml")
+#: Benchmarks one ``params`` grid may expand to: far beyond any suite anyone runs, and a bound
+#: on a typo (a list of 400 values times another of 400) that would take minutes to expand.
+MAX_GRID = 10_000
+#: Longest benchmark name (parameters included): names are shown in tables and CI logs.
+MAX_NAME = 500
+#: Upper bounds of the numeric settings: larger values are mistakes, and some would overflow
+#: (a process count, a deadline) far from the file that set them.
+_SETTING_LIMITS: dict[str, float] = {
+    "processes": 100_000, "values": 1_000_000, "warmup": 1_000_000, "min_time": 3600.0,
+    "timeout": 7 * 86400.0, "tolerance": 1e12, "run_noise": 1e12,   # range checked below
+}
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_RUN_NOISE = 0.02   # see docs/statistics.md, "Separately measured runs"
 
@@ -149,6 +163,8 @@ _SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
     "min_time": (int, float), "tolerance": (int, float), "timeout": (int, float),
     "run_noise": (int, float),
 }
+_HTTP_LIMITS: dict[str, float] = {"rate": 1e6, "duration": 86400.0, "request_timeout": 3600.0,
+                                   "connections": 100_000}
 _TARGET_KEYS = ("callable", "command", "http")
 _BENCH_KEYS = {"name", "params", "metrics", "setup", "teardown", "pythonpath", "cwd", "env",
                "server", "custom_metrics", *_TARGET_KEYS, *_SETTING_TYPES}
@@ -165,8 +181,8 @@ def find_config(root: Path) -> Path | None:
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         try:
-            data = tomllib.loads(pyproject.read_text())
-        except (tomllib.TOMLDecodeError, OSError):
+            data = tomllib.loads(pyproject.read_bytes().decode("utf-8"))
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
             return None
         if "perfloop" in data.get("tool", {}):
             return pyproject
@@ -182,10 +198,23 @@ def load_config(root: str | Path = ".") -> ProjectConfig:
                           hint="create perfloop.toml with a [[benchmark]] table, or pass -C DIR "
                                "to point at the project")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"is not UTF-8 text (byte {exc.start}, line {line})", path=str(path),
+                          hint="TOML files are UTF-8: save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)") \
+            from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", path=str(path),
+                          hint="check its permissions") from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path),
                           hint="fix the syntax at the line and column shown") from exc
+    except RecursionError as exc:
+        raise ConfigError("nests tables or arrays too deeply", path=str(path),
+                          hint="flatten the nested values") from exc
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("perfloop", {})
     return parse_config(data, root=root, path=path)
@@ -210,8 +239,7 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
     specs: list[BenchmarkSpec] = []
     for i, item in enumerate(raw):
         specs.extend(_benchmark(item, i, defaults, root, where))
-    names = [s.name for s in specs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in Counter(s.name for s in specs).items() if count > 1)
     if dupes:
         raise ConfigError(f"duplicate benchmark name(s): {', '.join(dupes)}", path=where,
                           key="benchmark", hint="give each [[benchmark]] a unique name")
@@ -232,8 +260,9 @@ def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:
         value = raw[name]
         if isinstance(value, bool) or not isinstance(value, typ):
             expected = "an integer" if typ is int else "a number"
-            raise ConfigError(f"{name} must be {expected}, got {value!r}", path=where, key=f"{key}.{name}")
-        values[name] = value
+            raise ConfigError(f"{name} must be {expected}, got {_shown(value)}", path=where,
+                              key=f"{key}.{name}")
+        values[name] = _bounded(value, name, _SETTING_LIMITS[name], where, f"{key}.{name}")
     if key == "defaults":
         extra = set(raw) - set(_SETTING_TYPES)
         if extra:
@@ -247,6 +276,45 @@ def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:
         return replace(base, **values)
     except ValueError as exc:
         raise ConfigError(str(exc), path=where, key=key) from exc
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message may quote it: repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _bounded(value: int | float, name: str, limit: float, where: str, key: str) -> int | float:
+    """``value`` when finite and at most ``limit``; nan, inf and huge numbers are refused here,
+    where the file and key can be named, not later where they overflow."""
+    if not math.isfinite(value) or abs(value) > limit:
+        raise ConfigError(f"{name} must be a finite number of at most {limit:g}, got {_shown(value)}",
+                          path=where, key=key, hint=f"set {name} to a value between 0 and {limit:g}")
+    return value
+
+
+def name_problem(name: str) -> tuple[str, str] | None:
+    """What makes ``name`` unfit to be a benchmark name, as (problem, fix); None if it is fit.
+
+    Names are shown in terminals, CI logs, Markdown, HTML and XML: no control or format
+    characters (newlines, ANSI escapes, bidirectional overrides), at most MAX_NAME characters.
+    """
+    bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf")})
+    if bad:
+        return (f"the benchmark name {_shown(name)} contains control characters ({', '.join(bad[:5])})",
+                "use printable characters only in names and parameter values")
+    if len(name) > MAX_NAME:
+        return (f"the benchmark name {_shown(name)} is {len(name)} characters long",
+                f"names (with their parameters) are at most {MAX_NAME} characters")
+    return None
+
+
+def check_name(name: str, where: str, key: str) -> str:
+    """``name``, or ConfigError naming the file and key when :func:`name_problem` finds one."""
+    problem = name_problem(name)
+    if problem:
+        raise ConfigError(problem[0], path=where, key=key, hint=problem[1])
+    return name
 
 
 def _str_map(raw: Any, where: str, key: str) -> dict[str, str]:
@@ -273,6 +341,7 @@ def _benchmark(item: Any, index: int, defaults: Settings, root: Path, where: str
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("every benchmark needs a name", path=where, key=key, hint='add name = "..."')
+    check_name(name, where, key)
     key = f"benchmark.{name}"
     unknown = set(item) - _BENCH_KEYS
     if unknown:
@@ -351,10 +420,18 @@ def _benchmark(item: Any, index: int, defaults: Settings, root: Path, where: str
     axes = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
     if any(len(v) == 0 for v in axes.values()):
         raise ConfigError("each parameter needs at least one value", path=where, key=f"{key}.params")
+    size = math.prod(len(v) for v in axes.values())
+    if size > MAX_GRID:
+        shape = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
+        raise ConfigError(f"params expand to {size:,} benchmarks ({shape}), more than {MAX_GRID:,}",
+                          path=where, key=f"{key}.params",
+                          hint="measure fewer values per parameter, or split the grid into "
+                               "benchmarks that each vary what matters")
     combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else [{}]
     specs = []
     for params in combos:
         full = name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in params.items())}]"
+        check_name(full, where, f"{key}.params")
         specs.append(BenchmarkSpec(name=full, base_name=name, kind=kind, settings=settings,
                                    metrics=tuple(dict.fromkeys(metrics)), params=params,
                                    custom_metrics=custom_metrics, root=str(root), **fields))
@@ -386,14 +463,15 @@ def _http(raw: Any, where: str, key: str) -> HttpSpec:
     for name in ("rate", "duration", "request_timeout"):
         if name in raw:
             v = raw[name]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ConfigError(f"{name} must be a positive number", path=where, key=f"{key}.{name}")
-            numbers[name] = float(v)
+            numbers[name] = float(_bounded(v, name, _HTTP_LIMITS[name], where, f"{key}.{name}"))
     if "connections" in raw:
         v = raw["connections"]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError("connections must be a positive integer", path=where, key=f"{key}.connections")
-        numbers["connections"] = v
+        numbers["connections"] = _bounded(v, "connections", _HTTP_LIMITS["connections"], where,
+                                          f"{key}.connections")
     method = raw.get("method", "GET")
     if not isinstance(method, str) or method.upper() not in {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}:
         raise ConfigError(f"unsupported method {method!r}", path=where, key=f"{key}.method")
@@ -409,9 +487,10 @@ def _server(raw: Any, where: str, key: str) -> ServerSpec:
     if unknown:
         raise ConfigError(f"unknown key(s): {', '.join(sorted(unknown))}", path=where, key=key)
     timeout = raw.get("ready_timeout", 30.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ConfigError("ready_timeout must be a positive number of seconds", path=where,
                           key=f"{key}.ready_timeout")
+    _bounded(timeout, "ready_timeout", _SETTING_LIMITS["timeout"], where, f"{key}.ready_timeout")
     return ServerSpec(command=_command(raw["command"], where, f"{key}.command"), ready_url=raw["ready_url"],
                       ready_timeout=float(timeout), cwd=raw.get("cwd"),
                       env=_str_map(raw.get("env"), where, f"{key}.env"))

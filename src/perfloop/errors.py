@@ -7,7 +7,8 @@
     ├── StoreError                 the results store cannot be opened, migrated or written
     ├── TargetError                a target could not be measured (import error, crash, bad exit)
     │   └── TargetTimeout          a target exceeded its benchmark's timeout and was killed
-    └── GateFailed                 a workflow gate failed (exit 1)
+    ├── GateFailed                 a workflow gate failed (exit 1)
+    └── Interrupted                Ctrl-C (exit 130) or SIGTERM (exit 143) stopped the command
 
 Lower-level errors (SQLAlchemy, OS, subprocess) are converted at the boundary with
 ``raise ... from exc`` and a message that says what to do next.
@@ -77,3 +78,9 @@ class GateFailed(PerfloopError):
     """A gate decided against the change (an unapproved regression)."""
 
     exit_code = 1
+
+
+class Interrupted(PerfloopError):
+    """Ctrl-C or SIGTERM stopped a command; what was finished is kept (the message says what)."""
+
+    exit_code = 130   # the shell's convention for SIGINT; the CLI exits 143 after SIGTERM

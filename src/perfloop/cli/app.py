@@ -8,13 +8,15 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..errors import PerfloopError
+from ..errors import Interrupted, PerfloopError
+from ..measure.process import sigterm_as_interrupt, terminated
 from . import gate_cmds, history_cmds, import_cmds, incident_cmds, measure_cmds
 
 app = typer.Typer(
     name="perfloop",
     help="A performance-tuning workbench: measure benchmarks, store runs, compare them honestly.\n\n"
-         "Exit codes: 0 ok, 1 a gate or check failed, 2 bad input or usage, 130 interrupted.",
+         "Exit codes: 0 ok, 1 a gate or check failed, 2 bad input or usage, 130 interrupted "
+         "(Ctrl-C), 143 terminated (SIGTERM).",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -42,14 +44,23 @@ def main(argv: list[str] | None = None) -> None:
     from rich.markup import escape
 
     from .common import err_console
+
+    def interrupted(detail: str = "") -> None:
+        # SIGTERM is handled as Ctrl-C (children killed, runs marked interrupted), but said apart.
+        what = "terminated (SIGTERM)" if terminated() else "interrupted"
+        err_console.print(f"[yellow]{what}[/]" + (f"[yellow]:[/] {escape(detail)}" if detail else ""))
+        sys.exit(143 if terminated() else 130)
+
     try:
-        code = app(args=argv, standalone_mode=False)
+        with sigterm_as_interrupt():
+            code = app(args=argv, standalone_mode=False)
+    except Interrupted as exc:
+        interrupted(str(exc))
     except PerfloopError as exc:
         err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+        interrupted()
     except Exception as exc:
         # click's usage errors (typer may ship its own copy of click, so match by shape)
         show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
@@ -57,8 +68,9 @@ def main(argv: list[str] | None = None) -> None:
             show()
             sys.exit(exit_code)
         if type(exc).__name__ == "Abort":
-            err_console.print("[yellow]interrupted[/]")
-            sys.exit(130)
+            interrupted()
         raise
+    if code == 130:
+        interrupted()   # typer turned a KeyboardInterrupt into a silent exit code
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -15,6 +15,7 @@ from rich.text import Text
 from ..config import load_config
 from ..errors import ConfigError, GateFailed, UsageError
 from ..measure.git import resolve_commit
+from ..report.escape import printable, terminal
 from ..report.github import append_step_summary, render_annotations
 from ..report.junit import render_junit
 from ..report.markdown import render_markdown
@@ -55,7 +56,7 @@ def render_gate(report: GateReport) -> None:
         table.add_column(col, justify=just)
     for b in report.benchmarks:
         if not b.metrics:
-            table.add_row(escape(b.name), "-", "-", "-", "-", "-",
+            table.add_row(terminal(b.name), "-", "-", "-", "-", "-",
                           escape(b.error or "; ".join(b.notes) or "-"),
                           Text(b.status, style=STATUS_STYLE.get(b.status, "")))
         for i, m in enumerate(b.metrics):
@@ -63,7 +64,7 @@ def render_gate(report: GateReport) -> None:
                   if m.ci_low is not None and m.ci_high is not None else "-")
             verdict = m.verdict + (", confirmed" if m.confirmed else
                                    " (not confirmed)" if m.confirmed is False else "")
-            table.add_row(escape(b.name) if i == 0 else "", escape(m.metric), format_value(m.base, m.unit),
+            table.add_row(terminal(b.name) if i == 0 else "", escape(m.metric), format_value(m.base, m.unit),
                           format_value(m.head, m.unit),
                           format_change(m.change) if m.change is not None else "-", ci, verdict,
                           Text(m.status, style=STATUS_STYLE.get(m.status, "")))
@@ -71,19 +72,19 @@ def render_gate(report: GateReport) -> None:
     for b in report.benchmarks:
         for m in b.metrics:
             for a in m.approvals:
-                console.print(f"[cyan]approved:[/] {escape(b.name)} {escape(m.metric)}: "
+                console.print(f"[cyan]approved:[/] {terminal(b.name)} {escape(m.metric)}: "
                               f"{escape(a.reason)} ({escape(a.author or 'unknown')}, {a.source})")
             for note in m.notes:
-                console.print(f"[dim]{escape(b.name)} {escape(m.metric)}: {escape(note)}[/]")
+                console.print(f"[dim]{terminal(b.name)} {escape(m.metric)}: {escape(note)}[/]")
         for a in b.approvals:
-            console.print(f"[cyan]approved:[/] {escape(b.name)}: {escape(a.reason)} "
+            console.print(f"[cyan]approved:[/] {terminal(b.name)}: {escape(a.reason)} "
                           f"({escape(a.author or 'unknown')}, {a.source})")
         if b.error:
-            console.print(f"[red]{escape(b.name)}:[/] {escape(b.error)}")
+            console.print(f"[red]{terminal(b.name)}:[/] {escape(b.error)}")
         for note in b.notes:
-            console.print(f"[yellow]{escape(b.name)}:[/] {escape(note)}")
+            console.print(f"[yellow]{terminal(b.name)}:[/] {escape(note)}")
         for effect in b.side_effects:
-            console.print(f"[yellow]side effect:[/] {escape(b.name)}: {escape(effect)}")
+            console.print(f"[yellow]side effect:[/] {terminal(b.name)}: {escape(effect)}")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     style = "bold green" if report.passed else "bold red"
@@ -189,8 +190,9 @@ def gate(
     else:
         render_gate(report)
     if not report.passed:
-        # main() prints the message with Rich: benchmark names like quote[items=10] are escaped.
-        raise GateFailed(escape(report.failure_message()),
+        # main() escapes Rich markup itself (escaping here too showed quote\[items=10]); a name
+        # must not break the line, though.
+        raise GateFailed(printable(report.failure_message()),
                          hint="fix it, or approve it: perfloop approve BENCHMARK --reason \"...\"")
 
 
@@ -273,7 +275,7 @@ def approvals(
     for col in ("id", "benchmark", "metric", "commit", "author", "source", "when", "reason"):
         table.add_column(col)
     for a in items:
-        table.add_row(str(a.id), escape(a.benchmark), escape(a.metric or "all"), (a.commit or "-")[:10],
+        table.add_row(str(a.id), terminal(a.benchmark), escape(a.metric or "all"), (a.commit or "-")[:10],
                       escape(a.author), a.source,
                       a.created_at.strftime("%Y-%m-%d %H:%M") if a.created_at else "", escape(a.reason))
     console.print(table)

@@ -11,7 +11,7 @@ from ..analysis.compare import VerdictKind
 from ..analysis.comparison import compare_runs
 from ..analysis.summary import summarize
 from ..config import load_config
-from ..errors import GateFailed, UsageError
+from ..errors import GateFailed, Interrupted, UsageError
 from ..measure.git import resolve_commit
 from ..measure.runner import RunInterrupted
 from ..report.text import render_comparison, render_results, render_runs, run_title
@@ -40,7 +40,7 @@ def run(
     store: StoreUrl = None,
     json: JsonFlag = False,
 ) -> None:
-    """Run the project's benchmarks and store the run.
+    """Run the project's benchmarks and store the run. Exits 1 when every benchmark failed.
 
     Example: `perfloop run --label before` then, after a change, `perfloop run --label after`
     and `perfloop compare before after`.
@@ -55,21 +55,25 @@ def run(
         if progress:
             progress.close()
         done = len(getattr(exc, "results", []) or [])
-        err_console.print(f"[yellow]interrupted:[/] the run kept {done} finished benchmark(s) and is "
-                          "stored with status interrupted (see `perfloop runs`).")
-        raise typer.Exit(130) from None
+        raise Interrupted(f"the run kept {done} finished benchmark(s) and is stored with status "
+                          "interrupted (see `perfloop runs`).") from None
     finally:
         db.close()
+    failed = sum(1 for r in outcome.results if r.status.value != "ok")
     if json:
         print_json({"run_id": outcome.run_id, "status": outcome.status.value,
                     "commit": outcome.git.commit, "branch": outcome.git.branch,
                     "dirty": outcome.git.dirty, "environment": outcome.environment_hash,
                     "results": [_result_dict(r) for r in outcome.results]})
-        return
-    render_results(console, outcome.results, title=f"run #{outcome.run_id}")
-    failed = sum(1 for r in outcome.results if r.status.value != "ok")
-    console.print(f"Stored run #{outcome.run_id}" + (f" with {failed} failed benchmark(s)" if failed else "")
-                  + ". Compare it with another: perfloop compare BASE " + str(outcome.run_id))
+    else:
+        render_results(console, outcome.results, title=f"run #{outcome.run_id}")
+        console.print(f"Stored run #{outcome.run_id}" + (f" with {failed} failed benchmark(s)" if failed else "")
+                      + ". Compare it with another: perfloop compare BASE " + str(outcome.run_id))
+    if outcome.results and failed == len(outcome.results):
+        # Nothing was measured: a CI step must not pass on it.
+        raise GateFailed(f"every benchmark of run #{outcome.run_id} failed ({failed} of {failed})",
+                         hint="the errors above say why; `perfloop show "
+                              f"{outcome.run_id}` shows them again")
 
 
 def runs(
@@ -139,7 +143,8 @@ def compare(
     run_noise: Annotated[Optional[float], typer.Option(
         help="Drift of time metrics between two separate runs, as a relative sd (default: each "
              "benchmark's run_noise, 2%); 0 for runs known to be steady.")] = None,
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 when any verdict is regressed.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when any verdict is regressed, or "
+                                                      "when the runs share no benchmark.")] = False,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
@@ -175,6 +180,11 @@ def compare(
         print_json(cmp.to_dict())
     else:
         render_comparison(console, cmp)
+    if check and not cmp.verdicts:
+        raise GateFailed("--check compared nothing: the two runs share no measured benchmark"
+                         + (f" (only in base: {len(cmp.only_in_base)}, only in head: "
+                            f"{len(cmp.only_in_head)}, failed: {len(cmp.failed)})"),
+                         hint="compare runs of the same benchmarks, or pick them with --benchmark")
     if check and cmp.count(VerdictKind.REGRESSED):
         raise GateFailed(f"{cmp.count(VerdictKind.REGRESSED)} metric(s) regressed beyond tolerance")
 

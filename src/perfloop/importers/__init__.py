@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..config import name_problem
 from ..errors import UsageError
 from ..records import BenchmarkResult, RunStatus
 from ..store import Store
@@ -107,6 +108,13 @@ def load_json(path: Path) -> Any:
         else:
             what = "is not valid JSON"
         raise InvalidResultsFile(path, f"{what}: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise InvalidResultsFile(path, "nests arrays or objects too deeply to be a results file",
+                                 hint="results files of pytest-benchmark, pyperf and asv nest a few "
+                                      "levels; check what wrote this one") from exc
+    except ValueError as exc:   # an integer of more than sys.get_int_max_str_digits() digits
+        raise InvalidResultsFile(path, f"holds a number perfloop cannot read: {exc}",
+                                 hint="numbers in a results file are times and counts") from exc
 
 
 def detect_format(data: Any) -> str | None:
@@ -156,12 +164,17 @@ def read_results(path: str | Path, *, fmt: str | None = None, label: str | None 
         imported = _parser(fmt)(data, path)
     except InvalidResultsFile:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError,
+            RecursionError) as exc:
         # Records check their values on construction; a malformed file surfaces here.
         raise InvalidResultsFile(path, f"is not a valid {fmt} file: {type(exc).__name__}: {exc}",
                                  hint=f"expected the JSON {fmt} writes; was it edited or cut short?") from exc
     if not imported.results:
         raise InvalidResultsFile(path, f"is a {fmt} file without any benchmark results")
+    for result in imported.results:
+        problem = name_problem(result.name)
+        if problem:
+            raise InvalidResultsFile(path, problem[0], hint=problem[1])
     _check_storable(imported)
     if label:
         from dataclasses import replace
@@ -186,6 +199,14 @@ def _check_storable(imported: ImportedRun) -> None:
         for s in r.samples:
             if not math.isfinite(s.value):
                 raise InvalidResultsFile(imported.path, f"{r.name!r} has a non-finite value")
+            for what in ("loops", "worker", "index"):
+                if not -INT64 <= getattr(s, what) < INT64:   # a store column is a 64-bit integer
+                    raise InvalidResultsFile(imported.path, f"{r.name!r} has a {what} count of "
+                                             f"{getattr(s, what):.3g}, too large to be real",
+                                             hint="check what wrote the file")
+
+
+INT64 = 2 ** 63
 
 
 def _plain_default(value: Any) -> Any:

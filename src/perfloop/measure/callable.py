@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,8 @@ from typing import Any, Callable
 from ..config import BenchmarkSpec
 from ..metrics import BUILTIN
 from ..records import BenchmarkResult, ResultStatus, Sample
-from .command import _declared, describe_exit, failed_result, resolve_dir, run_child, timeout_message
+from .command import (_declared, describe_exit, failed_result, resolve_dir, run_child, stderr_note,
+                      timeout_message)
 from .worker import PROTOCOL_VERSION
 
 WORKER_MODULE = "perfloop.measure.worker"
@@ -50,19 +52,34 @@ class ProtocolError(Exception):
     """The worker sent something the parent does not understand (a different perfloop?)."""
 
 
-class WorkerSession:
-    """Parses one worker's result stream and turns its values into samples as they arrive."""
+FORGED = ("something other than the worker wrote to perfloop's result pipe (does the benchmarked "
+          "code write to file descriptors it did not open?); the values of this worker are not "
+          "trusted, and the benchmark failed")
 
-    def __init__(self, worker: int, metrics: frozenset[str], on_value: Callable[[], None]) -> None:
+
+class WorkerSession:
+    """Parses one worker's result stream and turns its values into samples as they arrive.
+
+    Accepts exactly what the parent asked for (see :mod:`perfloop.measure.worker`): messages
+    carrying ``token``, a ``hello`` first, value indexes ``0 .. values - 1`` once each, all of
+    them before ``end``, and nothing after it; anything else raises :class:`ProtocolError`.
+    """
+
+    def __init__(self, worker: int, metrics: frozenset[str], on_value: Callable[[], None], *,
+                 token: str, values: int) -> None:
         self.worker = worker
         self.metrics = metrics
         self.on_value = on_value
+        self.token = token
+        self.expected = values
         self.samples: list[Sample] = []
         self.loops: int | None = None
         self.timer_resolution: float | None = None
         self.error: str | None = None
         self.phase: str | None = None
         self.ended = False
+        self._hello = False
+        self._seen: set[int] = set()
         self._buffer = b""
 
     def feed(self, data: bytes) -> None:
@@ -72,20 +89,38 @@ class WorkerSession:
             if line.strip():
                 self._handle(line)
 
+    def _reject(self, what: str) -> ProtocolError:
+        return ProtocolError(f"worker {self.worker}: {what}; {FORGED}")
+
     def _handle(self, line: bytes) -> None:
         try:
             msg = json.loads(line)
             kind = msg["type"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ProtocolError(f"worker {self.worker} sent a malformed line: {line[:200]!r}") from exc
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise self._reject(f"a malformed line reached the result pipe: {line[:200]!r}") from exc
+        if msg.get("token") != self.token:
+            raise self._reject(f"a {str(kind)[:40]!r} message without this worker's token")
+        if self.ended:
+            raise self._reject(f"a {kind!r} message after the worker's end")
         if kind == "hello":
             if msg.get("version") != PROTOCOL_VERSION:
                 raise ProtocolError(
                     f"worker {self.worker} speaks protocol {msg.get('version')}, this perfloop speaks "
                     f"{PROTOCOL_VERSION}: the worker's Python imports a different perfloop; check "
                     f"the benchmark's pythonpath")
+            self._hello = True
             self.timer_resolution = float(msg["timer_resolution"])
-        elif kind == "calibration":
+            return
+        if not self._hello:
+            raise self._reject(f"a {kind!r} message before the worker's hello")
+        try:
+            self._dispatch(kind, msg)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise self._reject(f"a {kind!r} message perfloop cannot read ({type(exc).__name__}: {exc})") \
+                from exc
+
+    def _dispatch(self, kind: str, msg: dict[str, Any]) -> None:
+        if kind == "calibration":
             self.loops = int(msg["loops"])
         elif kind == "value":
             self._value(msg)
@@ -93,6 +128,9 @@ class WorkerSession:
             if "peak_alloc" in self.metrics:
                 self.samples.append(Sample("peak_alloc", float(msg["peak_alloc"]), worker=self.worker))
         elif kind == "end":
+            if len(self._seen) != self.expected:
+                raise self._reject(f"the worker ended after {len(self._seen)} of the "
+                                   f"{self.expected} values it was asked for")
             if "peak_rss" in self.metrics:
                 self.samples.append(Sample("peak_rss", float(msg["peak_rss"]), worker=self.worker))
             self.ended = True
@@ -102,9 +140,15 @@ class WorkerSession:
             raise ProtocolError(f"worker {self.worker} sent an unknown message type {kind!r}")
 
     def _value(self, msg: dict[str, Any]) -> None:
-        loops = int(msg["loops"])
+        index, loops = msg["index"], msg["loops"]
+        if type(index) is not int or not 0 <= index < self.expected or index in self._seen:
+            raise self._reject(f"value {index!r}, which the parent did not ask for (it asked for "
+                               f"{self.expected} values, indexes 0 to {self.expected - 1}, once each)")
+        if type(loops) is not int or loops < 1:
+            raise ValueError(f"loops must be a positive integer, got {loops!r}")
+        self._seen.add(index)
         self.loops = loops
-        tag = {"worker": self.worker, "index": int(msg["index"]), "warmup": bool(msg["warmup"])}
+        tag = {"worker": self.worker, "index": index, "warmup": bool(msg["warmup"])}
         for metric in ("wall_time", "cpu_time"):
             if metric in self.metrics:
                 self.samples.append(Sample(metric, float(msg[metric]) / loops, loops=loops, **tag))
@@ -112,6 +156,11 @@ class WorkerSession:
             if metric not in BUILTIN:
                 self.samples.append(Sample(metric, float(value), **tag))
         self.on_value()
+
+
+def new_token() -> str:
+    """A fresh per-worker token: 128 random bits."""
+    return secrets.token_hex(16)
 
 
 def worker_task(spec: BenchmarkSpec, loops: int | None) -> dict[str, Any]:
@@ -127,13 +176,13 @@ def worker_task(spec: BenchmarkSpec, loops: int | None) -> dict[str, Any]:
             **({"suite": spec.suite.to_task(str(root.resolve()))} if spec.suite is not None else {})}
 
 
-def worker_error(session: WorkerSession, returncode: int) -> str:
+def worker_error(session: WorkerSession, returncode: int, stderr_tail: str | None = None) -> str:
     exit_text = describe_exit(returncode)
     if session.error:
         where = {"import": "importing the target", "setup": "in setup", "call": "calling the target",
                  "teardown": "in teardown"}.get(session.phase or "", session.phase or "")
         return f"worker {session.worker} failed {where}: {session.error} ({exit_text})"
-    return f"worker {session.worker} {exit_text}; its stderr ends with the lines shown"
+    return f"worker {session.worker} {exit_text}; {stderr_note(stderr_tail)}"
 
 
 def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
@@ -188,12 +237,14 @@ def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
         except (TypeError, ValueError) as exc:
             return fail(ResultStatus.FAILED, f"params of {spec.name!r} cannot be sent to a worker: {exc}; "
                                              "params must be JSON values (numbers, strings, lists, tables)")
-        session = WorkerSession(worker, metrics, on_value)
+        token = new_token()
+        session = WorkerSession(worker, metrics, on_value, token=token, values=per_worker)
         read_fd, write_fd = os.pipe()
         argv = [python, "-m", WORKER_MODULE, "--result-fd", str(write_fd), "--task", task]
         try:
             child = run_child(argv, cwd=cwd, env=env, deadline=deadline, pass_fds=(write_fd,),
-                              readers={read_fd: session.feed}, clock=clock)
+                              readers={read_fd: session.feed}, stdin_data=f"{token}\n".encode(),
+                              clock=clock)
         except ProtocolError as exc:
             samples.extend(session.samples)
             return fail(ResultStatus.FAILED, str(exc))
@@ -210,7 +261,8 @@ def measure_callable(spec: BenchmarkSpec, *, deadline: float | None = None,
         if child.timed_out:
             return fail(ResultStatus.TIMEOUT, timeout_message(spec, done), child.stderr_tail)
         if child.returncode != 0:
-            return fail(ResultStatus.FAILED, worker_error(session, child.returncode), child.stderr_tail)
+            return fail(ResultStatus.FAILED, worker_error(session, child.returncode, child.stderr_tail),
+                        child.stderr_tail)
         if not session.ended:
             return fail(ResultStatus.FAILED,
                         f"worker {worker} exited with code 0 before sending all its results; does the "

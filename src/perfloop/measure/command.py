@@ -48,6 +48,7 @@ from typing import Callable, Mapping, Sequence
 from ..config import BenchmarkSpec
 from ..records import BenchmarkResult, ResultStatus, Sample
 from .childenv import child_env
+from .process import kill_group, release, spawn
 
 TAIL_LINES = 40
 #: Bytes of stderr kept while a child runs: enough for TAIL_LINES long lines, and bounded so a
@@ -182,13 +183,6 @@ class ChildExit:
     stderr_tail: str
 
 
-def _killpg(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _ru_maxrss_bytes(maxrss: int) -> int:
     return int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
 
@@ -197,12 +191,16 @@ def run_child(args: Sequence[str] | str, *, shell: bool = False, cwd: str | None
               env: Mapping[str, str] | None = None, deadline: float | None = None,
               pass_fds: Sequence[int] = (), readers: Mapping[int, Callable[[bytes], None]] | None = None,
               sample_rss: bool = False, rss_interval: float = RSS_INTERVAL,
+              stdin_data: bytes | None = None,
               clock: Callable[[], float] = time.monotonic) -> ChildExit:
     """Run one child process in a new session until it exits or ``deadline`` passes.
 
     ``pass_fds`` are handed to the child and closed in the parent once it is spawned;
     ``readers`` maps file descriptors the parent reads while the child runs (the read ends of
     those pipes) to callbacks receiving each chunk. The caller closes the reader fds.
+    ``stdin_data`` (at most a pipe's buffer, 4 KiB) is the child's whole stdin; without it stdin
+    is ``/dev/null``. The child is spawned through :func:`perfloop.measure.process.spawn`, so a
+    SIGKILL of perfloop does not leave it running.
 
     The exit is detected by a thread blocked in ``waitid(WNOWAIT)``, which timestamps it at
     once without reaping the process: while the zombie holds the process group, whatever the
@@ -212,19 +210,31 @@ def run_child(args: Sequence[str] | str, *, shell: bool = False, cwd: str | None
     """
     readers = dict(readers or {})
     wake_r, wake_w = os.pipe()
+    stdin: int = subprocess.DEVNULL
+    feed_w: int | None = None
+    if stdin_data is not None:
+        stdin, feed_w = os.pipe()
     try:
         start = time.perf_counter()
-        proc = subprocess.Popen(args, shell=shell, cwd=cwd, env=dict(env) if env is not None else None,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, pass_fds=tuple(pass_fds),
-                                start_new_session=True)
+        proc = spawn(args, shell=shell, cwd=cwd, env=dict(env) if env is not None else None,
+                     stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                     pass_fds=tuple(pass_fds))
     except BaseException:
-        os.close(wake_r)
-        os.close(wake_w)
+        for fd in (wake_r, wake_w) if feed_w is None else (wake_r, wake_w, feed_w):
+            os.close(fd)
         raise
     finally:
         for fd in pass_fds:
             os.close(fd)
+        if feed_w is not None:
+            os.close(stdin)
+    if feed_w is not None:
+        try:
+            os.write(feed_w, stdin_data or b"")   # fits the pipe's buffer: never blocks
+        except OSError:
+            pass   # the child is gone already; its exit says why
+        finally:
+            os.close(feed_w)
 
     exit_times: list[float] = []
 
@@ -260,7 +270,7 @@ def run_child(args: Sequence[str] | str, *, shell: bool = False, cwd: str | None
                 left = deadline - clock()
                 if left <= 0 and not timed_out:
                     timed_out = True
-                    _killpg(proc.pid)
+                    kill_group(proc.pid)
                 # Bounded so an injected or adjusted clock is re-read now and then.
                 timeout = 0.1 if timed_out else min(max(left, 0.0), 0.25)
             else:
@@ -272,7 +282,7 @@ def run_child(args: Sequence[str] | str, *, shell: bool = False, cwd: str | None
                     selector.unregister(wake_r)
                     exited = True
                     # The zombie still holds the group id, so this reaches only its leftovers.
-                    _killpg(proc.pid)
+                    kill_group(proc.pid)
                     drain_until = time.monotonic() + DRAIN_GRACE
                     continue
                 data = os.read(fd, 65536)
@@ -284,7 +294,7 @@ def run_child(args: Sequence[str] | str, *, shell: bool = False, cwd: str | None
         reaped = True
         proc.returncode = os.waitstatus_to_exitcode(status)
     except BaseException:
-        _killpg(proc.pid)
+        kill_group(proc.pid)
         if not reaped:
             try:
                 proc.wait(timeout=5.0)
@@ -293,6 +303,7 @@ def run_child(args: Sequence[str] | str, *, shell: bool = False, cwd: str | None
         raise
     finally:
         peak = sampler.stop() if sampler is not None else 0
+        release(proc.pid)
         selector.close()
         proc.stderr.close()
         waiter.join(timeout=5.0)
@@ -326,6 +337,13 @@ def describe_exit(returncode: int) -> str:
             name = str(-returncode)
         return f"was killed by signal {name}"
     return f"exited with code {returncode}"
+
+
+def stderr_note(tail: str | None) -> str:
+    """How an error message points at the stderr tail: only when there are lines to show."""
+    if tail and tail.strip():
+        return "its stderr ends with the lines shown"
+    return "it wrote nothing on stderr"
 
 
 def resolve_dir(spec: BenchmarkSpec, path: str | None) -> str:
@@ -414,7 +432,7 @@ def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
         if child.returncode != 0:
             return failed_result(spec, ResultStatus.FAILED,
                                  f"the command {describe_exit(child.returncode)} ({label} of "
-                                 f"{settings.processes}); its stderr ends with the lines shown",
+                                 f"{settings.processes}); {stderr_note(child.stderr_tail)}",
                                  samples, stderr_tail=child.stderr_tail, duration=elapsed(), extra=extra)
         values = {"wall_time": child.wall_time, "cpu_time": child.cpu_time}
         if "peak_rss" in metrics:

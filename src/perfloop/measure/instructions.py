@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import BenchmarkSpec
 from ..records import ResultStatus, Sample
-from .command import describe_exit, run_child, timeout_message
+from .command import describe_exit, run_child, stderr_note, timeout_message
 
 METRIC = "instructions"
 HASH_SEED = "0"
@@ -132,7 +132,7 @@ def count_callable(spec: BenchmarkSpec, *, loops: int | None, cwd: str, env: Map
     valgrind: the returned :class:`Counted` carries the error.
     """
     # Imported here: callable.py imports this module when a benchmark asks for instructions.
-    from .callable import WORKER_MODULE, ProtocolError, WorkerSession, worker_error, worker_task
+    from .callable import WORKER_MODULE, ProtocolError, WorkerSession, new_token, worker_error, worker_task
 
     counted = Counted(extra={"instructions_loops": None, "instructions_baseline": None,
                              "instructions_hash_seed": None})
@@ -144,13 +144,16 @@ def count_callable(spec: BenchmarkSpec, *, loops: int | None, cwd: str, env: Map
     step = on_step or (lambda: None)
 
     def run_worker(label: int, task: dict[str, Any], prefix: Sequence[str]) -> tuple[WorkerSession, Any]:
-        session = WorkerSession(label, frozenset(), lambda: None)
+        token = new_token()
+        expected = 0 if task.get("count_calls") is not None else task["warmup"] + task["values"]
+        session = WorkerSession(label, frozenset(), lambda: None, token=token, values=expected)
         read_fd, write_fd = os.pipe()
         argv = [*prefix, python, "-m", WORKER_MODULE, "--result-fd", str(write_fd),
                 "--task", json.dumps(task)]
         try:
             child = run_child(argv, cwd=cwd, env=env, deadline=deadline, pass_fds=(write_fd,),
-                              readers={read_fd: session.feed}, clock=clock)
+                              readers={read_fd: session.feed}, stdin_data=f"{token}\n".encode(),
+                              clock=clock)
         finally:
             os.close(read_fd)
         return session, child
@@ -159,7 +162,7 @@ def count_callable(spec: BenchmarkSpec, *, loops: int | None, cwd: str, env: Map
         if child.timed_out:
             return timeout_message(spec, what)
         if child.returncode != 0:
-            return f"counting instructions: {worker_error(session, child.returncode)}"
+            return f"counting instructions: {worker_error(session, child.returncode, child.stderr_tail)}"
         if not session.ended:
             return (f"counting instructions: worker {session.worker} exited with code 0 before it "
                     "finished; does the benchmarked code call sys.exit() or os._exit()?")
@@ -257,8 +260,8 @@ def count_command(spec: BenchmarkSpec, args: str | Sequence[str], *, shell: bool
                 return counted.fail(timeout_message(spec, done), child.stderr_tail, ResultStatus.TIMEOUT)
             if child.returncode != 0:
                 return counted.fail(f"the command {describe_exit(child.returncode)} under valgrind "
-                                    f"({label} of the instruction count); its stderr ends with the "
-                                    "lines shown", child.stderr_tail)
+                                    f"({label} of the instruction count); "
+                                    f"{stderr_note(child.stderr_tail)}", child.stderr_tail)
             files = sorted(run_dir.glob("cachegrind.*"))
             try:
                 counts = [read_count(f) for f in files]

@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Protocol, Sequence
 
 from ..config import BenchmarkSpec
-from ..errors import PerfloopError
+from ..errors import Interrupted
 from ..records import BenchmarkResult, ResultStatus
+from .process import raise_terminated
 from .progress import NullProgress, Progress, estimate_seconds
 from .quality import quality_warnings
 
@@ -49,10 +50,8 @@ class RunSummary:
     interrupted: bool = False
 
 
-class RunInterrupted(PerfloopError):
+class RunInterrupted(Interrupted):
     """The run was stopped by Ctrl-C; ``results`` (all in the sink already) are what finished."""
-
-    exit_code = 130   # the shell's convention for a process ended by SIGINT
 
     def __init__(self, summary: RunSummary, total: int) -> None:
         done = len(summary.results)
@@ -146,10 +145,18 @@ def _interrupt_deferred() -> Iterator[None]:
         yield
         return
     pending: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    # SIGTERM too, when perfloop handles it as Ctrl-C (perfloop.measure.process).
+    term = signal.getsignal(signal.SIGTERM)
+    held = (signal.SIGINT, signal.SIGTERM) if term is raise_terminated else (signal.SIGINT,)
+    for signum in held:
+        signal.signal(signum, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if term is raise_terminated:
+            signal.signal(signal.SIGTERM, term)
     if pending:
+        if signal.SIGTERM in pending:
+            raise_terminated(signal.SIGTERM, None)
         raise KeyboardInterrupt

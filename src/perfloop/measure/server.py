@@ -23,6 +23,7 @@ from ..config import ServerSpec
 from ..errors import TargetError
 from .childenv import child_env
 from .command import describe_exit
+from .process import group_exists, kill_group, release, spawn
 
 #: Seconds a server gets between SIGTERM and SIGKILL.
 DEFAULT_GRACE = 5.0
@@ -99,9 +100,8 @@ class ManagedServer:
         command = self.spec.command if shell else list(self.spec.command)
         self._output = tempfile.TemporaryFile(prefix="perfloop-server-")
         try:
-            self._proc = subprocess.Popen(command, shell=shell, cwd=cwd, env=env,
-                                          stdin=subprocess.DEVNULL, stdout=self._output,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            self._proc = spawn(command, shell=shell, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                               stdout=self._output, stderr=subprocess.STDOUT)
         except OSError as exc:
             self._output.close()
             self._output = None
@@ -186,28 +186,15 @@ class ManagedServer:
                     self._signal_group(pgid, signal.SIGKILL)
             proc.wait()
         finally:
+            release(pgid)
             self._pgid = None
             if self._output is not None:
                 self._final_tail = self.tail()
                 self._output.close()
                 self._output = None
 
-    @staticmethod
-    def _group_exists(pgid: int) -> bool:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-    @staticmethod
-    def _signal_group(pgid: int, sig: signal.Signals) -> None:
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
+    _group_exists = staticmethod(group_exists)
+    _signal_group = staticmethod(kill_group)
 
     def _shown_command(self) -> str:
         command = self.spec.command

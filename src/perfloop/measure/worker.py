@@ -5,12 +5,24 @@ and hands it an explicit task as JSON on the command line::
 
     python -m perfloop.measure.worker --result-fd 5 --task '{"version": 1, "target": ...}'
 
-The worker imports the target, times it and streams its results back as JSON lines over the
-inherited pipe ``--result-fd``, never over stdout: the benchmarked code may print whatever it
-likes without corrupting the protocol. One line goes out per value as soon as it is measured,
-so a crash half-way keeps the values already sent.
+and a per-worker random *token* on stdin (one line; never on the command line or in the
+environment, which the benchmarked code can read). The worker reads the token, points stdin at
+``/dev/null``, moves the result pipe to a private descriptor (closing ``--result-fd``, which the
+benchmarked code could find in ``sys.argv`` or ``/proc/self/cmdline``) that no child inherits,
+and empties ``sys.argv`` of its own arguments. It then imports the target, times it and streams
+its results back as JSON lines over that pipe, never over stdout: the benchmarked code may print
+whatever it likes without corrupting the protocol. One line goes out per value as soon as it is
+measured, so a crash half-way keeps the values already sent.
 
-Messages, in order (each a JSON object on one line, ``"type"`` first)::
+Every message carries the token. The parent accepts exactly what it asked for: a ``hello``
+first, value indexes ``0 .. warmup + values - 1`` once each, and nothing after ``end``. A line
+without the token, a value it did not ask for, or an ``end`` before all values fails the
+benchmark with a message saying that something other than the worker wrote to the pipe: code
+under test cannot add, repeat or replace measurements (it runs in the same process, so a
+determined one could still read the token from memory; the token stops accidents and naive
+forgeries, not a debugger).
+
+Messages, in order (each a JSON object on one line, ``"type"`` first, ``"token"`` in each)::
 
     hello        {"version", "pid", "timer_resolution"}
     calibration  {"loops"}                       only when the task asked to calibrate
@@ -25,6 +37,8 @@ Protocol versions (``PROTOCOL_VERSION``):
     1: first version.
     2: a task may carry ``count_calls`` (instruction counting under cachegrind): the worker
        then makes ``warmup`` x ``loops`` calls and ``count_calls`` calls, and sends no values.
+    3: the token on stdin and in every message; the result pipe moved to a private
+       descriptor; the parent checks the count and the indexes of the values.
 
 This module imports only the standard library: whatever it imports is in the memory and the
 start-up time of every worker, and so in the target's peak RSS.
@@ -44,7 +58,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 #: Calibration stops doubling here even if one value is still shorter than min_time: a
 #: callable that fast is a no-op, and more loops would only overflow the patience of the user.
@@ -60,13 +74,14 @@ class WorkerFailure(Exception):
 
 
 class ResultChannel:
-    """Writes protocol messages to the result pipe, one JSON object per line."""
+    """Writes protocol messages to the result pipe, one JSON object per line, with the token."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, token: str = "") -> None:
         self.fd = fd
+        self.token = token
 
     def send(self, kind: str, **fields: Any) -> None:
-        data = (json.dumps({"type": kind, **fields}) + "\n").encode()
+        data = (json.dumps({"type": kind, "token": self.token, **fields}) + "\n").encode()
         # A blocking pipe write can still be partial when a signal interrupts it.
         while data:
             written = os.write(self.fd, data)
@@ -255,16 +270,39 @@ def print_user_traceback(exc: BaseException) -> None:
     sys.stderr.flush()
 
 
+def read_token() -> str:
+    """The token line the parent wrote on stdin; stdin then reads from /dev/null, so the
+    benchmarked code can neither read the token nor block on the parent's pipe."""
+    data = b""
+    while not data.endswith(b"\n") and len(data) < 4096:
+        chunk = os.read(0, 4096)
+        if not chunk:
+            break
+        data += chunk
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return data.decode("ascii", errors="replace").strip()
+
+
+def private_channel(fd: int, token: str) -> ResultChannel:
+    """The result pipe on a new, non-inheritable descriptor; the one named on the command line is
+    closed, so writing to it from the benchmarked code fails with EBADF."""
+    private = os.dup(fd)          # os.dup's descriptor is non-inheritable
+    os.close(fd)
+    return ResultChannel(private, token)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m perfloop.measure.worker",
                                      description="perfloop's benchmark worker (started by perfloop).")
     parser.add_argument("--result-fd", type=int, required=True, help="pipe to write JSON lines to")
     parser.add_argument("--task", required=True, help="the task, as JSON")
     args = parser.parse_args(argv)
-    # Processes the benchmarked code starts must not hold the result pipe open: the parent
-    # waits for end-of-file on it.
-    os.set_inheritable(args.result_fd, False)
-    channel = ResultChannel(args.result_fd)
+    # Processes the benchmarked code starts must not hold the result pipe open (the parent
+    # waits for end-of-file on it), and the benchmarked code must not find it by its number.
+    channel = private_channel(args.result_fd, read_token())
+    del sys.argv[1:]
     try:
         task = json.loads(args.task)
         if task.get("version") != PROTOCOL_VERSION:

@@ -9,10 +9,12 @@ summary page. Both only mean something inside GitHub Actions (``GITHUB_ACTIONS=t
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from .units import format_change
+from .escape import printable
 
 if TYPE_CHECKING:
     from ..workflows.gate import GateReport, MetricOutcome
@@ -46,6 +48,7 @@ def render_annotations(report: GateReport, *, config_file: str | None = None) ->
     """``::error``/``::warning``/``::notice`` lines for the gate's findings ('' when none)."""
     lines: list[str] = []
     for b in report.benchmarks:
+        b = replace(b, name=printable(b.name))   # one line per annotation, whatever the name
         title = f"perfloop gate: {b.name}"
         if b.status == "fail":
             bad = [m for m in b.metrics if m.status == "fail"]

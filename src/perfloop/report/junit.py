@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from .units import format_change, format_value
+from .escape import xml_text
 
 if TYPE_CHECKING:
     from ..workflows.gate import BenchmarkOutcome, GateReport, MetricOutcome
@@ -56,17 +57,17 @@ def render_junit(report: GateReport) -> str:
                         ("head", f"{report.head_ref} {report.head_commit or ''}".strip()),
                         ("fdr_q", f"{report.options.q:g}"),
                         ("on_inconclusive", report.options.on_inconclusive)):
-        ET.SubElement(props, "property", name=name, value=value)
+        ET.SubElement(props, "property", name=name, value=xml_text(value))
     for b in cases:
-        case = ET.SubElement(suite, "testcase", classname="perfloop.gate", name=b.name,
+        case = ET.SubElement(suite, "testcase", classname="perfloop.gate", name=xml_text(b.name),
                              time=f"{b.seconds:.3f}")
-        details = _details(b)
+        details = xml_text(_details(b))
         if b.status == "fail":
             bad = [m for m in b.metrics if m.status == "fail"]
             message = ("; ".join(f"{m.metric} {m.verdict} "
                                  f"{format_change(m.change) if m.change is not None else ''}".strip()
                                  for m in bad) or b.error or "failed")
-            failure = ET.SubElement(case, "failure", message=message,
+            failure = ET.SubElement(case, "failure", message=xml_text(message),
                                     type="regression" if bad else "error")
             failure.text = details
         elif b.status == "warn":

@@ -7,9 +7,11 @@ decided follow, folded.
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 from .units import format_change, format_value
+from .escape import markdown, printable
 
 if TYPE_CHECKING:
     from ..workflows.gate import BenchmarkOutcome, GateReport, MetricOutcome
@@ -18,8 +20,8 @@ ICON = {"fail": "❌", "warn": "⚠️", "approved": "☑️", "new": "🆕", "p
 
 
 def _cell(text: object) -> str:
-    """Table cell text: pipes and newlines would break the row."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Table cell text: pipes and newlines would break the row, HTML would be rendered."""
+    return html.escape(printable(str(text).replace("\n", " ")), quote=False).replace("|", "\\|")
 
 
 def _short(commit: str | None) -> str:
@@ -52,9 +54,9 @@ def _change(value: float | None) -> str:
 def _row(b: BenchmarkOutcome, m: MetricOutcome | None) -> str:
     if m is None:
         detail = b.error or "; ".join(b.notes) or "-"
-        return (f"| {ICON.get(b.status, '')} | {_cell(b.name)} | - | - | - | - | - | "
+        return (f"| {ICON.get(b.status, '')} | {markdown(b.name)} | - | - | - | - | - | "
                 f"{_cell(b.status)}: {_cell(detail)} |")
-    return (f"| {ICON.get(m.status, '')} | {_cell(b.name)} | {_cell(m.metric)} | "
+    return (f"| {ICON.get(m.status, '')} | {markdown(b.name)} | {_cell(m.metric)} | "
             f"{format_value(m.base, m.unit)} | {format_value(m.head, m.unit)} | {_change(m.change)} | "
             f"{_ci(m)} | {_cell(_verdict(m))} |")
 
@@ -95,7 +97,7 @@ def render_markdown(report: GateReport) -> str:
             used.update({a.id or id(a): a for a in b.approvals})
             for a in used.values():
                 commit = f" at {_short(a.commit)}" if a.commit else ""
-                out.append(f"- **{_cell(b.name)}**: {_cell(a.reason)} ({_cell(a.author or 'unknown')}"
+                out.append(f"- **{markdown(b.name)}**: {_cell(a.reason)} ({_cell(a.author or 'unknown')}"
                            f", {a.source}{commit})")
         out.append("")
     warnings = [b for b in report.benchmarks if b.status == "warn"]
@@ -108,12 +110,12 @@ def render_markdown(report: GateReport) -> str:
             for m in b.metrics:
                 if m.status == "warn":
                     note = f" {m.notes[-1]}" if m.notes else ""
-                    out.append(f"- **{_cell(b.name)}** {m.metric}: {_change(m.change)} {_ci(m)}.{_cell(note)}")
+                    out.append(f"- **{markdown(b.name)}** {m.metric}: {_change(m.change)} {_ci(m)}.{_cell(note)}")
         out.append("")
     effects = [(b.name, e) for b in report.benchmarks for e in b.side_effects]
     if effects:
         out += ["### Side effects", ""]
-        out += [f"- **{_cell(name)}**: {_cell(e)}" for name, e in effects]
+        out += [f"- **{markdown(name)}**: {_cell(e)}" for name, e in effects]
         out.append("")
     for note in report.notes:
         out.append(f"> {note}")
@@ -143,7 +145,7 @@ def render_markdown(report: GateReport) -> str:
         conf = ""
         if b.confirmation:
             conf = f"; confirmation {b.confirmation.get('blocks')} blocks"
-        out.append(f"- `{_cell(b.name)}`: {how}{conf}")
+        out.append(f"- {markdown(b.name)}: {how}{conf}")
     out += ["", "</details>", ""]
     return "\n".join(out)
 

@@ -14,6 +14,7 @@ from ..analysis.compare import VerdictKind
 from ..analysis.comparison import Comparison
 from ..analysis.summary import summarize
 from ..records import BenchmarkResult, ResultStatus
+from .escape import printable, terminal
 from .units import format_change, format_value
 
 VERDICT_STYLE = {
@@ -29,9 +30,12 @@ def short_sha(commit: str | None) -> str:
 
 
 def run_title(run) -> str:
-    label = f" ({run.label})" if run.label else ""
+    label = f" ({printable(run.label)})" if run.label else ""
     dirty = "+dirty" if run.dirty else ""
-    return f"run #{run.id}{label} at {short_sha(run.commit)}{dirty} on {run.branch or '-'}"
+    status = str(getattr(run.status, "value", run.status))
+    # A run another process is still writing is shown as it stood, and said to be in flight.
+    state = {"running": ", in flight (still being written)", "interrupted": ", interrupted"}.get(status, "")
+    return f"run #{run.id}{label} at {short_sha(run.commit)}{dirty} on {printable(run.branch or '-')}{state}"
 
 
 def render_runs(console: Console, runs: Sequence) -> None:
@@ -64,21 +68,21 @@ def render_results(console: Console, results: Iterable[BenchmarkResult], *, titl
         status = Text(result.status.value, style="green" if result.status is ResultStatus.OK else "bold red")
         rows = summarize(result)
         if not rows:
-            table.add_row(Text(result.name), "-", "0", "-", "-", "-", "-", status)
+            table.add_row(Text(printable(result.name)), "-", "0", "-", "-", "-", "-", status)
         for i, s in enumerate(rows):
-            table.add_row(Text(result.name if i == 0 else ""), Text(s.metric), f"{s.n}",
+            table.add_row(Text(printable(result.name) if i == 0 else ""), Text(s.metric), f"{s.n}",
                           format_value(s.median, s.unit), format_value(s.iqr, s.unit),
                           format_value(s.p99, s.unit), f"{s.cv * 100:.1f}%", status if i == 0 else "")
         if result.error:
-            warnings.append((result.name, f"[red]{result.status.value}:[/] {escape(result.error)}"))
+            warnings.append((result.name, f"[red]{result.status.value}:[/] {terminal(result.error)}"))
             if result.stderr_tail:
-                tail = "\n".join(result.stderr_tail.strip().splitlines()[-8:])
+                tail = "\n".join(printable(line) for line in result.stderr_tail.strip().splitlines()[-8:])
                 warnings.append((result.name, f"[dim]{escape(tail)}[/]"))
         for w in result.warnings:
-            warnings.append((result.name, f"[yellow]warning:[/] {escape(w)}"))
+            warnings.append((result.name, f"[yellow]warning:[/] {terminal(w)}"))
     console.print(table)
     for name, text in warnings:
-        console.print(f"[bold]{escape(name)}[/]: {text}", highlight=False)
+        console.print(f"[bold]{terminal(name)}[/]: {text}", highlight=False)
 
 
 def render_comparison(console: Console, cmp: Comparison) -> None:
@@ -122,13 +126,13 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
                   "the two runs; on a shared machine, measure both interleaved: perfloop gate --base REF[/]",
                   highlight=False)
     for name in cmp.only_in_base:
-        console.print(f"[yellow]only in base:[/] {escape(name)}")
+        console.print(f"[yellow]only in base:[/] {terminal(name)}")
     for name in cmp.only_in_head:
-        console.print(f"[yellow]only in head:[/] {escape(name)}")
+        console.print(f"[yellow]only in head:[/] {terminal(name)}")
     for item in cmp.failed:
-        console.print(f"[red]failed:[/] {escape(item)}")
+        console.print(f"[red]failed:[/] {terminal(item)}")
     for note in cmp.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     for v in cmp.verdicts:
         if v.note:
-            console.print(f"[dim]{escape(f'{v.benchmark} {v.metric}: {v.note}')}[/]", highlight=False)
+            console.print(f"[dim]{terminal(f'{v.benchmark} {v.metric}: {v.note}')}[/]", highlight=False)

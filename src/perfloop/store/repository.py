@@ -72,6 +72,10 @@ class RunInfo:
     n_failed: int    # results whose status is failed or timeout
 
 
+#: The largest run id a store can hold (a signed 64-bit integer).
+MAX_RUN_ID = 2 ** 63 - 1
+
+
 @dataclass(frozen=True)
 class StoredRun(RunInfo):
     """A stored run in full: its environment, settings and results with their samples."""
@@ -125,7 +129,13 @@ class Store:
         self._engine = engine
         self._url = safe_url(engine.url)
         self._write_sessions = sessionmaker(engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(engine.execution_options(**{READ_ONLY: True}),
+        read_options: dict[str, Any] = {READ_ONLY: True}
+        if engine.dialect.name == "postgresql":
+            # READ COMMITTED (the default) gives each statement its own snapshot: a run read
+            # while another process adds results would mix two states (results of one, samples
+            # of another). One snapshot per read transaction keeps every read consistent.
+            read_options["isolation_level"] = "REPEATABLE READ"
+        self._read_sessions = sessionmaker(engine.execution_options(**read_options),
                                            expire_on_commit=False)
 
     # -- opening and closing -------------------------------------------------------------------
@@ -301,7 +311,13 @@ class Store:
             return [_run_info(*row) for row in session.execute(query).all()]
 
     def get_run(self, run_id: int) -> StoredRun:
-        """The run ``run_id`` with its environment, settings and results (samples included)."""
+        """The run ``run_id`` with its environment, settings and results (samples included).
+
+        One read transaction, one snapshot (REPEATABLE READ on PostgreSQL): a run another
+        process is still writing is returned as it stood, with status ``running``.
+        """
+        if not 0 < run_id <= MAX_RUN_ID:
+            raise RefNotFound(f"no stored run with id {run_id}", hint=REF_HINT)
         with self._read(f"reading run {run_id}") as session:
             row = session.execute(self._info_query().where(RunRow.id == run_id)).first()
             if row is None:
@@ -343,7 +359,8 @@ class Store:
                 raise RefNotFound("an empty run reference matches no run", hint=REF_HINT)
             digits = ref[1:] if ref.startswith("#") else ref
             if digits.isdigit():
-                if session.get(RunRow, int(digits)) is not None:
+                # Ids are 64-bit integers: a longer number is no id (and would overflow the driver).
+                if int(digits) <= MAX_RUN_ID and session.get(RunRow, int(digits)) is not None:
                     return int(digits)
                 if ref.startswith("#"):
                     raise RefNotFound(f"no stored run with id {digits}", hint=REF_HINT)
@@ -432,9 +449,14 @@ def _store_error(error: exc.SQLAlchemyError, url: str, action: str) -> StoreErro
     if "unable to open database file" in lowered:
         return StoreError(where, hint="check that the directory exists and is writable, or "
                                       f"point --store or {ENV_VAR} elsewhere")
-    if "file is not a database" in lowered or "malformed" in lowered:
-        return StoreError(where, hint="that file is not a perfloop SQLite store; point --store "
-                                      f"or {ENV_VAR} at another file")
+    if "malformed" in lowered:
+        return StoreError(where, hint="the SQLite store is damaged (a disk fault, or a copy taken "
+                                      "while it was written); restore it from a backup, or try "
+                                      "sqlite3 FILE '.recover' | sqlite3 NEW.db and point --store "
+                                      f"or {ENV_VAR} at the new file")
+    if "file is not a database" in lowered:
+        return StoreError(where, hint="that file is not a SQLite database (or its header is "
+                                      f"damaged); point --store or {ENV_VAR} at a perfloop store")
     if "disk is full" in lowered or "no space" in lowered:
         return StoreError(where, hint="free some disk space and run again")
     if "already exists" in lowered:

@@ -291,7 +291,9 @@ def worktree(root: Path, commit: str) -> Iterator[Path]:
     if not ignore.exists():
         # A worktree inside the checkout would otherwise show up as untracked files.
         ignore.write_text("# perfloop's store and temporary worktrees\n*\n")
-    path = Path(tempfile.mkdtemp(prefix=f"{commit[:10]}-", dir=parent))
+    prune_worktrees(parent, top)
+    # The owner's pid in the name: a later gate removes what a killed one left behind.
+    path = Path(tempfile.mkdtemp(prefix=f"{commit[:10]}-{os.getpid()}-", dir=parent))
     out = subprocess.run(["git", "worktree", "add", "--detach", str(path), commit], cwd=top,
                          capture_output=True, text=True)
     if out.returncode != 0:
@@ -307,6 +309,31 @@ def worktree(root: Path, commit: str) -> Iterator[Path]:
         if done.returncode != 0:
             shutil.rmtree(path, ignore_errors=True)
             subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True)
+
+
+def prune_worktrees(parent: Path, top: Path) -> list[Path]:
+    """Remove the worktrees under ``parent`` whose gate is gone (killed, so it could not clean
+    up), then let git forget them (``git worktree prune``). Returns the directories removed."""
+    stale = []
+    for path in parent.iterdir() if parent.is_dir() else []:
+        parts = path.name.split("-")
+        owner = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+        if path.is_dir() and (owner is None or not _process_exists(owner)):
+            shutil.rmtree(path, ignore_errors=True)
+            stale.append(path)
+    if stale:
+        subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True)
+    return stale
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def rooted(spec: BenchmarkSpec, root: Path) -> BenchmarkSpec:
