@@ -56,6 +56,7 @@ from .approvals import (Approval, applicable, commits_in_range, journal_approved
                         remember, trailer_approvals)
 from .interleave import (BASE, FAILED, HEAD, Interleaved, SamplingPolicy, kind_of,
                          measure_interleaved)
+from .own_code import SideCheck
 from .run import with_overrides
 
 # What happens to an inconclusive verdict.
@@ -516,6 +517,7 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
     env = fingerprint()
     runs = _Runs(store, config, env, options, specs)
     work = [_Work(spec) for spec in specs]
+    own_code = SideCheck(config.path)
     with contextlib.ExitStack() as stack:
         cache: dict[str, Path] = {}
 
@@ -533,11 +535,14 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
                                     max_age=options.max_base_age) if options.reuse_base else {})
             for item in work:
                 head_spec = rooted(item.spec, head_root())
+                # Each side must import its own checkout's code, or both measure the same.
+                own_code("head", head_spec, git_toplevel(Path(head_spec.root)))
                 if item.spec.name in reusable and _cleared_by_stored(
                         item, head_spec, reusable[item.spec.name], measure, decide, runs,
                         (head_commit, head_branch, head_dirty), say):
                     continue
                 item.base_spec = rooted(item.spec, checkout(base_commit))
+                own_code("base", item.base_spec, git_toplevel(Path(item.base_spec.root)))
                 _measure_pair(item, head_spec, measure, decide, options.sampling, runs,
                               (LABEL_BASE, base_commit), (LABEL_HEAD, head_commit, head_branch, head_dirty),
                               clock, say, first=True)
