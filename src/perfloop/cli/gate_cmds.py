@@ -72,12 +72,11 @@ def render_gate(report: GateReport) -> None:
         for m in b.metrics:
             for a in m.approvals:
                 console.print(f"[cyan]approved:[/] {escape(b.name)} {escape(m.metric)}: "
-                              f"{escape(a.reason)} ({escape(a.author or 'unknown')}, {a.source})")
+                              f"{escape(a.describe())}")
             for note in m.notes:
                 console.print(f"[dim]{escape(b.name)} {escape(m.metric)}: {escape(note)}[/]")
         for a in b.approvals:
-            console.print(f"[cyan]approved:[/] {escape(b.name)}: {escape(a.reason)} "
-                          f"({escape(a.author or 'unknown')}, {a.source})")
+            console.print(f"[cyan]approved:[/] {escape(b.name)}: {escape(a.describe())}")
         if b.error:
             console.print(f"[red]{escape(b.name)}:[/] {escape(b.error)}")
         for note in b.notes:
@@ -202,6 +201,10 @@ def approve(
     commit: Annotated[str, typer.Option(help="The commit it approves (a git ref).")] = "HEAD",
     author: Annotated[Optional[str], typer.Option(
         help="Who approves (default: git config user.name and user.email).")] = None,
+    up_to: Annotated[Optional[float], typer.Option(
+        "--up-to", metavar="PERCENT", min=0.0,
+        help="The largest slowdown approved, in percent (default: what the next gate measures; "
+             "a clearly larger regression fails again).")] = None,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
@@ -209,7 +212,8 @@ def approve(
     """Approve a regression of BENCHMARK: a reviewed, documented exception to the gate.
 
     Recorded with who, why and the commit; the gate accepts it for a change whose commits
-    (base..head) include that commit. A fresh CI runner does not have this store: there, a
+    (base..head) include that commit. It approves a size: --up-to, or else the change the
+    first gate using it measures; a clearly larger regression later fails again. A fresh CI runner does not have this store: there, a
     commit trailer `Perf-Approved: BENCHMARK: reason` in the change does the same.
 
     Example: `perfloop approve checkout --reason "correctness fix for #812 needs the extra copy"`
@@ -232,7 +236,8 @@ def approve(
     db = open_store(root, store, config=config)
     try:
         approval = record_approval(db, Approval(benchmark=benchmark, reason=reason, author=who,
-                                                commit=sha, metric=metric))
+                                                commit=sha, metric=metric,
+                                                data={} if up_to is None else {"up_to": up_to / 100}))
     finally:
         db.close()
     if json:
@@ -240,7 +245,8 @@ def approve(
         return
     what = f"{benchmark}" + (f" ({metric})" if metric else "")
     at = f" at {sha[:10]}" if sha else " (outside git: for any commit)"
-    console.print(escape(f"Approved {what}{at} by {who}: {reason}"))
+    size = f", up to {up_to:+g}%" if up_to is not None else ", at the size the next gate measures"
+    console.print(escape(f"Approved {what}{at} by {who}{size}: {reason}"))
     console.print("[dim]" + escape(f"In CI without this store, add a commit trailer instead: "
                                    f"Perf-Approved: {benchmark}: {reason}") + "[/]")
 

@@ -87,16 +87,17 @@ def render_markdown(report: GateReport) -> str:
         out += ["", "Fix the regression, or, if it is the right trade, approve it with a reason: "
                     "`perfloop approve BENCHMARK --reason \"...\"`, or a commit trailer "
                     "`Perf-Approved: BENCHMARK: reason` in this change.", ""]
-    approved = [b for b in report.benchmarks if b.status == "approved"]
+    # Every approval that let something through, whatever the benchmark's overall status
+    # (an inconclusive metric beside an approved one must not hide the approval).
+    approved = [(b.name, m.metric, m, a) for b in report.benchmarks for m in b.metrics
+                if m.status == "approved" for a in m.approvals]
+    approved += [(b.name, None, None, a) for b in report.benchmarks if b.status == "approved"
+                 for a in b.approvals]
     if approved:
         out += ["### Approved regressions", ""]
-        for b in approved:
-            used = {a.id or id(a): a for m in b.metrics for a in m.approvals}
-            used.update({a.id or id(a): a for a in b.approvals})
-            for a in used.values():
-                commit = f" at {_short(a.commit)}" if a.commit else ""
-                out.append(f"- **{_cell(b.name)}**: {_cell(a.reason)} ({_cell(a.author or 'unknown')}"
-                           f", {a.source}{commit})")
+        for name, metric, m, a in approved:
+            what = f" {_cell(metric)} {_change(m.change)} {_ci(m)}" if m is not None else ""
+            out.append(f"- **{_cell(name)}**{what}: {_cell(a.describe())}")
         out.append("")
     warnings = [b for b in report.benchmarks if b.status == "warn"]
     if warnings:

@@ -53,7 +53,7 @@ from ..measure.runner import MeasureFunction, measure_spec
 from ..records import BenchmarkResult, ResultStatus, RunStatus
 from ..store import Store
 from .approvals import (Approval, applicable, commits_in_range, journal_approved, list_approvals,
-                        remember, trailer_approvals)
+                        record_size, remember, trailer_approvals)
 from .interleave import (BASE, FAILED, HEAD, Interleaved, SamplingPolicy, kind_of,
                          measure_interleaved)
 from .own_code import SideCheck
@@ -225,6 +225,11 @@ class GateReport:
     def summary(self) -> str:
         """One line: what the gate decided."""
         parts = [f"{self.count(s)} {STATUS_WORDS[s]}" for s in STATUS_ORDER if self.count(s)]
+        # approvals inside benchmarks whose worst status is another one are still said
+        hidden = sum(1 for b in self.benchmarks if b.status != APPROVED
+                     and any(m.status == APPROVED for m in b.metrics))
+        if hidden:
+            parts.append(f"{hidden} more with an approved regression")
         verdict = "passed" if self.passed else "FAILED"
         return f"gate {verdict}: {', '.join(parts) or 'no benchmarks'}"
 
@@ -558,6 +563,7 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
     counting = applicable(approvals, head=head_commit, in_range=in_range)
     outcomes = [_judge(item, counting, options) for item in work]
     for outcome in outcomes:
+        _record_sizes(store, outcome, head_commit)
         if outcome.status == APPROVED:
             _journal(store, outcome, base_commit, head_commit, runs.ids)
     if head_dirty:
@@ -701,7 +707,14 @@ def _judge(item: _Work, approvals: Sequence[Approval], options: GateOptions) -> 
     for m in item.metrics:
         if m.verdict == "regressed":
             covering = tuple(a for a in approvals if a.covers(name, m.metric))
-            m = replace(m, status=APPROVED if covering else FAIL, approvals=covering)
+            # An approval covers the regression it approved, not one clearly larger.
+            checked = [(a, a.exceeded_by(name, m.metric, m.change, m.ci_low, m.ci_high,
+                                         m.direction)) for a in covering]
+            fits = tuple(a for a, why in checked if why is None)
+            notes = tuple(f"the approval by {a.author or 'unknown'} ({a.reason}) does not cover "
+                          f"it: {why}" for a, why in checked if why and not fits)
+            m = replace(m, status=APPROVED if fits else FAIL, approvals=fits,
+                        notes=(*m.notes, *notes))
         elif m.verdict == "inconclusive":
             status = {PASS: PASS, WARN: WARN, FAIL: FAIL}[options.on_inconclusive]
             m = replace(m, status=status)
@@ -722,6 +735,17 @@ def _judge(item: _Work, approvals: Sequence[Approval], options: GateOptions) -> 
         seconds=item.seconds, stopped=item.stopped, confirmation=item.confirmation,
         side_effects=tuple(side_effects(metrics)), error=item.error, approvals=covering_failure,
         notes=tuple(item.notes))
+
+
+def _record_sizes(store: Store, outcome: BenchmarkOutcome, head: str | None) -> None:
+    """The first gate that uses an approval records what it let through: the approval's size."""
+    for m in outcome.metrics:
+        if m.status != APPROVED:
+            continue
+        for a in m.approvals:
+            record_size(store, a, outcome.name, m.metric,
+                        {"change": m.change, "ci_low": m.ci_low, "ci_high": m.ci_high,
+                         "direction": m.direction, "head": head})
 
 
 def _journal(store: Store, outcome: BenchmarkOutcome, base: str, head: str | None,
