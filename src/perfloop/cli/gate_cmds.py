@@ -314,6 +314,10 @@ def init(
         console.print(f"[yellow]overwrote[/] {escape(str(p))}")
     for p, why in result.skipped:
         console.print(f"[yellow]skipped[/] {escape(str(p))} ({escape(why)}; --force overwrites it)")
+    if result.ignored:
+        console.print(f"[green]added[/] .perfloop/ to {escape(str(result.ignored))}")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
     console.print("Next: replace the PLACEHOLDER in benchmarks/perfloop_benchmarks.py, run "
                   "`perfloop run`, and commit the files.")
 
