@@ -229,11 +229,11 @@ values = 5         # measured values per worker process (callables)
 warmup = 1         # values discarded at the start of each worker
 min_time = 0.02    # seconds one value lasts at least; fast calls are looped
 tolerance = 0.05   # a change smaller than 5% does not fail the gate
+pythonpath = [{", ".join(paths)}]   # every benchmark imports from here (this checkout's code)
 
 [[benchmark]]
 name = "{name}"
 callable = "{BENCH_MODULE}:workload"   # PLACEHOLDER in {BENCH_DIR}/{BENCH_MODULE}.py
-pythonpath = [{", ".join(paths)}]
 metrics = ["wall_time", "cpu_time", "peak_rss"]
 
 # More kinds of benchmark:
