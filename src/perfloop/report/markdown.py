@@ -14,6 +14,13 @@ from .units import format_change, format_value
 if TYPE_CHECKING:
     from ..workflows.gate import BenchmarkOutcome, GateReport, MetricOutcome
 
+#: Why the sampling of a benchmark stopped, in words.
+STOP_WORDS = {"decided": "decided",
+              "max_blocks": "reached the block limit",
+              "max_seconds": "reached the time limit",
+              "hopeless": "stopped early: deciding would take far more blocks than the limit allows",
+              "failed": "a side failed to run"}
+
 ICON = {"fail": "❌", "warn": "⚠️", "approved": "☑️", "new": "🆕", "pass": "✅"}
 
 
@@ -140,7 +147,7 @@ def render_markdown(report: GateReport) -> str:
             f"- Inconclusive: {opts.on_inconclusive}."]
     for b in report.benchmarks:
         how = (f"{b.blocks} blocks ({2 * b.blocks} workers per side), {b.seconds:.1f} s, "
-               f"stopped: {b.stopped}" if b.source == "interleaved" else f"head against {b.source}")
+               f"{STOP_WORDS.get(b.stopped or '', b.stopped)}" if b.source == "interleaved" else f"head against {b.source}")
         conf = ""
         if b.confirmation:
             conf = f"; confirmation {b.confirmation.get('blocks')} blocks"

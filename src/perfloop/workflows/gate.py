@@ -614,7 +614,7 @@ def _measure_pair(item: _Work, head_spec: BenchmarkSpec, measure: MeasureFunctio
     say(f"{name}: measuring base and head interleaved ({policy.blocks} blocks A B B A)")
     out = measure_interleaved(item.base_spec, head_spec, decide=decide, policy=policy,
                               measure=measure, clock=clock,
-                              on_block=lambda done, planned: say(f"{name}: block {done}/{planned}"))
+                              on_block=_block_progress(name, policy, say))
     info = out.to_dict()
     runs.add(base[0], base[1], None, False, out.base, info)
     runs.add(head[0], head[1], head[2], head[3], out.head, info)
@@ -637,6 +637,21 @@ def _measure_pair(item: _Work, head_spec: BenchmarkSpec, measure: MeasureFunctio
         return out
     item.metrics = [metric_outcome(v, name) for v in out.verdicts]
     return out
+
+
+def _block_progress(name: str, policy: SamplingPolicy, say: EventFunction) -> Callable[[int, int], None]:
+    """Progress of the blocks, saying why the plan grows: the first look measures
+    ``policy.blocks``; while a verdict is inconclusive more are added, up to the cost limit."""
+    seen = {"planned": policy.blocks}
+
+    def on_block(done: int, planned: int) -> None:
+        if planned > seen["planned"]:
+            say(f"{name}: still inconclusive after {seen['planned']} blocks: measuring "
+                f"{planned - seen['planned']} more (at most {policy.max_blocks} blocks in all)")
+            seen["planned"] = planned
+        say(f"{name}: block {done} of {planned}")
+
+    return on_block
 
 
 def _fdr(work: Sequence[_Work], q: float) -> int:
