@@ -5,26 +5,17 @@ from __future__ import annotations
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from ..config import load_config
 from ..errors import ConfigError, GateFailed, UsageError
-from ..measure.git import resolve_commit
-from ..report.github import append_step_summary, render_annotations
-from ..report.junit import render_junit
-from ..report.markdown import render_markdown
-from ..report.units import format_change, format_value
-from ..workflows.approvals import Approval, git_author, list_approvals, record_approval
-from ..workflows.gate import (DEFAULT_ON_INCONCLUSIVE, GateOptions, GateReport, in_github_actions,
-                              run_gate)
-from ..workflows.interleave import SamplingPolicy
-from ..workflows.scaffold import scaffold
+
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
+
+if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from ..workflows.gate import GateReport
 
 STATUS_STYLE = {"fail": "bold red", "warn": "yellow", "approved": "cyan", "new": "blue", "pass": "green"}
 
@@ -46,6 +37,9 @@ def _write(path: Path, text: str, what: str) -> None:
 
 def render_gate(report: GateReport) -> None:
     """The gate's report as a terminal table, then what needs attention."""
+    from ..report.units import format_change, format_value
+    from rich.table import Table
+    from rich.text import Text
     dirty = ", with uncommitted changes" if report.head_dirty else ""
     console.print(f"base: {report.base_ref} ({report.base_commit[:10]})\n"
                   f"head: {report.head_ref} ({(report.head_commit or '-')[:10]}{dirty})")
@@ -112,7 +106,7 @@ def gate(
         help="Relative change that matters (default: each benchmark's own, 5%).")] = None,
     on_inconclusive: Annotated[OnInconclusive, typer.Option(
         "--on-inconclusive", help="What an undecided verdict does: warn (pass, and say so), pass, "
-                                  "or fail.")] = OnInconclusive(DEFAULT_ON_INCONCLUSIVE),
+                                  "or fail.")] = OnInconclusive.warn,   # the gate's DEFAULT_ON_INCONCLUSIVE
     reuse_base: Annotated[bool, typer.Option(
         "--reuse-base", help="Let a stored run of the base commit, from this environment, clear "
                              "benchmarks without measuring the base again.")] = False,
@@ -146,6 +140,12 @@ def gate(
 
     Example: `perfloop gate --base origin/main --markdown gate.md --junit gate.xml`
     """
+    from ..config import load_config
+    from ..report.github import append_step_summary, render_annotations
+    from ..report.junit import render_junit
+    from ..report.markdown import render_markdown
+    from ..workflows.gate import GateOptions, in_github_actions, run_gate
+    from ..workflows.interleave import SamplingPolicy
     root = project_root(directory)
     config = load_config(root)
     try:
@@ -218,6 +218,9 @@ def approve(
 
     Example: `perfloop approve checkout --reason "correctness fix for #812 needs the extra copy"`
     """
+    from ..config import load_config
+    from ..measure.git import resolve_commit
+    from ..workflows.approvals import Approval, git_author, record_approval
     root = project_root(directory)
     config = None
     try:
@@ -262,6 +265,8 @@ def approvals(
 
     Example: `perfloop approvals checkout --json`
     """
+    from ..workflows.approvals import list_approvals
+    from rich.table import Table
     db = open_store(directory, store)
     try:
         items = list_approvals(db, benchmark=benchmark, limit=limit)
@@ -297,6 +302,7 @@ def init(
 
     Example: `perfloop init` then `perfloop run` and, on a branch, `perfloop gate --base main`
     """
+    from ..workflows.scaffold import scaffold
     root = project_root(directory)
     result = scaffold(root, force=force)
     if json:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from ..errors import UsageError
-from ..report.charts import column_of, marker_line, robust_range, sparkline
-from ..report.units import format_change, format_value
-from ..workflows.history import (Detection, DetectorSettings, SeriesHistory, benchmark_history,
-                                 detect_all)
+
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
+
+if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from ..workflows.history import Detection, DetectorSettings, SeriesHistory
 
 CHART_WIDTH = 72
 
@@ -39,6 +37,7 @@ MinChange = Annotated[float, typer.Option(
 
 
 def _settings(min_size: int, min_change: float) -> DetectorSettings:
+    from ..workflows.history import DetectorSettings
     return DetectorSettings(min_size=min_size, min_magnitude=min_change)
 
 
@@ -89,6 +88,7 @@ def history(
 
     Example: `perfloop history quote --metric wall_time --all-environments`
     """
+    from ..workflows.history import benchmark_history
     db = open_store(directory, store)
     try:
         histories = benchmark_history(db, benchmark, metrics=metric, branch=branch,
@@ -119,6 +119,10 @@ def _marks(h: SeriesHistory) -> dict[int, str]:
 
 
 def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
+    from ..report.charts import column_of, marker_line, robust_range, sparkline
+    from ..report.units import format_change, format_value
+    from rich.table import Table
+    from rich.text import Text
     s = h.series
     key = s.key
     env = key.environment[:8] if key.environment else "all environments"
@@ -171,6 +175,9 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
 
 
 def _render_points(h: SeriesHistory, limit: int) -> None:
+    from ..report.units import format_change, format_value
+    from rich.table import Table
+    from rich.text import Text
     s = h.series
     first = 0 if limit == 0 else max(0, len(s) - limit)
     starts = {c.index: c for c in h.change_points}
@@ -222,6 +229,7 @@ def detect(
 
     Example: `perfloop detect --since 14d --json`
     """
+    from ..workflows.history import detect_all
     when = parse_since(since)
     db = open_store(directory, store)
     try:
@@ -237,6 +245,9 @@ def detect(
 
 
 def render_detection(found: Detection) -> None:
+    from ..report.units import format_change, format_value
+    from rich.table import Table
+    from rich.text import Text
     if found.changes:
         table = Table(title="change points, newest first", header_style="bold", title_justify="left")
         for col, just in (("when", "left"), ("benchmark", "left"), ("metric", "left"),
@@ -323,6 +334,8 @@ def doctor(
 
 
 def render_doctor(report) -> None:
+    from rich.table import Table
+    from rich.text import Text
     table = Table(title="this machine", header_style="bold", title_justify="left")
     for col in ("check", "status", "found", "next step"):
         table.add_column(col)

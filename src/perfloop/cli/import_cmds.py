@@ -7,11 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from ..importers import FORMATS, ImportedRun, is_asv_companion, read_all, store_imported
+
 from ..errors import UsageError
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json
+
+#: perfloop.importers.FORMATS, written out so that ``--help`` does not import the store (a test
+#: keeps the two equal).
+FORMATS = ("pytest-benchmark", "pyperf", "asv")
 
 
 def import_(
@@ -37,6 +40,8 @@ def import_(
 
     Example: `perfloop import .benchmarks/Linux-CPython-3.11-64bit/0001_main.json --label main`
     """
+    from ..importers import ImportedRun, is_asv_companion, read_all, store_imported
+    from rich.table import Table
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: unknown format", hint=f"one of: {', '.join(FORMATS)}")
     # Every file is checked before the store is opened: a bad file stores nothing, and does not

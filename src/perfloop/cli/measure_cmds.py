@@ -7,21 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..analysis.compare import VerdictKind
-from ..analysis.comparison import compare_runs
-from ..analysis.summary import summarize
-from ..config import load_config
 from ..errors import GateFailed, UsageError
-from ..measure.git import resolve_commit
-from ..measure.runner import RunInterrupted
-from ..report.text import render_comparison, render_results, render_runs, run_title
-from ..workflows.run import run_project
 from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
                      project_root)
-from .progress import RichProgress
 
 
 def _result_dict(result) -> dict:
+    from ..analysis.summary import summarize
     return {"name": result.name, "kind": result.kind, "status": result.status.value,
             "params": dict(result.params), "error": result.error, "stderr_tail": result.stderr_tail,
             "warnings": list(result.warnings), "duration": result.duration,
@@ -45,6 +37,11 @@ def run(
     Example: `perfloop run --label before` then, after a change, `perfloop run --label after`
     and `perfloop compare before after`.
     """
+    from ..config import load_config
+    from ..measure.runner import RunInterrupted
+    from ..report.text import render_results
+    from ..workflows.run import run_project
+    from .progress import RichProgress
     config = load_config(project_root(directory))
     db = open_store(directory, store, config=config)
     progress = None if json else RichProgress(err_console)
@@ -82,6 +79,7 @@ def runs(
 
     Example: `perfloop runs -n 5 --json`
     """
+    from ..report.text import render_runs
     db = open_store(directory, store)
     try:
         items = db.list_runs(limit=limit)
@@ -98,6 +96,7 @@ def runs(
 
 
 def _resolve(db, ref: str, root: Path) -> int:
+    from ..measure.git import resolve_commit
     return db.resolve(ref, commit_of=lambda r: resolve_commit(root, r))
 
 
@@ -111,6 +110,7 @@ def show(
 
     Example: `perfloop show before` or `perfloop show HEAD~1`
     """
+    from ..report.text import render_results, run_title
     root = project_root(directory)
     db = open_store(directory, store)
     try:
@@ -154,6 +154,9 @@ def compare(
 
     Example: `perfloop compare main HEAD --tolerance 0.03 --check`
     """
+    from ..analysis.compare import VerdictKind
+    from ..analysis.comparison import compare_runs
+    from ..report.text import render_comparison
     if tolerance is not None and not 0 < tolerance < 1:
         raise UsageError(f"--tolerance {tolerance}: must be a fraction between 0 and 1",
                          hint="e.g. --tolerance 0.05 for 5%")
