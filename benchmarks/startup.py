@@ -6,6 +6,11 @@ medians over the rounds are printed. ``perfloop runs`` reads a store of 500 runs
 purpose (a temporary SQLite file).
 
     python benchmarks/startup.py --rounds 15 [--json results.json]
+    python benchmarks/startup.py --rounds 15 --baseline-src /path/to/older/checkout/src
+
+``--baseline-src`` adds every perfloop command run again with an older perfloop first on
+``PYTHONPATH``, interleaved in the same rounds, so that before and after are measured side by
+side under the same load.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--baseline-src", type=Path, help="an older perfloop's src directory")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = make_store(Path(tmp) / "perfloop.db")
@@ -71,13 +77,19 @@ def main() -> None:
             "perfloop runs --help": [*PERFLOOP, "runs", "--help"],
             "perfloop runs (500-run store)": [*PERFLOOP, "runs", "-C", tmp],
         }
+        envs = {name: env for name in commands}
+        if args.baseline_src:
+            old = {**env, "PYTHONPATH": str(args.baseline_src.resolve())}
+            for name in [n for n in commands if n.startswith("perfloop")]:
+                commands[f"{name} [baseline]"] = commands[name]
+                envs[f"{name} [baseline]"] = old
         cpu: dict[str, list[float]] = {k: [] for k in commands}
         wall: dict[str, list[float]] = {k: [] for k in commands}
         order = list(commands)
         for _ in range(args.rounds):
             random.shuffle(order)
             for name in order:
-                c, w = timed(commands[name], env)
+                c, w = timed(commands[name], envs[name])
                 cpu[name].append(c)
                 wall[name].append(w)
     load = os.getloadavg()
@@ -86,9 +98,9 @@ def main() -> None:
                    "cpu_above_floor": statistics.median(cpu[name]) - floor} for name in commands}
     print(f"{args.rounds} rounds, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
           f"({os.cpu_count()} cores)")
-    print(f"{'command':32} {'CPU median':>11} {'wall median':>12} {'CPU above floor':>16}")
+    print(f"{'command':43} {'CPU median':>11} {'wall median':>12} {'CPU above floor':>16}")
     for name, row in rows.items():
-        print(f"{name:32} {row['cpu_median']:10.3f}s {row['wall_median']:11.3f}s "
+        print(f"{name:43} {row['cpu_median']:10.3f}s {row['wall_median']:11.3f}s "
               f"{row['cpu_above_floor']:15.3f}s")
     if args.json:
         args.json.write_text(json.dumps({"rounds": args.rounds, "load": load, "rows": rows}, indent=2))

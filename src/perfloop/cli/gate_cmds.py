@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from ..errors import ConfigError, GateFailed, UsageError
 
+from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
@@ -61,7 +62,7 @@ def render_gate(report: GateReport) -> None:
                           format_value(m.head, m.unit),
                           format_change(m.change) if m.change is not None else "-", ci, verdict,
                           Text(m.status, style=STATUS_STYLE.get(m.status, "")))
-    console.print(table)
+    print_table(console, table, essential=("verdict", "gate"))
     for b in report.benchmarks:
         for m in b.metrics:
             for a in m.approvals:
@@ -285,7 +286,7 @@ def approvals(
         table.add_row(str(a.id), escape(a.benchmark), escape(a.metric or "all"), (a.commit or "-")[:10],
                       escape(a.author), a.source,
                       a.created_at.strftime("%Y-%m-%d %H:%M") if a.created_at else "", escape(a.reason))
-    console.print(table)
+    print_table(console, table)
 
 
 def init(

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import UsageError
 
+from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
@@ -156,7 +157,7 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
                           f"#{c.before.run_id} -> #{c.after.run_id}",
                           f"{format_value(c.mean_before, s.unit)} -> {format_value(c.mean_after, s.unit)}",
                           format_change(c.magnitude), f"{c.pvalue:.2g}", behind)
-        console.print(table)
+        print_table(console, table)
     else:
         console.print("  no change points")
     for e in h.environment_changes:
@@ -197,7 +198,7 @@ def _render_points(h: SeriesHistory, limit: int) -> None:
         table.add_row(str(i), f"#{p.run_id}", p.started_at.strftime("%Y-%m-%d %H:%M"),
                       short_sha(p.commit) + ("+dirty" if p.dirty else ""), p.environment[:8],
                       format_value(p.value, s.unit), Text(mark, style=style), style=style or None)
-    console.print(table)
+    print_table(console, table)
     if first:
         console.print(f"  [dim]{first} earlier run(s) not shown (--limit 0 shows all)[/]")
 
@@ -262,7 +263,7 @@ def render_detection(found: Detection) -> None:
                           Text(c.kind, style=KIND_STYLE[c.kind]), c.commit_range,
                           f"{format_value(c.mean_before, s.unit)} -> {format_value(c.mean_after, s.unit)}",
                           format_change(c.magnitude), f"{c.pvalue:.2g}")
-        console.print(table)
+        print_table(console, table)
     searched = found.series - found.too_short
     summary = (f"{len(found.changes)} change point(s) in {searched} series searched"
                + (f"; {found.too_short} series too short to search (fewer than 10 runs)"
@@ -342,7 +343,7 @@ def render_doctor(report) -> None:
     for c in report.checks:
         table.add_row(c.name, Text(c.status, style=STATUS_STYLE.get(c.status, "")), c.summary,
                       c.next_step or "")
-    console.print(table)
+    print_table(console, table)
     if report.noise:
         env = (report.environment or "")[:8]
         table = Table(title=f"minimum detectable change (environment {env}, {report.confidence * 100:g}% "
@@ -359,7 +360,7 @@ def render_doctor(report) -> None:
                           f"{n.tolerance * 100:g}%",
                           str(n.processes_needed) if n.status == "warn" and n.processes_needed else "-",
                           Text(n.status, style=STATUS_STYLE.get(n.status, "")))
-        console.print(table)
+        print_table(console, table)
         for n in report.noise:
             if n.status == "warn":
                 console.print(f"[bold yellow]warn:[/] {n.benchmark} {n.metric}: {n.message}",

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 
 from ..errors import UsageError
+from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json
 
 #: perfloop.importers.FORMATS, written out so that ``--help`` does not import the store (a test
@@ -69,7 +70,7 @@ def import_(
         d = imported.to_dict()
         table.add_row(escape(str(imported.path)), imported.format, "-" if run_id is None else f"#{run_id}",
                       escape(imported.label or ""), (imported.commit or "-")[:12], str(d["benchmarks"]), str(d["samples"]))
-    console.print(table)
+    print_table(console, table)
     for imported, _ in rows:
         for note in imported.notes:
             console.print(f"[yellow]note:[/] {imported.path}: {note}")

@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from ..errors import GateFailed, UsageError
 
+from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
@@ -201,7 +202,7 @@ def incident_list(
                       incidents._duration_text(i.age()),
                       Text(hyp.outcome or "unchecked", style=OUTCOME_STYLE[hyp.outcome]) if hyp else Text("none", style="dim"),
                       Text(verdict, style=VERDICT_STYLE.get(verdict, "")))
-    console.print(table)
+    print_table(console, table)
 
 
 def render_incident(i: incidents.Incident) -> None:
@@ -317,7 +318,7 @@ def hypotheses(
     for h, iid, title in history.items:
         table.add_row(str(h.id), f"{h.created_at:%Y-%m-%d}", escape(f"#{iid} {title}"), escape(h.text),
                       escape(", ".join(h.expect) or "-"), Text(h.outcome or "unchecked", style=OUTCOME_STYLE[h.outcome]))
-    console.print(table)
+    print_table(console, table)
     periods = Table(title="Hit rate over time (confirmed / (confirmed + refuted))", header_style="bold")
     for col in ("month", "hypotheses", "confirmed", "refuted", "unclear", "hit rate", "cumulative"):
         periods.add_column(col, justify="left" if col == "month" else "right")
@@ -456,7 +457,7 @@ def _render_target(t: Any, root: Path, limit: int) -> None:
         style = "bold green" if h.function in matched else ""
         table.add_row(str(h.rank), Text(h.function, style=style), _short(h.location, root),
                       _pct(h.self_share), _pct(h.total_share))
-    console.print(table)
+    print_table(console, table)
     for s in r.signals:
         colour = "yellow" if s.severity == "warn" else "dim"
         console.print(f"[{colour}]{s.name}:[/] {escape(s.reading)}", highlight=False)

@@ -14,6 +14,7 @@ from ..analysis.compare import VerdictKind
 from ..analysis.comparison import Comparison
 from ..analysis.summary import summarize
 from ..records import BenchmarkResult, ResultStatus
+from .tables import print_table
 from .units import format_change, format_value
 
 VERDICT_STYLE = {
@@ -49,7 +50,7 @@ def render_runs(console: Console, runs: Sequence) -> None:
                       "yes" if r.dirty else "", (r.environment_hash or "")[:8],
                       Text(status, style=style), n,
                       r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "")
-    console.print(table)
+    print_table(console, table, essential=("id", "label", "commit", "status"))
 
 
 def render_results(console: Console, results: Iterable[BenchmarkResult], *, title: str) -> None:
@@ -76,7 +77,7 @@ def render_results(console: Console, results: Iterable[BenchmarkResult], *, titl
                 warnings.append((result.name, f"[dim]{escape(tail)}[/]"))
         for w in result.warnings:
             warnings.append((result.name, f"[yellow]warning:[/] {escape(w)}"))
-    console.print(table)
+    print_table(console, table, essential=("metric", "status"))
     for name, text in warnings:
         console.print(f"[bold]{escape(name)}[/]: {text}", highlight=False)
 
@@ -111,7 +112,7 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
                       format_value(v.base_location, v.unit), format_value(v.head_location, v.unit),
                       format_change(v.change), ci, verdict)
         last = v.benchmark
-    console.print(table)
+    print_table(console, table, essential=("metric", "verdict"))
     counts = ", ".join(f"{cmp.count(k)} {k.value}" for k in VerdictKind)
     tol = {v.tolerance for v in cmp.verdicts}
     tol_text = ", ".join(f"{t * 100:g}%" for t in sorted(tol)) or "-"
