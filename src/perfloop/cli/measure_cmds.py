@@ -28,11 +28,16 @@ def run(
     values: Annotated[Optional[int], typer.Option(help="Override values per worker.", min=1)] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Override warmup values per worker.", min=0)] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Override the per-benchmark timeout (s).", min=0.1)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every measurement warning in "
+                                          "full (default: one line per benchmark).")] = False,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
 ) -> None:
     """Run the project's benchmarks and store the run.
+
+    Measurement warnings are grouped, one line per benchmark and each piece of advice once;
+    --verbose or `perfloop show RUN` gives them in full.
 
     Example: `perfloop run --label before` then, after a change, `perfloop run --label after`
     and `perfloop compare before after`.
@@ -63,7 +68,8 @@ def run(
                     "dirty": outcome.git.dirty, "environment": outcome.environment_hash,
                     "results": [_result_dict(r) for r in outcome.results]})
         return
-    render_results(console, outcome.results, title=f"run #{outcome.run_id}")
+    render_results(console, outcome.results, title=f"run #{outcome.run_id}", detail=verbose,
+                   more=f"in full: perfloop show {outcome.run_id}, or run --verbose")
     failed = sum(1 for r in outcome.results if r.status.value != "ok")
     console.print(f"Stored run #{outcome.run_id}" + (f" with {failed} failed benchmark(s)" if failed else "")
                   + ". Compare it with another: perfloop compare BASE " + str(outcome.run_id))

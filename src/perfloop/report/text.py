@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Sequence
 
 from rich.console import Console
@@ -53,7 +54,38 @@ def render_runs(console: Console, runs: Sequence) -> None:
     print_table(console, table, essential=("id", "label", "commit", "status"))
 
 
-def render_results(console: Console, results: Iterable[BenchmarkResult], *, title: str) -> None:
+def _problem_and_advice(warning: str) -> tuple[str, str]:
+    """A quality warning's two halves: what was seen, and what to do (after the first ';')."""
+    seen, _, advice = warning.partition("; ")
+    return seen, advice
+
+
+def _print_grouped(console: Console, results: Sequence[BenchmarkResult], more: str) -> None:
+    """One line per benchmark with its first (worst) problem, then each piece of advice once."""
+    flagged = [(r.name, list(r.warnings)) for r in results if r.warnings]
+    if not flagged:
+        return
+    console.print(f"[yellow]{len(flagged)} benchmark(s) with warnings[/] [dim]({escape(more)})[/]")
+    advice: dict[str, None] = {}
+    for name, warnings in flagged:
+        # the gist: what was seen, before its explanation and without the parentheses
+        seen = re.sub(r" \([^)]*\)", "", _problem_and_advice(warnings[0])[0].split(": ", 1)[0])
+        extra = f" [dim](+{len(warnings) - 1} more)[/]" if len(warnings) > 1 else ""
+        console.print(f"  [bold]{escape(name)}[/]: {escape(seen)}{extra}", highlight=False)
+        for w in warnings:
+            tip = _problem_and_advice(w)[1]
+            if tip:
+                advice.setdefault(tip)
+    for tip in advice:
+        console.print(f"  [dim]to do:[/] {escape(tip)}", highlight=False)
+
+
+def render_results(console: Console, results: Iterable[BenchmarkResult], *, title: str,
+                   detail: bool = True, more: str = "details: --verbose") -> None:
+    """The results as a table, then errors and warnings: every warning in full with
+    ``detail``, else grouped (one line per benchmark, each piece of advice once, ``more`` says
+    where the detail is)."""
+    results = list(results)
     table = Table(title=escape(title), header_style="bold")
     for col, just in (("benchmark", "left"), ("metric", "left"), ("n", "right"), ("median", "right"),
                       ("IQR", "right"), ("p99", "right"), ("cv", "right"), ("status", "left")):
@@ -75,11 +107,14 @@ def render_results(console: Console, results: Iterable[BenchmarkResult], *, titl
             if result.stderr_tail:
                 tail = "\n".join(result.stderr_tail.strip().splitlines()[-8:])
                 warnings.append((result.name, f"[dim]{escape(tail)}[/]"))
-        for w in result.warnings:
-            warnings.append((result.name, f"[yellow]warning:[/] {escape(w)}"))
+        if detail:
+            for w in result.warnings:
+                warnings.append((result.name, f"[yellow]warning:[/] {escape(w)}"))
     print_table(console, table, essential=("metric", "status"))
     for name, text in warnings:
         console.print(f"[bold]{escape(name)}[/]: {text}", highlight=False)
+    if not detail:
+        _print_grouped(console, results, more)
 
 
 def render_comparison(console: Console, cmp: Comparison) -> None:
