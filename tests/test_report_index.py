@@ -74,3 +74,10 @@ def test_charts_show_commits_tolerance_and_mib(store: Store) -> None:
     memory = history_figure(histories["memory"])
     assert "MiB" in memory["layout"]["yaxis"]["title"]["text"]
     assert abs(memory["data"][0]["y"][0] - 50) < 1
+
+
+def test_values_that_round_up_take_the_next_unit() -> None:
+    from perfloop.report.units import format_value
+    assert format_value(0.99996, "s") == "1 s"
+    assert format_value(1023.99 * 1024, "B") == "1 MiB"
+    assert format_value(0.00123, "s") == "1.23 ms"
