@@ -36,3 +36,13 @@ def test_import_formats_in_the_help_are_the_importers() -> None:
     from perfloop.cli.import_cmds import FORMATS as shown
     from perfloop.importers import FORMATS
     assert tuple(shown) == tuple(FORMATS)
+
+
+def test_listing_runs_does_not_load_the_statistics(tmp_path) -> None:
+    store = f"sqlite:///{tmp_path / 'perfloop.db'}"
+    code = ("from perfloop.cli.app import app\n"
+            f"try:\n    app(args=['runs', '--store', {store!r}, '-C', {str(tmp_path)!r}], "
+            "standalone_mode=False)\nexcept SystemExit:\n    pass\n")
+    loaded = loaded_after(code)
+    assert "sqlalchemy" in loaded                      # it did read the store
+    assert not loaded & {"scipy", "numpy"}, sorted(loaded & {"scipy", "numpy"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,18 +11,18 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..analysis.compare import VerdictKind
-from ..analysis.comparison import Comparison
-from ..analysis.summary import summarize
 from ..records import BenchmarkResult, ResultStatus
 from .tables import print_table
 from .units import format_change, format_value
 
+if TYPE_CHECKING:   # the statistics (scipy) load only where a table needs them: `runs` is quick
+    from ..analysis.comparison import Comparison
+
 VERDICT_STYLE = {
-    VerdictKind.REGRESSED: "bold red",
-    VerdictKind.IMPROVED: "bold green",
-    VerdictKind.UNCHANGED: "dim",
-    VerdictKind.INCONCLUSIVE: "yellow",
+    "regressed": "bold red",
+    "improved": "bold green",
+    "unchanged": "dim",
+    "inconclusive": "yellow",
 }
 
 
@@ -95,6 +95,7 @@ def render_results(console: Console, results: Iterable[BenchmarkResult], *, titl
     warnings: list[tuple[str, str]] = []
     for result in results:
         status = Text(result.status.value, style="green" if result.status is ResultStatus.OK else "bold red")
+        from ..analysis.summary import summarize
         rows = summarize(result)
         if not rows:
             table.add_row(Text(result.name), "-", "0", "-", "-", "-", "-", status)
@@ -118,6 +119,7 @@ def render_results(console: Console, results: Iterable[BenchmarkResult], *, titl
 
 
 def render_comparison(console: Console, cmp: Comparison) -> None:
+    from ..analysis.compare import VerdictKind
     console.print(f"base: {run_title(cmp.base)}\nhead: {run_title(cmp.head)}", highlight=False)
     identity = [d for d in cmp.env_differences if d.identity]
     if identity:
@@ -140,7 +142,7 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
     last = None
     for v in cmp.verdicts:
         ci = f"[{format_change(v.ci_low)}, {format_change(v.ci_high)}]"
-        verdict = Text(v.verdict.value, style=VERDICT_STYLE[v.verdict])
+        verdict = Text(v.verdict.value, style=VERDICT_STYLE[v.verdict.value])
         if v.verdict is VerdictKind.INCONCLUSIVE and v.more_workers:
             verdict.append(f" (~{v.more_workers} more workers)", style="dim")
         table.add_row(Text(v.benchmark if v.benchmark != last else ""), Text(v.metric),
