@@ -15,6 +15,7 @@ import pytest
 from perfloop.config import load_config
 from perfloop.measure.callable import measure_callable
 from perfloop.records import ResultStatus
+from perfloop.workflows.install_line import requirement
 from perfloop.workflows.scaffold import detect_target, scaffold
 
 
@@ -138,5 +139,88 @@ def test_workflow_is_valid_yaml(tmp_path: Path) -> None:
     gate_steps = data["jobs"]["gate"]["steps"]
     assert gate_steps[0]["with"]["fetch-depth"] == 0
     assert any("perfloop gate --base" in s.get("run", "") for s in gate_steps)
-    assert any("pip install perfloop -e ." == s.get("run") for s in gate_steps)
+    install = [s["run"] for s in gate_steps if s.get("name") == "Install"]
+    assert len(install) == 1 and install[0].startswith("pip install ") and install[0].endswith(" -e .")
+    assert "pip install perfloop -e ." not in install     # no index has that release
     assert any(s.get("run") == "perfloop run --label nightly" for s in data["jobs"]["nightly"]["steps"])
+
+
+# --------------------------------------------------------------------------------------------
+# what a first try meets
+
+
+def test_install_line_follows_how_perfloop_was_installed(tmp_path: Path) -> None:
+    assert requirement(None, "1.2.0").argument == "perfloop==1.2.0"
+    vcs = {"url": "https://github.com/acme/perfloop.git",
+           "vcs_info": {"vcs": "git", "commit_id": "a" * 40, "requested_revision": "main"}}
+    assert requirement(vcs, "1.2.0").argument == \
+        f"perfloop @ git+https://github.com/acme/perfloop.git@{'a' * 40}"
+    wheel = {"url": "https://example.com/perfloop-1.2.0-py3-none-any.whl", "archive_info": {}}
+    assert requirement(wheel, "1.2.0").argument == "perfloop @ " + wheel["url"]
+    # a local checkout with a remote: that commit from the remote, and a note to push it
+    checkout = tmp_path / "perfloop-src"
+    checkout.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=checkout, check=True)
+    subprocess.run(["git", "remote", "add", "origin", "git@github.com:acme/perfloop.git"],
+                   cwd=checkout, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q",
+                    "--allow-empty", "-m", "x"], cwd=checkout, check=True)
+    local = requirement({"url": checkout.as_uri(), "dir_info": {"editable": True}}, "1.2.0")
+    assert local.argument.startswith("perfloop @ git+ssh://git@github.com/acme/perfloop.git@")
+    assert local.note and "push" in local.note
+    # inside the repository being set up: relative to where the step runs
+    vendored = requirement({"url": (tmp_path / "tools" / "perfloop").as_uri(), "dir_info": {}},
+                           "1.2.0", repository=tmp_path, workdir=tmp_path / "app")
+    assert vendored.argument == "../tools/perfloop"
+
+
+def test_init_ignores_the_store_and_names_functions_that_exist(tmp_path: Path) -> None:
+    project = git_repo(tmp_path / "proj")
+    (project / "src" / "parsers").mkdir(parents=True)
+    (project / "src" / "parsers" / "__init__.py").write_text(
+        "def _private():\n    pass\n\n\ndef parse(text):\n    return text.split()\n")
+    (project / ".gitignore").write_text("*.pyc")
+    result = scaffold(project)
+    assert (project / ".gitignore").read_text().splitlines()[0] == "*.pyc"
+    assert ".perfloop/" in (project / ".gitignore").read_text().splitlines()
+    assert result.ignored == project / ".gitignore"
+    assert scaffold(project, force=True).ignored is None          # once
+    status = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+                            cwd=project, capture_output=True, text=True, check=True).stdout
+    (project / ".perfloop").mkdir()
+    (project / ".perfloop" / "perfloop.db").write_text("")
+    added = subprocess.run(["git", "add", "-A", "--dry-run"], cwd=project, capture_output=True,
+                           text=True, check=True).stdout
+    assert ".perfloop" not in added and "perfloop.toml" in added, status
+    module = (project / "benchmarks" / "perfloop_benchmarks.py").read_text()
+    assert "parsers.parse(...)" in module and "parsers.main" not in module
+    config = (project / "perfloop.toml").read_text()
+    assert '-m", "parsers"' not in config         # no __main__.py: python -m parsers fails
+    assert 'import parsers' in config
+
+
+def install_step(project: Path) -> str:
+    yaml = pytest.importorskip("yaml")
+    data = yaml.safe_load((project / ".github" / "workflows" / "perfloop.yml").read_text())
+    [run] = [s["run"] for s in data["jobs"]["gate"]["steps"] if s.get("name") == "Install"]
+    return run
+
+
+@pytest.mark.slow
+def test_the_generated_install_step_resolves(tmp_path: Path) -> None:
+    """The workflow's install command, as the runner's shell runs it, with --dry-run: pip must
+    find perfloop the way it is installed here, and the project."""
+    project = git_repo(tmp_path / "proj")
+    (project / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "0.1"\n')
+    (project / "proj").mkdir()
+    (project / "proj" / "__init__.py").write_text("")
+    scaffold(project)
+    run = install_step(project)
+    assert run.startswith("pip install ")
+    command = run.replace("pip install ", f"{sys.executable} -m pip install --dry-run --quiet "
+                                          f"--report {tmp_path / 'report.json'} ", 1)
+    proc = subprocess.run(command, shell=True, cwd=project, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, (run, proc.stderr[-2000:])
+    names = {item["metadata"]["name"] for item in json.loads((tmp_path / "report.json").read_text())["install"]}
+    assert {"perfloop", "proj"} <= names

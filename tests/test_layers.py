@@ -1,4 +1,4 @@
-"""Each layer imports only the layers below it (DESIGN.md): store, measure, analysis, workflows,
+"""Each layer imports only the layers below it: store, measure, analysis, workflows,
 then the renderers and the CLI on top. The shared core (errors, metrics, records, config) is
 below everything."""
 

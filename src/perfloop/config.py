@@ -12,6 +12,8 @@ Example::
     [defaults]
     processes = 6          # fresh worker processes (commands: measured runs; http: load periods)
     values = 5             # measured values per worker process (callables only)
+    pythonpath = ["src"]   # benchmark keys every benchmark inherits: pythonpath, metrics, env,
+    metrics = ["wall_time", "peak_rss"]   # cwd, custom_metrics
 
     [[benchmark]]
     name = "quote"
@@ -227,7 +229,13 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
     if unknown:
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", path=where,
                           hint="allowed: [defaults], [[benchmark]], [[suite]], store")
-    defaults = _settings(data.get("defaults", {}), Settings(), where, "defaults")
+    raw_defaults = data.get("defaults", {})
+    if not isinstance(raw_defaults, Mapping):
+        raise ConfigError("must be a table", path=where, key="defaults")
+    # [defaults] holds settings, and benchmark keys that every benchmark inherits
+    shared = {k: v for k, v in raw_defaults.items() if k in INHERITED_KEYS}
+    defaults = _settings({k: v for k, v in raw_defaults.items() if k not in INHERITED_KEYS},
+                         Settings(), where, "defaults")
     from .suite_config import parse_suites   # [[suite]]: its own module (imports this one)
     suites = parse_suites(data.get("suite"), defaults, root, where)
     raw = data.get("benchmark", [])
@@ -238,7 +246,7 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
                           hint='add a table like:\n[[benchmark]]\nname = "fast"\ncallable = "mymod:func"')
     specs: list[BenchmarkSpec] = []
     for i, item in enumerate(raw):
-        specs.extend(_benchmark(item, i, defaults, root, where))
+        specs.extend(_benchmark(_inherit(item, shared), i, defaults, root, where))
     dupes = sorted(n for n, count in Counter(s.name for s in specs).items() if count > 1)
     if dupes:
         raise ConfigError(f"duplicate benchmark name(s): {', '.join(dupes)}", path=where,
@@ -248,6 +256,37 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
         raise ConfigError("store must be a SQLAlchemy URL string", path=where, key="store")
     return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store,
                          suites=suites)
+
+
+#: Benchmark keys ``[defaults]`` may hold too: lists and tables add to each benchmark's own
+#: (its entries win), ``cwd`` is replaced by a benchmark's own, and ``metrics`` applies to each
+#: benchmark that can measure them (an HTTP benchmark has no ``peak_alloc``).
+INHERITED_KEYS = ("pythonpath", "metrics", "env", "cwd", "custom_metrics")
+
+
+def _inherit(item: Any, shared: Mapping[str, Any]) -> Any:
+    """``item`` (a [[benchmark]] table) with what it inherits from ``[defaults]``."""
+    if not isinstance(item, Mapping) or not shared:
+        return item
+    merged = dict(item)
+    for key, value in shared.items():
+        own = item.get(key)
+        if key == "pythonpath":
+            first = [own] if isinstance(own, str) else list(own or [])
+            inherited = [value] if isinstance(value, str) else value
+            merged[key] = first + [p for p in inherited if p not in first] \
+                if isinstance(inherited, list) else inherited
+        elif key in ("env", "custom_metrics") and isinstance(value, Mapping):
+            merged[key] = {**value, **own} if isinstance(own, Mapping) else (own or dict(value))
+        elif key == "metrics" and own is None and isinstance(value, list):
+            kind = next((k for k in _TARGET_KEYS if k in item), None)
+            declared = set(merged.get("custom_metrics") or {})
+            usable = [m for m in value if kind is None or m in SUPPORTED_METRICS[kind] or m in declared]
+            if usable:
+                merged[key] = usable
+        elif own is None:
+            merged[key] = value
+    return merged
 
 
 def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:
@@ -267,7 +306,7 @@ def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:
         extra = set(raw) - set(_SETTING_TYPES)
         if extra:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(extra))}", path=where, key=key,
-                              hint=f"allowed: {', '.join(_SETTING_TYPES)}")
+                              hint=f"allowed: {', '.join([*_SETTING_TYPES, *INHERITED_KEYS])}")
     if "tolerance" in values and values["tolerance"] >= 1:
         raise ConfigError(f"tolerance is a fraction, got {values['tolerance']}", path=where,
                           key=f"{key}.tolerance", hint=f"write {values['tolerance'] / 100:g} for "

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..config import ProjectConfig, find_config, load_config
 from ..errors import UsageError
-from ..store import Store, resolve_store_url
+
+if TYPE_CHECKING:   # imported where used: `perfloop --help` needs neither (start-up time)
+    from ..config import ProjectConfig
+    from ..store import Store
 
 ProjectDir = Annotated[Path, typer.Option(
     "-C", "--directory", help="Act on the project in DIR (default: the current directory).",
@@ -37,6 +39,7 @@ def project_root(directory: Path) -> Path:
 
 def open_store(directory: Path, store: str | None, *, config: ProjectConfig | None = None) -> Store:
     """Open the store for the project at ``directory`` (the config's ``store`` key if set)."""
+    from ..store import Store, resolve_store_url
     root = project_root(directory)
     config_store = config.store if config else _config_store(root)
     opened = Store.open(resolve_store_url(store, root=root, config_store=config_store))
@@ -53,6 +56,7 @@ def show_mode_banner(store: Store, root: Path) -> None:
 
 
 def _config_store(root: Path) -> str | None:
+    from ..config import find_config, load_config
     if find_config(root) is None:
         return None
     try:

@@ -5,27 +5,19 @@ from __future__ import annotations
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from ..config import load_config
 from ..errors import ConfigError, GateFailed, UsageError
-from ..measure.git import resolve_commit
+
 from ..report.escape import printable, terminal
-from ..report.github import append_step_summary, render_annotations
-from ..report.junit import render_junit
-from ..report.markdown import render_markdown
-from ..report.units import format_change, format_value
-from ..workflows.approvals import Approval, git_author, list_approvals, record_approval
-from ..workflows.gate import (DEFAULT_ON_INCONCLUSIVE, GateOptions, GateReport, in_github_actions,
-                              run_gate)
-from ..workflows.interleave import SamplingPolicy
-from ..workflows.scaffold import scaffold
+from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
+
+if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from ..workflows.gate import GateReport
 
 STATUS_STYLE = {"fail": "bold red", "warn": "yellow", "approved": "cyan", "new": "blue", "pass": "green"}
 
@@ -47,6 +39,9 @@ def _write(path: Path, text: str, what: str) -> None:
 
 def render_gate(report: GateReport) -> None:
     """The gate's report as a terminal table, then what needs attention."""
+    from ..report.units import format_change, format_value
+    from rich.table import Table
+    from rich.text import Text
     dirty = ", with uncommitted changes" if report.head_dirty else ""
     console.print(f"base: {report.base_ref} ({report.base_commit[:10]})\n"
                   f"head: {report.head_ref} ({(report.head_commit or '-')[:10]}{dirty})")
@@ -68,17 +63,16 @@ def render_gate(report: GateReport) -> None:
                           format_value(m.head, m.unit),
                           format_change(m.change) if m.change is not None else "-", ci, verdict,
                           Text(m.status, style=STATUS_STYLE.get(m.status, "")))
-    console.print(table)
+    print_table(console, table, essential=("verdict", "gate"))
     for b in report.benchmarks:
         for m in b.metrics:
             for a in m.approvals:
                 console.print(f"[cyan]approved:[/] {terminal(b.name)} {escape(m.metric)}: "
-                              f"{escape(a.reason)} ({escape(a.author or 'unknown')}, {a.source})")
+                              f"{escape(a.describe())}")
             for note in m.notes:
                 console.print(f"[dim]{terminal(b.name)} {escape(m.metric)}: {escape(note)}[/]")
         for a in b.approvals:
-            console.print(f"[cyan]approved:[/] {terminal(b.name)}: {escape(a.reason)} "
-                          f"({escape(a.author or 'unknown')}, {a.source})")
+            console.print(f"[cyan]approved:[/] {terminal(b.name)}: {escape(a.describe())}")
         if b.error:
             console.print(f"[red]{terminal(b.name)}:[/] {escape(b.error)}")
         for note in b.notes:
@@ -114,7 +108,7 @@ def gate(
         help="Relative change that matters (default: each benchmark's own, 5%).")] = None,
     on_inconclusive: Annotated[OnInconclusive, typer.Option(
         "--on-inconclusive", help="What an undecided verdict does: warn (pass, and say so), pass, "
-                                  "or fail.")] = OnInconclusive(DEFAULT_ON_INCONCLUSIVE),
+                                  "or fail.")] = OnInconclusive.warn,   # the gate's DEFAULT_ON_INCONCLUSIVE
     reuse_base: Annotated[bool, typer.Option(
         "--reuse-base", help="Let a stored run of the base commit, from this environment, clear "
                              "benchmarks without measuring the base again.")] = False,
@@ -148,6 +142,12 @@ def gate(
 
     Example: `perfloop gate --base origin/main --markdown gate.md --junit gate.xml`
     """
+    from ..config import load_config
+    from ..report.github import append_step_summary, render_annotations
+    from ..report.junit import render_junit
+    from ..report.markdown import render_markdown
+    from ..workflows.gate import GateOptions, in_github_actions, run_gate
+    from ..workflows.interleave import SamplingPolicy
     root = project_root(directory)
     config = load_config(root)
     try:
@@ -204,6 +204,10 @@ def approve(
     commit: Annotated[str, typer.Option(help="The commit it approves (a git ref).")] = "HEAD",
     author: Annotated[Optional[str], typer.Option(
         help="Who approves (default: git config user.name and user.email).")] = None,
+    up_to: Annotated[Optional[float], typer.Option(
+        "--up-to", metavar="PERCENT", min=0.0,
+        help="The largest slowdown approved, in percent (default: what the next gate measures; "
+             "a clearly larger regression fails again).")] = None,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
@@ -211,11 +215,15 @@ def approve(
     """Approve a regression of BENCHMARK: a reviewed, documented exception to the gate.
 
     Recorded with who, why and the commit; the gate accepts it for a change whose commits
-    (base..head) include that commit. A fresh CI runner does not have this store: there, a
+    (base..head) include that commit. It approves a size: --up-to, or else the change the
+    first gate using it measures; a clearly larger regression later fails again. A fresh CI runner does not have this store: there, a
     commit trailer `Perf-Approved: BENCHMARK: reason` in the change does the same.
 
     Example: `perfloop approve checkout --reason "correctness fix for #812 needs the extra copy"`
     """
+    from ..config import load_config
+    from ..measure.git import resolve_commit
+    from ..workflows.approvals import Approval, git_author, record_approval
     root = project_root(directory)
     config = None
     try:
@@ -236,7 +244,8 @@ def approve(
     db = open_store(root, store, config=config)
     try:
         approval = record_approval(db, Approval(benchmark=benchmark, reason=reason, author=who,
-                                                commit=sha, metric=metric))
+                                                commit=sha, metric=metric,
+                                                data={} if up_to is None else {"up_to": up_to / 100}))
     finally:
         db.close()
     if json:
@@ -244,7 +253,8 @@ def approve(
         return
     what = f"{benchmark}" + (f" ({metric})" if metric else "")
     at = f" at {sha[:10]}" if sha else " (outside git: for any commit)"
-    console.print(escape(f"Approved {what}{at} by {who}: {reason}"))
+    size = f", up to {up_to:+g}%" if up_to is not None else ", at the size the next gate measures"
+    console.print(escape(f"Approved {what}{at} by {who}{size}: {reason}"))
     console.print("[dim]" + escape(f"In CI without this store, add a commit trailer instead: "
                                    f"Perf-Approved: {benchmark}: {reason}") + "[/]")
 
@@ -260,6 +270,8 @@ def approvals(
 
     Example: `perfloop approvals checkout --json`
     """
+    from ..workflows.approvals import list_approvals
+    from rich.table import Table
     db = open_store(directory, store)
     try:
         items = list_approvals(db, benchmark=benchmark, limit=limit)
@@ -278,7 +290,7 @@ def approvals(
         table.add_row(str(a.id), terminal(a.benchmark), escape(a.metric or "all"), (a.commit or "-")[:10],
                       escape(a.author), a.source,
                       a.created_at.strftime("%Y-%m-%d %H:%M") if a.created_at else "", escape(a.reason))
-    console.print(table)
+    print_table(console, table)
 
 
 def init(
@@ -299,6 +311,7 @@ def init(
 
     Example: `perfloop init` then `perfloop run` and, on a branch, `perfloop gate --base main`
     """
+    from ..workflows.scaffold import scaffold
     root = project_root(directory)
     result = scaffold(root, force=force)
     if json:
@@ -318,6 +331,10 @@ def init(
         console.print(f"[yellow]overwrote[/] {escape(str(p))}")
     for p, why in result.skipped:
         console.print(f"[yellow]skipped[/] {escape(str(p))} ({escape(why)}; --force overwrites it)")
+    if result.ignored:
+        console.print(f"[green]added[/] .perfloop/ to {escape(str(result.ignored))}")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
     if result.suites:
         console.print("Next: run `perfloop run`, and commit the files.")
         return

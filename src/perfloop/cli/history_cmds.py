@@ -5,18 +5,17 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from ..errors import UsageError
-from ..report.charts import column_of, marker_line, robust_range, sparkline
-from ..report.units import format_change, format_value
-from ..workflows.history import (Detection, DetectorSettings, SeriesHistory, benchmark_history,
-                                 detect_all)
+
+from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
+
+if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from ..workflows.history import Detection, DetectorSettings, SeriesHistory
 
 CHART_WIDTH = 72
 
@@ -39,6 +38,7 @@ MinChange = Annotated[float, typer.Option(
 
 
 def _settings(min_size: int, min_change: float) -> DetectorSettings:
+    from ..workflows.history import DetectorSettings
     return DetectorSettings(min_size=min_size, min_magnitude=min_change)
 
 
@@ -90,6 +90,7 @@ def history(
 
     Example: `perfloop history quote --metric wall_time --all-environments`
     """
+    from ..workflows.history import benchmark_history
     db = open_store(directory, store)
     try:
         histories = benchmark_history(db, benchmark, metrics=metric, branch=branch,
@@ -120,6 +121,10 @@ def _marks(h: SeriesHistory) -> dict[int, str]:
 
 
 def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
+    from ..report.charts import column_of, marker_line, robust_range, sparkline
+    from ..report.units import format_change, format_value
+    from rich.table import Table
+    from rich.text import Text
     s = h.series
     key = s.key
     env = key.environment[:8] if key.environment else "all environments"
@@ -153,7 +158,7 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
                           f"#{c.before.run_id} -> #{c.after.run_id}",
                           f"{format_value(c.mean_before, s.unit)} -> {format_value(c.mean_after, s.unit)}",
                           format_change(c.magnitude), f"{c.pvalue:.2g}", behind)
-        console.print(table)
+        print_table(console, table)
     else:
         console.print("  no change points")
     if h.sensitivity is not None:
@@ -174,6 +179,7 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
 
 
 def _percent_or_value(relative: float, absolute: float, unit: str) -> str:
+    from ..report.units import format_value
     return f"{relative * 100:.1f}%" if relative != float("inf") else format_value(absolute, unit)
 
 
@@ -189,6 +195,9 @@ def sensitivity_text(h: SeriesHistory) -> str:
 
 
 def _render_points(h: SeriesHistory, limit: int) -> None:
+    from ..report.units import format_change, format_value
+    from rich.table import Table
+    from rich.text import Text
     s = h.series
     first = 0 if limit == 0 else max(0, len(s) - limit)
     starts = {c.index: c for c in h.change_points}
@@ -208,7 +217,7 @@ def _render_points(h: SeriesHistory, limit: int) -> None:
         table.add_row(str(i), f"#{p.run_id}", p.started_at.strftime("%Y-%m-%d %H:%M"),
                       short_sha(p.commit) + ("+dirty" if p.dirty else ""), p.environment[:8],
                       format_value(p.value, s.unit), Text(mark, style=style), style=style or None)
-    console.print(table)
+    print_table(console, table)
     if first:
         console.print(f"  [dim]{first} earlier run(s) not shown (--limit 0 shows all)[/]")
 
@@ -241,6 +250,7 @@ def detect(
 
     Example: `perfloop detect --since 14d --json`
     """
+    from ..workflows.history import detect_all
     when = parse_since(since)
     db = open_store(directory, store)
     try:
@@ -256,6 +266,9 @@ def detect(
 
 
 def render_detection(found: Detection) -> None:
+    from ..report.units import format_change, format_value
+    from rich.table import Table
+    from rich.text import Text
     if found.changes:
         table = Table(title="change points, newest first", header_style="bold", title_justify="left")
         for col, just in (("when", "left"), ("benchmark", "left"), ("metric", "left"),
@@ -270,7 +283,7 @@ def render_detection(found: Detection) -> None:
                           Text(c.kind, style=KIND_STYLE[c.kind]), c.commit_range,
                           f"{format_value(c.mean_before, s.unit)} -> {format_value(c.mean_after, s.unit)}",
                           format_change(c.magnitude), f"{c.pvalue:.2g}")
-        console.print(table)
+        print_table(console, table)
     searchable = [h for h in found.histories if h.sensitivity is not None]
     if searchable:
         table = Table(title="series searched: the smallest step each would show",
@@ -286,7 +299,7 @@ def render_detection(found: Detection) -> None:
                           _percent_or_value(sens.noise, sens.absolute_noise, h.series.unit),
                           _percent_or_value(sens.min_step, sens.absolute_step, h.series.unit),
                           str(len(h.change_points)))
-        console.print(table)
+        print_table(console, table)
         console.print("[dim]min step: found 80% of the time mid-series, larger nearer the "
                       "ends; found: change points (docs/changepoints.md)[/]")
     searched = found.series - found.too_short
@@ -360,13 +373,15 @@ def doctor(
 
 
 def render_doctor(report) -> None:
+    from rich.table import Table
+    from rich.text import Text
     table = Table(title="this machine", header_style="bold", title_justify="left")
     for col in ("check", "status", "found", "next step"):
         table.add_column(col)
     for c in report.checks:
         table.add_row(c.name, Text(c.status, style=STATUS_STYLE.get(c.status, "")), c.summary,
                       c.next_step or "")
-    console.print(table)
+    print_table(console, table)
     if report.noise:
         env = (report.environment or "")[:8]
         table = Table(title=f"minimum detectable change (environment {env}, {report.confidence * 100:g}% "
@@ -383,7 +398,7 @@ def render_doctor(report) -> None:
                           f"{n.tolerance * 100:g}%",
                           str(n.processes_needed) if n.status == "warn" and n.processes_needed else "-",
                           Text(n.status, style=STATUS_STYLE.get(n.status, "")))
-        console.print(table)
+        print_table(console, table)
         for n in report.noise:
             if n.status == "warn":
                 console.print(f"[bold yellow]warn:[/] {n.benchmark} {n.metric}: {n.message}",

@@ -7,11 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from ..importers import FORMATS, ImportedRun, is_asv_companion, read_all, store_imported
+
 from ..errors import UsageError
+from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json
+
+#: perfloop.importers.FORMATS, written out so that ``--help`` does not import the store (a test
+#: keeps the two equal).
+FORMATS = ("pytest-benchmark", "pyperf", "asv")
 
 
 def import_(
@@ -41,6 +45,8 @@ def import_(
     Example: `perfloop import .benchmarks/Linux-CPython-3.11-64bit/0001_main.json --label main`
     or `perfloop import results/my-machine/*.json --branch main`
     """
+    from ..importers import ImportedRun, is_asv_companion, read_all, store_imported
+    from rich.table import Table
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: unknown format", hint=f"one of: {', '.join(FORMATS)}")
     # Every file is checked before the store is opened: a bad file stores nothing, and does not
@@ -68,7 +74,7 @@ def import_(
         d = imported.to_dict()
         table.add_row(escape(str(imported.path)), imported.format, "-" if run_id is None else f"#{run_id}",
                       escape(imported.label or ""), (imported.commit or "-")[:12], str(d["benchmarks"]), str(d["samples"]))
-    console.print(table)
+    print_table(console, table)
     for imported, _ in rows:
         for note in imported.notes:
             console.print(f"[yellow]note:[/] {imported.path}: {note}")

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 
 import typer
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from ..config import ProjectConfig, load_config
 from ..errors import GateFailed, UsageError
-from ..measure.git import resolve_commit
-from ..store import Store
-from ..workflows import incident as incidents
+
+from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
+
+if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from ..config import ProjectConfig
+    from ..store import Store
+    from ..workflows import incident as incidents
 
 OUTCOME_STYLE = {"confirmed": "bold green", "refuted": "bold red", "unclear": "yellow",
                  "too-broad": "yellow", None: "dim"}
@@ -57,6 +58,7 @@ def parse_effect(text: str | None) -> float | None:
 
 def _context(directory: Path, store: str | None, *, need_config: bool = True
              ) -> tuple[Path, ProjectConfig | None, Store]:
+    from ..config import load_config
     root = project_root(directory)
     config = load_config(root) if need_config else None
     return root, config, open_store(directory, store, config=config)
@@ -97,6 +99,8 @@ def incident_open(
 
     Example: `perfloop incident open "checkout p99 spike" --benchmark api-checkout --metric p99`
     """
+    from ..workflows import incident as incidents
+    from rich.text import Text
     root, config, db = _context(directory, store)
     try:
         found = incidents.open_incident(db, root, title, benchmarks=benchmark or (), metric=metric,
@@ -121,6 +125,7 @@ def incident_close(
 
     Example: `perfloop incident close --note "rules prepared once per cart; p99 back to 40 ms"`
     """
+    from ..workflows import incident as incidents
     root, _, db = _context(directory, store, need_config=False)
     try:
         closed = incidents.close_incident(db, root, note)
@@ -146,6 +151,7 @@ def incident_show(
 
     Example: `perfloop incident show 3 --json`
     """
+    from ..workflows import incident as incidents
     root, _, db = _context(directory, store, need_config=False)
     try:
         if incident_id is None:
@@ -173,6 +179,9 @@ def incident_list(
 
     Example: `perfloop incident list -n 5`
     """
+    from ..workflows import incident as incidents
+    from rich.table import Table
+    from rich.text import Text
     root, _, db = _context(directory, store, need_config=False)
     try:
         items = incidents.list_incidents(db, root, limit=limit)
@@ -194,10 +203,12 @@ def incident_list(
                       incidents._duration_text(i.age()),
                       Text(hyp.outcome or "unchecked", style=OUTCOME_STYLE[hyp.outcome]) if hyp else Text("none", style="dim"),
                       Text(verdict, style=VERDICT_STYLE.get(verdict, "")))
-    console.print(table)
+    print_table(console, table)
 
 
 def render_incident(i: incidents.Incident) -> None:
+    from ..workflows import incident as incidents
+    from rich.text import Text
     console.print(f"[bold]Incident #{i.id}[/] {escape(repr(i.title))}  ({i.status}, "
                   f"{incidents._duration_text(i.age())}{'' if i.is_open else ' in all'})", highlight=False)
     console.print(Text(f"benchmarks: {', '.join(i.benchmarks) or '-'}   metric: {i.metric or '-'}   "
@@ -265,6 +276,7 @@ def hypothesis(
 
     Example: `perfloop hypothesis "discount rules are recomputed for every line item" --expect shop.pricing:apply_discounts --effect -50%`
     """
+    from ..workflows import incident as incidents
     root, _, db = _context(directory, store, need_config=False)
     try:
         made = incidents.add_hypothesis(db, root, text, expect=expect or (), expected_share=share,
@@ -287,6 +299,9 @@ def hypotheses(
 
     Example: `perfloop hypotheses --json`
     """
+    from ..workflows import incident as incidents
+    from rich.table import Table
+    from rich.text import Text
     root, _, db = _context(directory, store, need_config=False)
     try:
         history = incidents.hypothesis_history(db, root)
@@ -304,7 +319,7 @@ def hypotheses(
     for h, iid, title in history.items:
         table.add_row(str(h.id), f"{h.created_at:%Y-%m-%d}", escape(f"#{iid} {title}"), escape(h.text),
                       escape(", ".join(h.expect) or "-"), Text(h.outcome or "unchecked", style=OUTCOME_STYLE[h.outcome]))
-    console.print(table)
+    print_table(console, table)
     periods = Table(title="Hit rate over time (confirmed / (confirmed + refuted))", header_style="bold")
     for col in ("month", "hypotheses", "confirmed", "refuted", "unclear", "too broad", "hit rate",
                 "cumulative"):
@@ -345,6 +360,7 @@ def baseline(
     Example: `perfloop baseline --processes 6` or, for a live service,
     `perfloop baseline --scrape http://svc:9100/metrics --scrape-metric http_request_duration_seconds --duration 10m`
     """
+    from ..measure.git import resolve_commit
     from ..workflows.verify import capture_baseline
     from .progress import RichProgress
     root, config, db = _context(directory, store)
@@ -402,6 +418,8 @@ def profile(
     `perfloop profile -- python app.py`, `perfloop profile --pid 4242 --duration 30s`,
     `perfloop profile --explore`
     """
+    from ..config import load_config
+    from rich.text import Text
     from ..report.flamegraph import write_flamegraph
     from ..workflows.profiling import profile as run_profile
     root = project_root(directory)
@@ -430,6 +448,8 @@ def profile(
 
 
 def _render_target(t: Any, root: Path, limit: int) -> None:
+    from rich.table import Table
+    from rich.text import Text
     r = t.result
     # benchmark names hold brackets (checkout[items=20]) that Rich would read as markup
     console.print(f"[bold]{escape(t.target)}[/] ({t.purpose}; {r.profiler}, {r.duration:.1f} s"
@@ -450,7 +470,7 @@ def _render_target(t: Any, root: Path, limit: int) -> None:
                            if v >= 0.01)
         table.add_row(str(h.rank), Text(h.function, style=style), _short(h.location, root),
                       _pct(h.self_share), _pct(h.total_share), waited or "-")
-    console.print(table)
+    print_table(console, table)
     for s in r.signals:
         colour = "yellow" if s.severity == "warn" else "dim"
         console.print(f"[{colour}]{s.name}:[/] {escape(s.reading)}", highlight=False)
@@ -512,6 +532,7 @@ def verify(
 
 
 def _render_verify(report: Any) -> None:
+    from rich.text import Text
     console.print("[bold]Target[/] " + (report.target_metric or "(primary time metric)"))
     for row in report.target:
         exp = "" if row["as_expected"] is None else (" as expected" if row["as_expected"] else " less than expected")
@@ -547,6 +568,8 @@ def mode(
 
     Example: `perfloop mode --json`
     """
+    from ..workflows import incident as incidents
+    from rich.text import Text
     root, _, db = _context(directory, store, need_config=False)
     try:
         state = incidents.mode(db, root)

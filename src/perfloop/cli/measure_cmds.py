@@ -7,21 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..analysis.compare import VerdictKind
-from ..analysis.comparison import compare_runs
-from ..analysis.summary import summarize
-from ..config import load_config
 from ..errors import GateFailed, Interrupted, UsageError
-from ..measure.git import resolve_commit
-from ..measure.runner import RunInterrupted
-from ..report.text import render_comparison, render_results, render_runs, run_title
-from ..workflows.run import run_project
 from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
                      project_root)
-from .progress import RichProgress
 
 
 def _result_dict(result) -> dict:
+    from ..analysis.summary import summarize
     return {"name": result.name, "kind": result.kind, "status": result.status.value,
             "params": dict(result.params), "error": result.error, "stderr_tail": result.stderr_tail,
             "warnings": list(result.warnings), "duration": result.duration,
@@ -36,15 +28,25 @@ def run(
     values: Annotated[Optional[int], typer.Option(help="Override values per worker.", min=1)] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Override warmup values per worker.", min=0)] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Override the per-benchmark timeout (s).", min=0.1)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every measurement warning in "
+                                          "full (default: one line per benchmark).")] = False,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
 ) -> None:
     """Run the project's benchmarks and store the run. Exits 1 when every benchmark failed.
 
+    Measurement warnings are grouped, one line per benchmark and each piece of advice once;
+    --verbose or `perfloop show RUN` gives them in full.
+
     Example: `perfloop run --label before` then, after a change, `perfloop run --label after`
     and `perfloop compare before after`.
     """
+    from ..config import load_config
+    from ..measure.runner import RunInterrupted
+    from ..report.text import render_results
+    from ..workflows.run import run_project
+    from .progress import RichProgress
     config = load_config(project_root(directory))
     db = open_store(directory, store, config=config)
     progress = None if json else RichProgress(err_console)
@@ -66,7 +68,8 @@ def run(
                     "dirty": outcome.git.dirty, "environment": outcome.environment_hash,
                     "results": [_result_dict(r) for r in outcome.results]})
     else:
-        render_results(console, outcome.results, title=f"run #{outcome.run_id}")
+        render_results(console, outcome.results, title=f"run #{outcome.run_id}", detail=verbose,
+                       more=f"in full: perfloop show {outcome.run_id}, or run --verbose")
         console.print(f"Stored run #{outcome.run_id}" + (f" with {failed} failed benchmark(s)" if failed else "")
                       + ". Compare it with another: perfloop compare BASE " + str(outcome.run_id))
     if outcome.results and failed == len(outcome.results):
@@ -86,6 +89,7 @@ def runs(
 
     Example: `perfloop runs -n 5 --json`
     """
+    from ..report.text import render_runs
     db = open_store(directory, store)
     try:
         items = db.list_runs(limit=limit)
@@ -102,6 +106,7 @@ def runs(
 
 
 def _resolve(db, ref: str, root: Path) -> int:
+    from ..measure.git import resolve_commit
     return db.resolve(ref, commit_of=lambda r: resolve_commit(root, r))
 
 
@@ -115,6 +120,7 @@ def show(
 
     Example: `perfloop show before` or `perfloop show HEAD~1`
     """
+    from ..report.text import render_results, run_title
     root = project_root(directory)
     db = open_store(directory, store)
     try:
@@ -159,6 +165,9 @@ def compare(
 
     Example: `perfloop compare main HEAD --tolerance 0.03 --check`
     """
+    from ..analysis.compare import VerdictKind
+    from ..analysis.comparison import compare_runs
+    from ..report.text import render_comparison
     if tolerance is not None and not 0 < tolerance < 1:
         raise UsageError(f"--tolerance {tolerance}: must be a fraction between 0 and 1",
                          hint="e.g. --tolerance 0.05 for 5%")

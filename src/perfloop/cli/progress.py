@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
@@ -31,7 +32,7 @@ class RichProgress:
         self.task = self.bar.add_task("starting", total=sum(self.weights.values()) or 1.0)
 
     def benchmark_started(self, spec: BenchmarkSpec, index: int, total: int) -> None:
-        self.bar.update(self.task, description=f"[{index + 1}/{total}] {spec.name}")
+        self.bar.update(self.task, description=f"\\[{index + 1}/{total}] {escape(spec.name)}")
 
     def update(self, spec: BenchmarkSpec, fraction: float) -> None:
         w = self.weights.get(spec.name, 0.1)
@@ -41,7 +42,8 @@ class RichProgress:
         self.done += self.weights.get(result.name, 0.1)
         self.bar.update(self.task, completed=self.done)
         mark = "[green]ok[/]" if result.status is ResultStatus.OK else f"[red]{result.status.value}[/]"
-        self.console.print(f"  {mark} {result.name} ({result.duration:.1f} s)")
+        # escaped: a parametrised name such as ``quote[items=10]`` is not Rich markup
+        self.console.print(f"  {mark} {escape(result.name)} ({result.duration:.1f} s)")
 
     def run_finished(self, summary: object) -> None:
         self.bar.stop()

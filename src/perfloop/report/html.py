@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ..config import DEFAULT_TOLERANCE
 from ..records import BenchmarkResult
 from ..workflows.history import SeriesHistory
 from .units import format_change, format_value
@@ -59,12 +60,13 @@ def history_figure(h: SeriesHistory) -> dict[str, Any]:
     s = h.series
     points = s.points
     x = list(range(len(points)))
+    factor, unit_label = _display_unit(s.unit)
     hover = [f"run #{p.run_id}<br>{p.commit[:10] if p.commit else '-'}{'+dirty' if p.dirty else ''}"
              f"<br>{p.started_at.strftime('%Y-%m-%d %H:%M')}<br>env {p.environment[:8]}"
              f"<br>{format_value(p.value, s.unit)}" for p in points]
     data: list[dict[str, Any]] = [{
         "type": "scatter", "mode": "lines+markers", "name": s.key.metric, "x": x,
-        "y": [p.value for p in points], "text": hover, "hoverinfo": "text",
+        "y": [p.value / factor for p in points], "text": hover, "hoverinfo": "text",
         "line": {"color": COLORS["series"], "width": 1}, "marker": {"size": 5}}]
     # Each segment's level: the detector's means, drawn flat between change points.
     bounds = [0] + [c.index for c in h.change_points] + [len(points)]
@@ -77,7 +79,8 @@ def history_figure(h: SeriesHistory) -> dict[str, Any]:
             level = h.change_points[-1].mean_after
         else:
             level = float(sum(p.value for p in points) / len(points))
-        data.append({"type": "scatter", "mode": "lines", "x": [a - 0.5, b - 0.5], "y": [level, level],
+        data.append({"type": "scatter", "mode": "lines", "x": [a - 0.5, b - 0.5],
+                     "y": [level / factor, level / factor],
                      "line": {"color": "#444", "width": 2, "dash": "dot"}, "hoverinfo": "skip",
                      "showlegend": k == 0, "name": "level", "legendgroup": "level"})
     shapes, annotations = [], []
@@ -102,16 +105,32 @@ def history_figure(h: SeriesHistory) -> dict[str, Any]:
     for a in h.approvals:
         index = h.approval_index(a)
         if index is not None:
-            annotations.append({"x": index, "y": points[index].value, "xref": "x", "yref": "y",
+            annotations.append({"x": index, "y": points[index].value / factor, "xref": "x", "yref": "y",
                                 "text": "approved", "showarrow": True, "arrowhead": 2, "ay": -30,
                                 "font": {"color": COLORS["approval"], "size": 10},
                                 "arrowcolor": COLORS["approval"],
                                 "hovertext": f"{a.author}: {a.reason}"})
-    layout = {"height": 320, "margin": {"l": 70, "r": 20, "t": 48, "b": 40}, "font": _FONT,
-              "xaxis": {"title": {"text": "runs, oldest to newest"}, "zeroline": False,
-                        "tick0": 0, "dtick": _tick_step(len(points))},
-              "yaxis": {"title": {"text": f"{s.key.metric} ({s.unit})" if s.unit else s.key.metric},
-                        "zeroline": False, **_value_axis(s.unit)},
+    # The tolerance around the latest level, shaded: a wiggle inside it is not a change, and
+    # the y range always spans it, so that noise never fills the chart.
+    values = [p.value / factor for p in points]
+    level = (h.change_points[-1].mean_after if h.change_points else
+             sorted(p.value for p in points)[len(points) // 2]) / factor if points else 0.0
+    tolerance = next((p.tolerance for p in reversed(points) if p.tolerance), None) or DEFAULT_TOLERANCE
+    band = (level * (1 - tolerance), level * (1 + tolerance))
+    shapes.insert(0, {"type": "rect", "xref": "paper", "yref": "y", "x0": 0, "x1": 1,
+                      "y0": band[0], "y1": band[1], "fillcolor": "rgba(31,119,180,0.08)",
+                      "line": {"width": 0}, "layer": "below"})
+    low, high = min([*values, band[0]]), max([*values, band[1]])
+    pad = (high - low) * 0.08 or abs(level) * 0.01 or 1.0
+    step = _tick_step(len(points))
+    ticks = list(range(0, len(points), step))
+    layout = {"height": 320, "margin": {"l": 70, "r": 20, "t": 48, "b": 56}, "font": _FONT,
+              "xaxis": {"title": {"text": f"commit and date of each run, oldest to newest "
+                                          f"(shaded: ±{tolerance * 100:g}% tolerance)"},
+                        "zeroline": False, "tickmode": "array", "tickvals": ticks,
+                        "ticktext": [_tick_label(points[i]) for i in ticks]},
+              "yaxis": {"title": {"text": f"{s.key.metric} ({unit_label})" if unit_label else s.key.metric},
+                        "zeroline": False, "range": [low - pad, high + pad], **_value_axis(s.unit)},
               "shapes": shapes, "annotations": annotations, "showlegend": False,
               "plot_bgcolor": "#fafafa", "hovermode": "closest"}
     return {"data": data, "layout": layout}
@@ -125,9 +144,23 @@ def _tick_step(n: int) -> int:
     return 10_000
 
 
+def _tick_label(point: Any) -> str:
+    commit = point.commit[:7] if point.commit else "no commit"
+    return f"{commit}<br>{point.started_at.strftime('%m-%d')}"
+
+
+def _display_unit(unit: str) -> tuple[float, str]:
+    """How chart values are scaled and labelled: bytes in MiB (binary, as the terminal prints
+    them), everything else as measured."""
+    if unit == "B":
+        return 1024.0 ** 2, "MiB"
+    return 1.0, unit
+
+
 def _value_axis(unit: str) -> dict[str, Any]:
-    """Seconds and bytes with SI prefixes (``120ms``, ``3.2MB``), like the terminal output."""
-    if unit in ("s", "B"):
+    """Seconds with SI prefixes (``120ms``, like the terminal output); bytes are already
+    scaled to MiB by :func:`_display_unit`."""
+    if unit == "s":
         return {"tickformat": "~s", "ticksuffix": unit}
     return {}
 
@@ -151,14 +184,15 @@ def comparison_figure(benchmark: str, metric: str, unit: str, base: BenchmarkRes
     """Box plots of both runs' measured samples of one benchmark and metric, every sample shown."""
     data = []
     for side, result, name in (("base", base, base_name), ("head", head, head_name)):
-        values = result.values(metric)
+        factor = _display_unit(unit)[0]
+        values = [v / factor for v in result.values(metric)]
         workers = [f"worker {s.worker}" for s in result.samples if s.metric == metric and not s.warmup]
         data.append({"type": "box", "name": name, "y": values, "boxpoints": "all", "jitter": 0.4,
                      "pointpos": 0, "text": workers, "marker": {"color": COLORS[side], "size": 4},
                      "line": {"color": COLORS[side]}, "boxmean": True})
     layout = {"height": 300, "margin": {"l": 70, "r": 20, "t": 10, "b": 30}, "font": _FONT,
-              "yaxis": {"title": {"text": f"{metric} ({unit})" if unit else metric}, "zeroline": False,
-                        **_value_axis(unit)},
+              "yaxis": {"title": {"text": f"{metric} ({_display_unit(unit)[1]})" if unit else metric},
+                        "zeroline": False, **_value_axis(unit)},
               "showlegend": False, "plot_bgcolor": "#fafafa"}
     return {"data": data, "layout": layout}
 
@@ -230,6 +264,38 @@ def load_gate_json(text: str) -> dict[str, Any]:
 
 # -- the page --------------------------------------------------------------------------------------
 
+def _gate_only(h: SeriesHistory) -> bool:
+    """A series made only of the gate's runs (a detached base worktree has no branch): the gate
+    measured it for one comparison, it is no history of a branch."""
+    return bool(h.series.points) and all((p.label or "").startswith("gate-") for p in h.series.points)
+
+
+def ordered_histories(histories: Sequence[SeriesHistory]) -> list[SeriesHistory]:
+    """What matters first: series with a regression, then with any change point, then the
+    rest (each group by name); series of the gate's runs alone are left out."""
+    def rank(h: SeriesHistory) -> tuple[int, str, str]:
+        kinds = {c.kind for c in h.change_points}
+        first = 0 if "regression" in kinds else 1 if kinds else 2
+        return first, h.series.key.benchmark, h.series.key.metric
+    return sorted((h for h in histories if not _gate_only(h)), key=rank)
+
+
+def _index(series: Sequence[Mapping[str, Any]], gate: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The page's first list: failed gate benchmarks and every change point, linked."""
+    items: list[dict[str, Any]] = []
+    for b in (gate or {}).get("benchmarks") or []:
+        if b.get("status") in ("fail", "warn", "approved"):
+            items.append({"href": "#gate", "kind": {"fail": "regression"}.get(b["status"], "environment"),
+                          "text": f"gate: {b.get('name')} {b.get('status')}"})
+    for view in series:
+        for c in view["change_points"]:
+            items.append({"href": f"#h-{view['id']}", "kind": c.kind,
+                          "text": f"{view['title']}: {c.kind} {format_change(c.magnitude)} "
+                                  f"({c.commit_range})"})
+    order = {"regression": 0, "improvement": 2}
+    return sorted(items, key=lambda i: order.get(i["kind"], 1))
+
+
 def render_report(*, histories: Sequence[SeriesHistory] = (), comparison: Any = None,
                   gate: Mapping[str, Any] | None = None, title: str = "perfloop report",
                   store_url: str = "", generated_at: datetime | None = None,
@@ -239,6 +305,7 @@ def render_report(*, histories: Sequence[SeriesHistory] = (), comparison: Any = 
 
     figures: dict[str, Any] = {}
     series_views = []
+    histories = ordered_histories(histories)
     for k, h in enumerate(histories):
         chart_id = f"series-{k}"
         figures[chart_id] = history_figure(h)
@@ -254,7 +321,7 @@ def render_report(*, histories: Sequence[SeriesHistory] = (), comparison: Any = 
         generated_at=(generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC"),
         series=series_views, comparison=comparison_view,
         gate=_gate_view(gate) if gate is not None else None, notes=list(notes),
-        regressions=regressions, colors=COLORS,
+        regressions=regressions, colors=COLORS, index=_index(series_views, gate),
         figures_json=_script_json(figures), data_json=_script_json(data),
         plotly_js=get_plotlyjs())
     return page
@@ -285,4 +352,5 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["comparison_figure", "history_figure", "load_gate_json", "render_report"]
+__all__ = ["comparison_figure", "history_figure", "load_gate_json", "ordered_histories",
+           "render_report"]

@@ -16,6 +16,13 @@ from .escape import markdown, printable
 if TYPE_CHECKING:
     from ..workflows.gate import BenchmarkOutcome, GateReport, MetricOutcome
 
+#: Why the sampling of a benchmark stopped, in words.
+STOP_WORDS = {"decided": "decided",
+              "max_blocks": "reached the block limit",
+              "max_seconds": "reached the time limit",
+              "hopeless": "stopped early: deciding would take far more blocks than the limit allows",
+              "failed": "a side failed to run"}
+
 ICON = {"fail": "❌", "warn": "⚠️", "approved": "☑️", "new": "🆕", "pass": "✅"}
 
 
@@ -89,16 +96,17 @@ def render_markdown(report: GateReport) -> str:
         out += ["", "Fix the regression, or, if it is the right trade, approve it with a reason: "
                     "`perfloop approve BENCHMARK --reason \"...\"`, or a commit trailer "
                     "`Perf-Approved: BENCHMARK: reason` in this change.", ""]
-    approved = [b for b in report.benchmarks if b.status == "approved"]
+    # Every approval that let something through, whatever the benchmark's overall status
+    # (an inconclusive metric beside an approved one must not hide the approval).
+    approved = [(b.name, m.metric, m, a) for b in report.benchmarks for m in b.metrics
+                if m.status == "approved" for a in m.approvals]
+    approved += [(b.name, None, None, a) for b in report.benchmarks if b.status == "approved"
+                 for a in b.approvals]
     if approved:
         out += ["### Approved regressions", ""]
-        for b in approved:
-            used = {a.id or id(a): a for m in b.metrics for a in m.approvals}
-            used.update({a.id or id(a): a for a in b.approvals})
-            for a in used.values():
-                commit = f" at {_short(a.commit)}" if a.commit else ""
-                out.append(f"- **{markdown(b.name)}**: {_cell(a.reason)} ({_cell(a.author or 'unknown')}"
-                           f", {a.source}{commit})")
+        for name, metric, m, a in approved:
+            what = f" {_cell(metric)} {_change(m.change)} {_ci(m)}" if m is not None else ""
+            out.append(f"- **{markdown(name)}**{what}: {_cell(a.describe())}")
         out.append("")
     warnings = [b for b in report.benchmarks if b.status == "warn"]
     if warnings:
@@ -141,7 +149,7 @@ def render_markdown(report: GateReport) -> str:
             f"- Inconclusive: {opts.on_inconclusive}."]
     for b in report.benchmarks:
         how = (f"{b.blocks} blocks ({2 * b.blocks} workers per side), {b.seconds:.1f} s, "
-               f"stopped: {b.stopped}" if b.source == "interleaved" else f"head against {b.source}")
+               f"{STOP_WORDS.get(b.stopped or '', b.stopped)}" if b.source == "interleaved" else f"head against {b.source}")
         conf = ""
         if b.confirmation:
             conf = f"; confirmation {b.confirmation.get('blocks')} blocks"

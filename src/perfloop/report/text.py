@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import re
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -10,18 +11,19 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..analysis.compare import VerdictKind
-from ..analysis.comparison import Comparison
-from ..analysis.summary import summarize
 from ..records import BenchmarkResult, ResultStatus
 from .escape import printable, terminal
+from .tables import print_table
 from .units import format_change, format_value
 
+if TYPE_CHECKING:   # the statistics (scipy) load only where a table needs them: `runs` is quick
+    from ..analysis.comparison import Comparison
+
 VERDICT_STYLE = {
-    VerdictKind.REGRESSED: "bold red",
-    VerdictKind.IMPROVED: "bold green",
-    VerdictKind.UNCHANGED: "dim",
-    VerdictKind.INCONCLUSIVE: "yellow",
+    "regressed": "bold red",
+    "improved": "bold green",
+    "unchanged": "dim",
+    "inconclusive": "yellow",
 }
 
 
@@ -53,10 +55,41 @@ def render_runs(console: Console, runs: Sequence) -> None:
                       "yes" if r.dirty else "", (r.environment_hash or "")[:8],
                       Text(status, style=style), n,
                       r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "")
-    console.print(table)
+    print_table(console, table, essential=("id", "label", "commit", "status"))
 
 
-def render_results(console: Console, results: Iterable[BenchmarkResult], *, title: str) -> None:
+def _problem_and_advice(warning: str) -> tuple[str, str]:
+    """A quality warning's two halves: what was seen, and what to do (after the first ';')."""
+    seen, _, advice = warning.partition("; ")
+    return seen, advice
+
+
+def _print_grouped(console: Console, results: Sequence[BenchmarkResult], more: str) -> None:
+    """One line per benchmark with its first (worst) problem, then each piece of advice once."""
+    flagged = [(r.name, list(r.warnings)) for r in results if r.warnings]
+    if not flagged:
+        return
+    console.print(f"[yellow]{len(flagged)} benchmark(s) with warnings[/] [dim]({escape(more)})[/]")
+    advice: dict[str, None] = {}
+    for name, warnings in flagged:
+        # the gist: what was seen, before its explanation and without the parentheses
+        seen = re.sub(r" \([^)]*\)", "", _problem_and_advice(warnings[0])[0].split(": ", 1)[0])
+        extra = f" [dim](+{len(warnings) - 1} more)[/]" if len(warnings) > 1 else ""
+        console.print(f"  [bold]{terminal(name)}[/]: {escape(seen)}{extra}", highlight=False)
+        for w in warnings:
+            tip = _problem_and_advice(w)[1]
+            if tip:
+                advice.setdefault(tip)
+    for tip in advice:
+        console.print(f"  [dim]to do:[/] {escape(tip)}", highlight=False)
+
+
+def render_results(console: Console, results: Iterable[BenchmarkResult], *, title: str,
+                   detail: bool = True, more: str = "details: --verbose") -> None:
+    """The results as a table, then errors and warnings: every warning in full with
+    ``detail``, else grouped (one line per benchmark, each piece of advice once, ``more`` says
+    where the detail is)."""
+    results = list(results)
     table = Table(title=escape(title), header_style="bold")
     for col, just in (("benchmark", "left"), ("metric", "left"), ("n", "right"), ("median", "right"),
                       ("IQR", "right"), ("p99", "right"), ("cv", "right"), ("status", "left")):
@@ -66,6 +99,7 @@ def render_results(console: Console, results: Iterable[BenchmarkResult], *, titl
     warnings: list[tuple[str, str]] = []
     for result in results:
         status = Text(result.status.value, style="green" if result.status is ResultStatus.OK else "bold red")
+        from ..analysis.summary import summarize
         rows = summarize(result)
         if not rows:
             table.add_row(Text(printable(result.name)), "-", "0", "-", "-", "-", "-", status)
@@ -78,14 +112,18 @@ def render_results(console: Console, results: Iterable[BenchmarkResult], *, titl
             if result.stderr_tail:
                 tail = "\n".join(printable(line) for line in result.stderr_tail.strip().splitlines()[-8:])
                 warnings.append((result.name, f"[dim]{escape(tail)}[/]"))
-        for w in result.warnings:
-            warnings.append((result.name, f"[yellow]warning:[/] {terminal(w)}"))
-    console.print(table)
+        if detail:
+            for w in result.warnings:
+                warnings.append((result.name, f"[yellow]warning:[/] {terminal(w)}"))
+    print_table(console, table, essential=("metric", "status"))
     for name, text in warnings:
         console.print(f"[bold]{terminal(name)}[/]: {text}", highlight=False)
+    if not detail:
+        _print_grouped(console, results, more)
 
 
 def render_comparison(console: Console, cmp: Comparison) -> None:
+    from ..analysis.compare import VerdictKind
     console.print(f"base: {run_title(cmp.base)}\nhead: {run_title(cmp.head)}", highlight=False)
     identity = [d for d in cmp.env_differences if d.identity]
     if identity:
@@ -108,14 +146,14 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
     last = None
     for v in cmp.verdicts:
         ci = f"[{format_change(v.ci_low)}, {format_change(v.ci_high)}]"
-        verdict = Text(v.verdict.value, style=VERDICT_STYLE[v.verdict])
+        verdict = Text(v.verdict.value, style=VERDICT_STYLE[v.verdict.value])
         if v.verdict is VerdictKind.INCONCLUSIVE and v.more_workers:
             verdict.append(f" (~{v.more_workers} more workers)", style="dim")
         table.add_row(Text(v.benchmark if v.benchmark != last else ""), Text(v.metric),
                       format_value(v.base_location, v.unit), format_value(v.head_location, v.unit),
                       format_change(v.change), ci, verdict)
         last = v.benchmark
-    console.print(table)
+    print_table(console, table, essential=("metric", "verdict"))
     counts = ", ".join(f"{cmp.count(k)} {k.value}" for k in VerdictKind)
     tol = {v.tolerance for v in cmp.verdicts}
     tol_text = ", ".join(f"{t * 100:g}%" for t in sorted(tol)) or "-"

@@ -27,11 +27,16 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value:.4g} {unit}".rstrip()
     if value == 0:
         return f"0 {steps[0][1]}"
-    chosen = steps[0]
-    for scale, suffix in steps:
+    k = 0
+    for i, (scale, _) in enumerate(steps):
         if abs(value) >= scale:
-            chosen = (scale, suffix)
-    return f"{value / chosen[0]:.3g} {chosen[1]}"
+            k = i
+    text = f"{value / steps[k][0]:.3g}"
+    if abs(float(text)) >= 1000 and k + 1 < len(steps):
+        # 0.99996 s rounds to 1000 ms, printed "1e+03 ms": say "1 s"
+        k += 1
+        text = f"{value / steps[k][0]:.3g}"
+    return f"{text} {steps[k][1]}"
 
 
 def format_change(change: float) -> str:

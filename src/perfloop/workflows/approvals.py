@@ -15,6 +15,13 @@ names is the head or lies between base and head. An approval of an older commit,
 the base, does not wave through a new regression. Approvals seen by the gate are stored (those
 from trailers too), and an approved regression is written to the journal as a change of
 workflow ``regression``, so the history and the audit show what was let through and why.
+
+An approval has a size. It approves the regression that was measured, not any regression of
+its benchmark: ``perfloop approve --up-to 25%`` states the largest change it accepts, and the
+first gate that uses an approval without one records what it let through (the change and its
+confidence interval, per benchmark and metric) in the approval. A later regression that is
+clearly larger, its interval entirely above the approved one's (or above the stated limit),
+is not covered: it fails the gate again, which says what was approved and what was measured.
 """
 
 from __future__ import annotations
@@ -63,11 +70,76 @@ class Approval:
             return False
         return self.metric is None or metric is None or self.metric == metric
 
+    @property
+    def up_to(self) -> float | None:
+        """The largest relative change (worse direction, ``0.25`` = 25%) stated at approval."""
+        value = self.data.get("up_to")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def approved_size(self, benchmark: str, metric: str) -> Mapping[str, Any] | None:
+        """What this approval let through for ``metric`` of ``benchmark`` (recorded by the gate
+        that first used it): ``change``, ``ci_low``, ``ci_high``, ``direction``, ``head``."""
+        size = (self.data.get("sizes") or {}).get(f"{benchmark}:{metric}")
+        return size if isinstance(size, Mapping) else None
+
+    def exceeded_by(self, benchmark: str, metric: str, change: float | None, ci_low: float | None,
+                    ci_high: float | None, direction: str = "lower") -> str | None:
+        """Why a measured regression is clearly larger than what this approval approved; None
+        when the approval covers it. "Clearly": its whole interval lies beyond the approved
+        interval (or beyond the stated ``up_to``), so the difference is not noise."""
+        low = _worse_low(ci_low, ci_high, direction)
+        if low is None:
+            return None
+        if self.up_to is not None and low > self.up_to:
+            return (f"approved up to {_pct(self.up_to)}, measured {_pct(_worse(change, direction))} "
+                    f"(interval from {_pct(low)})")
+        size = self.approved_size(benchmark, metric)
+        if size is None:
+            return None
+        approved_high = _worse_high(size.get("ci_low"), size.get("ci_high"), size.get("direction", direction))
+        if approved_high is None:
+            approved_high = _worse(size.get("change"), size.get("direction", direction))
+        if approved_high is not None and low > approved_high:
+            return (f"approved {_pct(_worse(size.get('change'), direction))} "
+                    f"[{_pct(_worse_low(size.get('ci_low'), size.get('ci_high'), direction))}, "
+                    f"{_pct(approved_high)}], measured {_pct(_worse(change, direction))} "
+                    f"[{_pct(low)}, {_pct(_worse_high(ci_low, ci_high, direction))}]: clearly larger")
+        return None
+
+    def describe(self) -> str:
+        """Who, why and how much, for reports: ``reason (author, source, up to +25%)``."""
+        extra = [self.author or "unknown", self.source]
+        if self.commit:
+            extra.append(f"at {self.commit[:10]}")
+        if self.up_to is not None:
+            extra.append(f"up to {_pct(self.up_to)}")
+        return f"{self.reason} ({', '.join(extra)})"
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "benchmark": self.benchmark, "metric": self.metric,
                 "commit": self.commit, "reason": self.reason, "author": self.author,
-                "source": self.source,
+                "source": self.source, "up_to": self.up_to,
+                "sizes": dict(self.data.get("sizes") or {}),
                 "created_at": self.created_at.isoformat() if self.created_at else None}
+
+
+def _worse(change: Any, direction: str) -> float | None:
+    """A relative change as "how much worse" (positive = worse) whatever the metric's direction."""
+    if not isinstance(change, (int, float)) or change != change:
+        return None
+    return float(change) if direction != "higher" else -float(change)
+
+
+def _worse_low(ci_low: Any, ci_high: Any, direction: str) -> float | None:
+    return _worse(ci_low if direction != "higher" else ci_high, direction)
+
+
+def _worse_high(ci_low: Any, ci_high: Any, direction: str) -> float | None:
+    return _worse(ci_high if direction != "higher" else ci_low, direction)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.1f}%"
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,6 +179,15 @@ def parse_trailers(message: str) -> list[tuple[str, str]]:
     return found
 
 
+_UP_TO = re.compile(r"\bup to \+?(?P<pct>\d+(?:\.\d+)?)\s*%", re.IGNORECASE)
+
+
+def parse_up_to(text: str) -> float | None:
+    """The limit in a reason such as ``"needs the extra copy, up to 25%"`` (0.25), or None."""
+    match = _UP_TO.search(text)
+    return float(match["pct"]) / 100 if match else None
+
+
 def trailer_approvals(root: str | Path, base: str, head: str) -> list[Approval]:
     """Approvals written as commit trailers in the commits between ``base`` and ``head``."""
     # Unit and record separators: a commit message may hold any printable text.
@@ -118,8 +199,10 @@ def trailer_approvals(root: str | Path, base: str, head: str) -> list[Approval]:
             continue
         sha, author, message = parts
         for benchmark, reason in parse_trailers(message):
+            up_to = parse_up_to(reason)
             approvals.append(Approval(benchmark=benchmark, reason=reason, author=author.strip(),
-                                      commit=sha.strip(), source=COMMIT_TRAILER))
+                                      commit=sha.strip(), source=COMMIT_TRAILER,
+                                      data={"up_to": up_to} if up_to is not None else {}))
     return approvals
 
 
@@ -198,6 +281,25 @@ def applicable(approvals: Iterable[Approval], *, head: str | None,
     return [a for a in approvals if a.commit is None or a.commit in commits]
 
 
+def record_size(store: Store, approval: Approval, benchmark: str, metric: str,
+                size: Mapping[str, Any]) -> Approval:
+    """Record in a stored approval what it let through for ``metric`` of ``benchmark`` (only
+    the first time: the size is what was reviewed). Returns the approval as stored."""
+    if approval.id is None or approval.approved_size(benchmark, metric) is not None:
+        return approval
+    with store._write("recording what an approval approved") as session:  # noqa: SLF001
+        row = session.get(ApprovalRow, approval.id)
+        if row is None:
+            return approval
+        data = dict(row.data or {})
+        sizes = dict(data.get("sizes") or {})
+        sizes.setdefault(f"{benchmark}:{metric}", dict(size))
+        data["sizes"] = sizes
+        row.data = data
+        session.flush()
+        return _approval(row)
+
+
 def journal_approved(store: Store, *, benchmark: str, approvals: Sequence[Approval],
                      actual: Mapping[str, Any], base: str | None, head: str | None,
                      base_run_id: int | None, head_run_id: int | None) -> int:
@@ -206,7 +308,7 @@ def journal_approved(store: Store, *, benchmark: str, approvals: Sequence[Approv
     One entry per benchmark and head commit: running the gate again on the same head updates it
     instead of adding another.
     """
-    reasons = "; ".join(f"{a.reason} ({a.author or 'unknown'}, {a.source})" for a in approvals)
+    reasons = "; ".join(a.describe() for a in approvals)
     data = {"benchmark": benchmark, "approvals": [a.to_dict() for a in approvals],
             "base": base, "head": head}
     now = utcnow()
@@ -238,4 +340,5 @@ def journal_approved(store: Store, *, benchmark: str, approvals: Sequence[Approv
 
 __all__ = ["Approval", "CLI", "COMMIT_TRAILER", "TRAILER", "WORKFLOW", "applicable",
            "commits_in_range", "git_author", "journal_approved", "list_approvals", "parse_trailers",
-           "record_approval", "remember", "trailer_approvals"]
+           "parse_up_to",
+           "record_approval", "record_size", "remember", "trailer_approvals"]

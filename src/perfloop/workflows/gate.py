@@ -54,9 +54,10 @@ from ..measure.suites import with_suites
 from ..records import BenchmarkResult, ResultStatus, RunStatus
 from ..store import Store
 from .approvals import (Approval, applicable, commits_in_range, journal_approved, list_approvals,
-                        remember, trailer_approvals)
+                        record_size, remember, trailer_approvals)
 from .interleave import (BASE, FAILED, HEAD, Interleaved, SamplingPolicy, kind_of,
                          measure_interleaved)
+from .own_code import SideCheck
 from .run import with_overrides
 
 # What happens to an inconclusive verdict.
@@ -225,6 +226,11 @@ class GateReport:
     def summary(self) -> str:
         """One line: what the gate decided."""
         parts = [f"{self.count(s)} {STATUS_WORDS[s]}" for s in STATUS_ORDER if self.count(s)]
+        # approvals inside benchmarks whose worst status is another one are still said
+        hidden = sum(1 for b in self.benchmarks if b.status != APPROVED
+                     and any(m.status == APPROVED for m in b.metrics))
+        if hidden:
+            parts.append(f"{hidden} more with an approved regression")
         verdict = "passed" if self.passed else "FAILED"
         return f"gate {verdict}: {', '.join(parts) or 'no benchmarks'}"
 
@@ -545,6 +551,7 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
     env = fingerprint()
     runs = _Runs(store, config, env, options, specs)
     work = [_Work(spec) for spec in specs]
+    own_code = SideCheck(config.path)
     with contextlib.ExitStack() as stack:
         cache: dict[str, Path] = {}
 
@@ -562,11 +569,14 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
                                     max_age=options.max_base_age) if options.reuse_base else {})
             for item in work:
                 head_spec = rooted(item.spec, head_root())
+                # Each side must import its own checkout's code, or both measure the same.
+                own_code("head", head_spec, git_toplevel(Path(head_spec.root)))
                 if item.spec.name in reusable and _cleared_by_stored(
                         item, head_spec, reusable[item.spec.name], measure, decide, runs,
                         (head_commit, head_branch, head_dirty), say):
                     continue
                 item.base_spec = rooted(item.spec, checkout(base_commit))
+                own_code("base", item.base_spec, git_toplevel(Path(item.base_spec.root)))
                 _measure_pair(item, head_spec, measure, decide, options.sampling, runs,
                               (LABEL_BASE, base_commit), (LABEL_HEAD, head_commit, head_branch, head_dirty),
                               clock, say, first=True)
@@ -582,6 +592,7 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
     counting = applicable(approvals, head=head_commit, in_range=in_range)
     outcomes = [_judge(item, counting, options) for item in work]
     for outcome in outcomes:
+        _record_sizes(store, outcome, head_commit)
         if outcome.status == APPROVED:
             _journal(store, outcome, base_commit, head_commit, runs.ids)
     if head_dirty:
@@ -632,7 +643,7 @@ def _measure_pair(item: _Work, head_spec: BenchmarkSpec, measure: MeasureFunctio
     say(f"{name}: measuring base and head interleaved ({policy.blocks} blocks A B B A)")
     out = measure_interleaved(item.base_spec, head_spec, decide=decide, policy=policy,
                               measure=measure, clock=clock,
-                              on_block=lambda done, planned: say(f"{name}: block {done}/{planned}"))
+                              on_block=_block_progress(name, policy, say))
     info = out.to_dict()
     runs.add(base[0], base[1], None, False, out.base, info)
     runs.add(head[0], head[1], head[2], head[3], out.head, info)
@@ -655,6 +666,21 @@ def _measure_pair(item: _Work, head_spec: BenchmarkSpec, measure: MeasureFunctio
         return out
     item.metrics = [metric_outcome(v, name) for v in out.verdicts]
     return out
+
+
+def _block_progress(name: str, policy: SamplingPolicy, say: EventFunction) -> Callable[[int, int], None]:
+    """Progress of the blocks, saying why the plan grows: the first look measures
+    ``policy.blocks``; while a verdict is inconclusive more are added, up to the cost limit."""
+    seen = {"planned": policy.blocks}
+
+    def on_block(done: int, planned: int) -> None:
+        if planned > seen["planned"]:
+            say(f"{name}: still inconclusive after {seen['planned']} blocks: measuring "
+                f"{planned - seen['planned']} more (at most {policy.max_blocks} blocks in all)")
+            seen["planned"] = planned
+        say(f"{name}: block {done} of {planned}")
+
+    return on_block
 
 
 def _fdr(work: Sequence[_Work], q: float) -> int:
@@ -725,7 +751,14 @@ def _judge(item: _Work, approvals: Sequence[Approval], options: GateOptions) -> 
     for m in item.metrics:
         if m.verdict == "regressed":
             covering = tuple(a for a in approvals if a.covers(name, m.metric))
-            m = replace(m, status=APPROVED if covering else FAIL, approvals=covering)
+            # An approval covers the regression it approved, not one clearly larger.
+            checked = [(a, a.exceeded_by(name, m.metric, m.change, m.ci_low, m.ci_high,
+                                         m.direction)) for a in covering]
+            fits = tuple(a for a, why in checked if why is None)
+            notes = tuple(f"the approval by {a.author or 'unknown'} ({a.reason}) does not cover "
+                          f"it: {why}" for a, why in checked if why and not fits)
+            m = replace(m, status=APPROVED if fits else FAIL, approvals=fits,
+                        notes=(*m.notes, *notes))
         elif m.verdict == "inconclusive":
             status = {PASS: PASS, WARN: WARN, FAIL: FAIL}[options.on_inconclusive]
             m = replace(m, status=status)
@@ -746,6 +779,17 @@ def _judge(item: _Work, approvals: Sequence[Approval], options: GateOptions) -> 
         seconds=item.seconds, stopped=item.stopped, confirmation=item.confirmation,
         side_effects=tuple(side_effects(metrics)), error=item.error, approvals=covering_failure,
         notes=tuple(item.notes))
+
+
+def _record_sizes(store: Store, outcome: BenchmarkOutcome, head: str | None) -> None:
+    """The first gate that uses an approval records what it let through: the approval's size."""
+    for m in outcome.metrics:
+        if m.status != APPROVED:
+            continue
+        for a in m.approvals:
+            record_size(store, a, outcome.name, m.metric,
+                        {"change": m.change, "ci_low": m.ci_low, "ci_high": m.ci_high,
+                         "direction": m.direction, "head": head})
 
 
 def _journal(store: Store, outcome: BenchmarkOutcome, base: str, head: str | None,

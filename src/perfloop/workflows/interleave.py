@@ -4,7 +4,7 @@ On a shared machine two runs of the same code one after the other differ by 10% 
 the second of two alternating processes runs slower on average (an order effect). Measuring
 base (A) and head (B) in balanced blocks ``A B B A`` on the same machine makes slow drift and
 order hit both sides alike, so what is left between them is the code (see "What noise does to
-verdicts" in DESIGN.md).
+verdicts" in docs/statistics.md).
 
 One *call* measures one side in one fresh worker process (``processes = 1``): one worker of a
 callable, one run of a command, one load period of an HTTP target (its server started for that

@@ -6,11 +6,14 @@
   imports it and says where to call into it; either way the generated function is a clearly
   marked placeholder that runs as it is, so ``perfloop run`` works at once.
 - ``benchmarks/perfloop_benchmarks.py``, that module (not when a suite was found).
+- ``.perfloop/`` added to the repository's ``.gitignore`` (the store and the gate's worktrees
+  must not be committed).
 - ``.github/workflows/perfloop.yml`` at the top of the git repository: the regression gate on
   every pull request (``perfloop gate --base origin/<base branch>``, with the full history
   fetched so the base commit is there), and a nightly ``perfloop run --label nightly`` whose
   store is kept between runs in the Actions cache and as an artifact, or in a team database
-  named by a ``PERFLOOP_STORE`` secret.
+  named by a ``PERFLOOP_STORE`` secret. Its install step installs the same perfloop that runs
+  ``init`` (:mod:`perfloop.workflows.install_line`).
 
 Nothing that exists is overwritten unless ``force`` is given; skipped files are reported. An
 existing ``[tool.perfloop]`` table in ``pyproject.toml`` counts as an existing configuration.
@@ -18,13 +21,17 @@ existing ``[tool.perfloop]`` table in ``pyproject.toml`` counts as an existing c
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .install_line import install_command
 
 BENCH_DIR = "benchmarks"
 BENCH_MODULE = "perfloop_benchmarks"
@@ -61,6 +68,8 @@ class ScaffoldResult:
     overwritten: tuple[Path, ...] = ()
     skipped: tuple[tuple[Path, str], ...] = ()      # (path, why)
     files: tuple[PlannedFile, ...] = field(default_factory=tuple)
+    ignored: Path | None = None                     # the .gitignore that got .perfloop/
+    notes: tuple[str, ...] = ()
 
     @property
     def suites(self) -> list[str]:
@@ -75,7 +84,8 @@ class ScaffoldResult:
                            "src_layout": self.target.src_layout},
                 "created": [str(p) for p in self.created],
                 "overwritten": [str(p) for p in self.overwritten],
-                "skipped": [{"path": str(p), "why": why} for p, why in self.skipped]}
+                "skipped": [{"path": str(p), "why": why} for p, why in self.skipped],
+                "gitignore": str(self.ignored) if self.ignored else None, "notes": list(self.notes)}
 
 
 def _identifier(name: str) -> bool:
@@ -140,7 +150,44 @@ def _has_config(root: Path) -> str | None:
     return None
 
 
-def benchmarks_module(target: Target) -> str:
+def _package_file(root: Path, target: Target) -> Path | None:
+    base = root / "src" if target.src_layout else root
+    if target.kind == "package":
+        return base / str(target.name) / "__init__.py"
+    if target.kind == "module":
+        return base / f"{target.name}.py"
+    return None
+
+
+def public_functions(root: Path, target: Target) -> list[str]:
+    """Public functions defined (or re-exported through ``__all__``) at the top of the target,
+    read with ``ast`` (importing the project could be slow or have side effects)."""
+    path = _package_file(root, target)
+    try:
+        tree = ast.parse(path.read_text()) if path else None
+    except (OSError, SyntaxError, ValueError):
+        return []
+    if tree is None:
+        return []
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
+                                                for t in node.targets):
+            try:
+                exported = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            names += [n for n in exported if isinstance(n, str) and n not in names]
+    return names
+
+
+def has_main(root: Path, target: Target) -> bool:
+    """Whether ``python -m TARGET`` runs (a package's ``__main__.py``)."""
+    path = _package_file(root, target)
+    return target.kind == "package" and path is not None and (path.parent / "__main__.py").is_file()
+
+
+def benchmarks_module(target: Target, functions: list[str] | None = None) -> str:
     if target.kind is None:
         where = ("perfloop found no package or module to point at, so the function below is a "
                  "placeholder\nthat runs as it is.")
@@ -149,7 +196,9 @@ def benchmarks_module(target: Target) -> str:
     else:
         where = f"They measure the {target.kind} {target.name!r} found in this project."
         imports = f"import {target.name}  # the {target.kind} perfloop found in this project\n\n"
-        hint = f"a call into {target.name} that matters to your users, e.g. {target.name}.main(...)"
+        hint = (f"a call into {target.name} that matters to your users, e.g. "
+                f"{target.name}.{functions[0]}(...)" if functions else
+                f"a call into {target.name} that matters to your users")
     return f'''"""perfloop benchmarks: each function is a benchmark target.
 
 {where}
@@ -170,10 +219,14 @@ def workload() -> None:
 '''
 
 
-def config_text(target: Target) -> str:
+def config_text(target: Target, *, runnable: bool = False) -> str:
     name = f"{target.name}_workload" if target.name else "workload"
     paths = [f'"{BENCH_DIR}"'] + (['"src"'] if target.src_layout else [])
     example = target.name or "yourpackage"
+    # a command that exists: `python -m PKG --help` only when the package has a __main__
+    command = (f'["python", "-m", "{example}", "--help"]' if runnable else
+               f'["python", "-c", "import {example}"]')
+    command_name = "cli_start" if runnable else "import_time"
     return f'''# perfloop configuration (generated by `perfloop init`).
 # Each [[benchmark]] is a named target with its metrics and tolerance. Run them with
 # `perfloop run`; gate a change with `perfloop gate --base main` (perfloop docs: gate.md).
@@ -184,18 +237,18 @@ values = 5         # measured values per worker process (callables)
 warmup = 1         # values discarded at the start of each worker
 min_time = 0.02    # seconds one value lasts at least; fast calls are looped
 tolerance = 0.05   # a change smaller than 5% does not fail the gate
+pythonpath = [{", ".join(paths)}]   # every benchmark imports from here (this checkout's code)
 
 [[benchmark]]
 name = "{name}"
 callable = "{BENCH_MODULE}:workload"   # PLACEHOLDER in {BENCH_DIR}/{BENCH_MODULE}.py
-pythonpath = [{", ".join(paths)}]
 metrics = ["wall_time", "cpu_time", "peak_rss"]
 
 # More kinds of benchmark:
 #
 # [[benchmark]]
-# name = "cli_start"
-# command = ["python", "-m", "{example}", "--help"]
+# name = "{command_name}"
+# command = {command}
 #
 # [[benchmark]]
 # name = "health"
@@ -204,11 +257,12 @@ metrics = ["wall_time", "cpu_time", "peak_rss"]
 '''
 
 
-def workflow_text(project_rel: str, *, install_project: bool, python: str) -> str:
+def workflow_text(project_rel: str, *, install: str, python: str, note: str | None = None) -> str:
+    """The GitHub Actions workflow; ``install`` is the shell command of the install steps."""
     prefix = "" if project_rel in ("", ".") else f"{project_rel}/"
     defaults = ("" if not prefix else
                 f"\ndefaults:\n  run:\n    working-directory: {project_rel}\n")
-    install = "pip install perfloop" + (" -e ." if install_project else "")
+    caution = "".join(f"      # NOTE: {line}\n" for line in textwrap.wrap(note or "", 86))
     store = f"{prefix}.perfloop/perfloop.db"
     return f'''# perfloop: a regression gate on pull requests, and nightly history runs.
 # Generated by `perfloop init`; how the gate decides: perfloop docs, gate.md.
@@ -234,7 +288,7 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "{python}"
-      - name: Install
+{caution}      - name: Install
         run: {install}
       # Measures base and head interleaved on this runner and exits 1 on an unapproved,
       # confirmed regression. Annotations and the job summary are written automatically.
@@ -260,7 +314,7 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "{python}"
-      - name: Install
+{caution}      - name: Install
         run: {install}
       - name: Restore the history
         uses: actions/cache/restore@v4
@@ -291,7 +345,9 @@ def plan(root: Path) -> tuple[Target, list[PlannedFile]]:
     target = detect_target(root)
     top = git_toplevel(root) or root
     rel = root.relative_to(top).as_posix() if root.is_relative_to(top) else "."
-    install = (root / "pyproject.toml").is_file() or (root / "setup.py").is_file()
+    project = (root / "pyproject.toml").is_file() or (root / "setup.py").is_file()
+    # the perfloop installed here, installed the same way on the runner
+    install, note = install_command(project, repository=top, workdir=root)
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     workflow = PlannedFile(top / WORKFLOW_PATH, workflow_text(rel, install_project=install, python=python),
                            "GitHub Actions: gate pull requests, nightly history runs")
@@ -303,13 +359,35 @@ def plan(root: Path) -> tuple[Target, list[PlannedFile]]:
                                         f"the {s.tool} suite in {s.path} ({s.evidence})" for s in suites)),
                         workflow]
     files = [
-        PlannedFile(root / "perfloop.toml", config_text(target), "configuration with one benchmark"),
-        PlannedFile(root / BENCH_DIR / f"{BENCH_MODULE}.py", benchmarks_module(target),
+        PlannedFile(root / "perfloop.toml", config_text(target, runnable=has_main(root, target)),
+                    "configuration with one benchmark"),
+        PlannedFile(root / BENCH_DIR / f"{BENCH_MODULE}.py",
+                    benchmarks_module(target, public_functions(root, target)),
                     "the benchmark's target (a placeholder to replace)"),
-        PlannedFile(top / WORKFLOW_PATH, workflow_text(rel, install_project=install, python=python),
+        PlannedFile(top / WORKFLOW_PATH, workflow_text(rel, install=install, python=python, note=note),
                     "GitHub Actions: gate pull requests, nightly history runs"),
     ]
     return target, files
+
+
+def ignore_store(root: Path) -> Path | None:
+    """Add ``.perfloop/`` (the store and the gate's worktrees) to the ``.gitignore`` of the
+    repository, or of the project outside git; the file changed, or None when already there."""
+    top = git_toplevel(root) or root
+    path = top / ".gitignore"
+    rel = root.relative_to(top).as_posix() if root.is_relative_to(top) else "."
+    entry = ".perfloop/" if rel == "." else f"/{rel}/.perfloop/"
+    try:
+        lines = path.read_text().splitlines() if path.exists() else []
+    except OSError:
+        return None
+    if any(line.strip() in (entry, ".perfloop", ".perfloop/", "/.perfloop/", f"/{rel}/.perfloop")
+           for line in lines):
+        return None
+    text = "\n".join(lines)
+    prefix = text + ("\n" if text else "")
+    path.write_text(f"{prefix}# perfloop's results store and the gate's temporary worktrees\n{entry}\n")
+    return path
 
 
 def scaffold(root: str | Path, *, force: bool = False) -> ScaffoldResult:
@@ -331,8 +409,13 @@ def scaffold(root: str | Path, *, force: bool = False) -> ScaffoldResult:
         f.path.parent.mkdir(parents=True, exist_ok=True)
         f.path.write_text(f.content)
         (overwritten if existed else created).append(f.path)
+    ignored = ignore_store(root)
+    workflow = next(f.content for f in files if f.path.name == WORKFLOW_PATH.name)
+    note = workflow.split("# NOTE: ", 1)[1].split("\n      - name:", 1)[0] if "# NOTE: " in workflow else ""
+    note = " ".join(part.strip().removeprefix("# NOTE: ") for part in note.splitlines())
     return ScaffoldResult(root=root, target=target, created=tuple(created),
-                          overwritten=tuple(overwritten), skipped=tuple(skipped), files=tuple(files))
+                          overwritten=tuple(overwritten), skipped=tuple(skipped), files=tuple(files),
+                          ignored=ignored, notes=(note,) if note else ())
 
 
 __all__ = ["PlannedFile", "ScaffoldResult", "Target", "benchmarks_module", "config_text",

@@ -43,7 +43,7 @@ from .attribution import Attribution, TreeSnapshot, attribution_since, snapshot_
 from .incident import HYPOTHESIS_HINT, Incident, record_effect, require_incident, update_data
 from .run import run_project, with_overrides
 
-#: A baseline older than this is flagged: machines drift (DESIGN.md, "What noise does").
+#: A baseline older than this is flagged: machines drift (docs/statistics.md, "What noise does to verdicts").
 STALE_AFTER_SECONDS = 3600.0
 #: "As expected" means at least this fraction of the expected improvement was measured.
 EXPECTED_FRACTION = 0.5

@@ -1,0 +1,110 @@
+"""Start-up cost of the ``perfloop`` command, side by side with ``python -c pass`` as the floor.
+
+Each round runs every command once, in a shuffled order, as a fresh process; the CPU time
+(user + system, from ``wait4``'s resource usage) and the wall time of each are recorded, and the
+medians over the rounds are printed. ``perfloop runs`` reads a store of 500 runs made for the
+purpose (a temporary SQLite file).
+
+    python benchmarks/startup.py --rounds 15 [--json results.json]
+    python benchmarks/startup.py --rounds 15 --baseline-src /path/to/older/checkout/src
+
+``--baseline-src`` adds every perfloop command run again with an older perfloop first on
+``PYTHONPATH``, interleaved in the same rounds, so that before and after are measured side by
+side under the same load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from perfloop.measure.environment import fingerprint
+from perfloop.records import BenchmarkResult, ResultStatus, RunStatus, Sample
+from perfloop.store import Store
+
+PERFLOOP = [sys.executable, "-m", "perfloop"]
+
+
+def make_store(path: Path, runs: int = 500) -> str:
+    """A store of ``runs`` complete runs of two benchmarks each."""
+    url = f"sqlite:///{path}"
+    env = fingerprint()
+    with Store.open(url) as store:
+        for i in range(runs):
+            run = store.begin_run(label=f"nightly-{i}", commit=f"{i:040x}", branch="main", dirty=False,
+                                  environment=env, settings={}, project=str(path.parent))
+            for name in ("parse", "render"):
+                store.add_result(run, BenchmarkResult(
+                    name=name, kind="callable", status=ResultStatus.OK,
+                    samples=tuple(Sample("wall_time", 0.01 + j * 1e-5, worker=j) for j in range(10))))
+            store.finish_run(run, RunStatus.COMPLETE)
+    return url
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one run of ``argv``."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}")
+    return usage.ru_utime + usage.ru_stime, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--baseline-src", type=Path, help="an older perfloop's src directory")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = make_store(Path(tmp) / "perfloop.db")
+        env = {**os.environ, "PERFLOOP_STORE": url, "COLUMNS": "120"}
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "perfloop --help": [*PERFLOOP, "--help"],
+            "perfloop gate --help": [*PERFLOOP, "gate", "--help"],
+            "perfloop runs --help": [*PERFLOOP, "runs", "--help"],
+            "perfloop runs (500-run store)": [*PERFLOOP, "runs", "-C", tmp],
+        }
+        envs = {name: env for name in commands}
+        if args.baseline_src:
+            old = {**env, "PYTHONPATH": str(args.baseline_src.resolve())}
+            for name in [n for n in commands if n.startswith("perfloop")]:
+                commands[f"{name} [baseline]"] = commands[name]
+                envs[f"{name} [baseline]"] = old
+        cpu: dict[str, list[float]] = {k: [] for k in commands}
+        wall: dict[str, list[float]] = {k: [] for k in commands}
+        order = list(commands)
+        for _ in range(args.rounds):
+            random.shuffle(order)
+            for name in order:
+                c, w = timed(commands[name], envs[name])
+                cpu[name].append(c)
+                wall[name].append(w)
+    load = os.getloadavg()
+    floor = statistics.median(cpu["python -c pass"])
+    rows = {name: {"cpu_median": statistics.median(cpu[name]), "wall_median": statistics.median(wall[name]),
+                   "cpu_above_floor": statistics.median(cpu[name]) - floor} for name in commands}
+    print(f"{args.rounds} rounds, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+          f"({os.cpu_count()} cores)")
+    print(f"{'command':43} {'CPU median':>11} {'wall median':>12} {'CPU above floor':>16}")
+    for name, row in rows.items():
+        print(f"{name:43} {row['cpu_median']:10.3f}s {row['wall_median']:11.3f}s "
+              f"{row['cpu_above_floor']:15.3f}s")
+    if args.json:
+        args.json.write_text(json.dumps({"rounds": args.rounds, "load": load, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

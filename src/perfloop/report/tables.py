@@ -1,0 +1,81 @@
+"""Tables that are never cut: in a terminal, in a pipe, in a CI log at 80 columns.
+
+Rich fits a table to the console's width (``COLUMNS`` when set, 80 when the output is not a
+terminal) by wrapping wrappable columns and then, when that is not enough, by cutting every
+column with an ellipsis: a verdict becomes ``inco…``. :func:`print_table` prevents that:
+
+- outside a terminal the table loses its vertical rules (a plain layout, fewer columns spent on
+  borders), and every column folds long text onto further lines instead of cutting it;
+- the *essential* columns (a verdict, a status, a commit) never wrap or shrink;
+- when even that does not fit, each row is printed stacked, one ``column: value`` pair after
+  the other, wrapped at the console's width: nothing is lost at any width.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+
+def _plain(cell: object) -> str:
+    if isinstance(cell, Text):
+        return cell.plain
+    if isinstance(cell, str):
+        return Text.from_markup(cell).plain
+    return str(cell)
+
+
+def _prepare(console: Console, table: Table, essential: Iterable[str]) -> None:
+    keep = set(essential)
+    if not console.is_terminal:
+        table.box = box.SIMPLE_HEAD
+        table.pad_edge = False
+    for column in table.columns:
+        header = _plain(column.header)
+        if header in keep:
+            longest = max([len(header), *(len(_plain(c)) for c in column._cells)])  # noqa: SLF001
+            column.no_wrap, column.min_width = True, longest
+        else:
+            column.overflow = "fold"
+
+
+def _stacked(console: Console, table: Table) -> None:
+    """Each row as ``column: value`` pairs, wrapped; the first column leads its row."""
+    if table.title:
+        console.print(Text(_plain(table.title), style="bold"))
+    columns = table.columns
+    rows = max((len(c._cells) for c in columns), default=0)  # noqa: SLF001
+    lead = ""
+    for i in range(rows):
+        cells = [c._cells[i] if i < len(c._cells) else "" for c in columns]  # noqa: SLF001
+        first = _plain(cells[0])
+        if first:
+            lead = first
+        line = Text(lead if first else f"{lead} (cont.)", style="bold")
+        for column, cell in zip(columns[1:], cells[1:]):
+            value = cell if isinstance(cell, Text) else Text(_plain(cell))
+            if not value.plain.strip():
+                continue
+            line.append(f"  {_plain(column.header)}: ", style="dim")
+            line.append_text(value)
+        console.print(line, overflow="fold")
+
+
+def print_table(console: Console, table: Table, *, essential: Iterable[str] = ()) -> None:
+    """Print ``table`` so that nothing is cut; ``essential`` names the columns (by header)
+    that must stay on one line, whole."""
+    _prepare(console, table, essential)
+    # measured without the console's width limit, which would cap the answer at it
+    needed = Measurement.get(console, console.options.update_width(10_000), table).minimum
+    if needed <= console.width:
+        console.print(table)
+    else:
+        _stacked(console, table)
+
+
+__all__ = ["print_table"]
