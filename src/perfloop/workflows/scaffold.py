@@ -349,7 +349,8 @@ def plan(root: Path) -> tuple[Target, list[PlannedFile]]:
     # the perfloop installed here, installed the same way on the runner
     install, note = install_command(project, repository=top, workdir=root)
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    workflow = PlannedFile(top / WORKFLOW_PATH, workflow_text(rel, install_project=install, python=python),
+    workflow = PlannedFile(top / WORKFLOW_PATH,
+                           workflow_text(rel, install=install, python=python, note=note),
                            "GitHub Actions: gate pull requests, nightly history runs")
     from .suite_detect import detect_suites, suites_config_text
     suites = detect_suites(root)
@@ -364,8 +365,7 @@ def plan(root: Path) -> tuple[Target, list[PlannedFile]]:
         PlannedFile(root / BENCH_DIR / f"{BENCH_MODULE}.py",
                     benchmarks_module(target, public_functions(root, target)),
                     "the benchmark's target (a placeholder to replace)"),
-        PlannedFile(top / WORKFLOW_PATH, workflow_text(rel, install=install, python=python, note=note),
-                    "GitHub Actions: gate pull requests, nightly history runs"),
+        workflow,
     ]
     return target, files
 
