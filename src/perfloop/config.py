@@ -189,10 +189,11 @@ def load_config(root: str | Path = ".") -> ProjectConfig:
 def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = None) -> ProjectConfig:
     """Validate a configuration already read from TOML (a dict)."""
     where = str(path) if path else "<config>"
-    unknown = set(data) - {"defaults", "benchmark", "store"}
+    # [[parameter]] (the tuning registry) and [audit] are read by their own workflows
+    unknown = set(data) - {"defaults", "benchmark", "store", "parameter", "audit"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", path=where,
-                          hint="allowed: [defaults], [[benchmark]], store")
+                          hint="allowed: [defaults], [[benchmark]], store, [[parameter]], [audit]")
     defaults = _settings(data.get("defaults", {}), Settings(), where, "defaults")
     raw = data.get("benchmark", [])
     if not isinstance(raw, list) or not raw:
