@@ -9,7 +9,7 @@ import typer
 
 from .. import __version__
 from ..errors import PerfloopError
-from . import gate_cmds, history_cmds, import_cmds, incident_cmds, journal_cmds, measure_cmds, params_cmds
+from . import audit_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds, journal_cmds, measure_cmds, params_cmds
 
 app = typer.Typer(
     name="perfloop",
@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 # One module per workflow; each adds its commands.
 for _module in (measure_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds, journal_cmds,
-                params_cmds):
+                params_cmds, audit_cmds):
     _module.register(app)
 
 

@@ -97,6 +97,7 @@ def journal_add(
     kind: Annotated[Optional[str], typer.Option("--kind", help=f"One of: {', '.join(journal.KINDS)}.")] = None,
     commit: Annotated[Optional[list[str]], typer.Option("--commit", help="A commit of the change (repeat; refs are resolved).")] = None,
     actual: Annotated[Optional[str], typer.Option("--actual", help='What it did, if already measured: "BENCH METRIC -18%".')] = None,
+    baseline: Annotated[Optional[int], typer.Option("--baseline", help="The stored run measured before the change.", metavar="RUN")] = None,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
@@ -116,7 +117,7 @@ def journal_add(
     db = open_store(directory, store)
     try:
         entry = journal.add_entry(db, title, why=why, expect=expect, kind=kind, commits=commits,
-                                  actual=actual)
+                                  actual=actual, baseline_run_id=baseline)
     finally:
         db.close()
     if json:

@@ -7,8 +7,8 @@ find where it is with :func:`resolve_store_url`.
 
 from .db import ENV_VAR, resolve_store_url
 from .journal import (ApprovalRecord, ChangeRecord, HypothesisRecord, IncidentRecord,
-                      ProfileRecord, json_ready)
+                      ProfileRecord, ResultSummary, json_ready)
 from .repository import RunInfo, Store, StoredRun
 
 __all__ = ["ENV_VAR", "ApprovalRecord", "ChangeRecord", "HypothesisRecord", "IncidentRecord",
-           "ProfileRecord", "RunInfo", "Store", "StoredRun", "json_ready", "resolve_store_url"]
+           "ProfileRecord", "ResultSummary", "RunInfo", "Store", "StoredRun", "json_ready", "resolve_store_url"]

@@ -32,7 +32,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .models import ApprovalRow, ChangeRow, HypothesisRow, IncidentRow, ProfileRow, utcnow
+from .models import (ApprovalRow, ChangeRow, HypothesisRow, IncidentRow, ProfileRow, ResultRow,
+                     RunRow, SampleRow, utcnow)
 
 Edit = Callable[[dict[str, Any]], Mapping[str, Any]]
 _R = TypeVar("_R")
@@ -130,6 +131,23 @@ class ChangeRecord:
     created_at: datetime
     updated_at: datetime
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResultSummary:
+    """One stored result without its samples: what the audit needs to know of the history."""
+
+    run_id: int
+    label: str | None
+    commit: str | None
+    started_at: datetime
+    environment_id: int
+    name: str
+    base_name: str
+    kind: str
+    status: str
+    duration: float
+    metrics: tuple[str, ...]
 
 
 _JSON_COLUMNS = {"data", "evidence", "expected", "actual", "risk_factors", "files", "benchmarks",
@@ -348,6 +366,29 @@ class JournalTables:
             query = query.limit(max(limit, 0))
         with self._read("reading approvals") as session:
             return [_record(ApprovalRecord, r) for r in session.scalars(query).all()]
+
+    # -- results, summarised -------------------------------------------------------------------
+
+    def result_summaries(self, *, since: datetime | None = None) -> list[ResultSummary]:
+        """Every stored result (no samples) of runs started since a time, oldest first."""
+        query = (select(ResultRow.id, RunRow.id, RunRow.label, RunRow.commit, RunRow.started_at,
+                        RunRow.environment_id, ResultRow.name, ResultRow.base_name, ResultRow.kind,
+                        ResultRow.status, ResultRow.duration)
+                 .join(ResultRow, ResultRow.run_id == RunRow.id)
+                 .order_by(RunRow.started_at, RunRow.id, ResultRow.id))
+        metrics = (select(SampleRow.result_id, SampleRow.metric).distinct()
+                   .join(ResultRow, ResultRow.id == SampleRow.result_id)
+                   .join(RunRow, RunRow.id == ResultRow.run_id))
+        if since is not None:
+            query = query.where(RunRow.started_at >= since)
+            metrics = metrics.where(RunRow.started_at >= since)
+        with self._read("summarising results") as session:
+            rows = session.execute(query).all()
+            by_result: dict[int, list[str]] = {}
+            for result_id, metric in session.execute(metrics).all():
+                by_result.setdefault(result_id, []).append(metric)
+        return [ResultSummary(*row[1:], metrics=tuple(sorted(by_result.get(row[0], ()))))
+                for row in rows]
 
     # -- changes: the journal ------------------------------------------------------------------
 

@@ -15,11 +15,18 @@ from typing import Sequence
 
 from ..errors import UsageError
 
-#: Words that mark a commit as a performance change (in its subject or its first lines).
+#: Words by which a commit claims a performance change (in its subject): an optimisation, a
+#: speed-up, less latency or memory. Words that only *describe* performance ("latency",
+#: "slow", "benchmark") are not enough: a commit about a benchmark is not a tuning change.
 PERF_WORDS = re.compile(
-    r"(\bperf(ormance)?\b|\boptimi[sz](e|ed|es|ing|ation)\b|\bspeed(s|ing)? ?up\b|\bfaster\b"
-    r"|\blatency\b|\bthroughput\b|\bp9\d\b|\bhot ?path\b|\bslow(ness|down)?\b|\btun(e|ed|ing)\b"
-    r"|\bmemoi[sz]e\b|\bvectori[sz]e\b|\breduce (allocations|memory|copies)\b)", re.IGNORECASE)
+    r"(^perf(\(.*?\))?!?:|\boptimi[sz](e|ed|es|ing|ation)\b|\bspeed(s|ing)?[ -]?up\b|\bfaster\b"
+    r"|\b(improve|boost|increase)[sd]? (the )?(performance|throughput)\b"
+    r"|\b(reduce|cut|lower)[sd]? (the )?(latency|allocations?|memory use|copies|overhead)\b"
+    r"|\bmemoi[sz]e[sd]?\b|\bvectori[sz]e[sd]?\b|\btun(e|ed|ing) (the )?\w+ (size|pool|cache|limit))",
+    re.IGNORECASE)
+#: Files that are not the system's code: a commit touching only these changes no performance.
+NOT_CODE = re.compile(r"(^|/)(docs?|tests?|benchmarks?|examples?)/|\.(md|rst|txt|json|csv|svg|png)$",
+                      re.IGNORECASE)
 
 _SEP, _END = "\x1f", "\x1e"
 
@@ -40,8 +47,10 @@ class Commit:
 
     @property
     def perf(self) -> bool:
-        """A performance change by its message."""
-        return bool(PERF_WORDS.search(self.subject))
+        """A performance change by its message, that touches code (not only docs or tests)."""
+        if not PERF_WORDS.search(self.subject):
+            return False
+        return not self.files or any(not NOT_CODE.search(f) for f in self.files)
 
     def trailer(self, name: str) -> list[str]:
         """Values of ``Name: value`` trailer lines in the message."""
@@ -80,8 +89,7 @@ def read_log(root: str | Path, *, since: datetime | None = None, paths: Sequence
         args.append(f"--since={since.isoformat()}")
     # --relative: paths relative to the project directory, and only the commits inside it
     args += ["-p", "-U0", "--no-ext-diff", "--relative"] if patch else ["--name-only", "--relative"]
-    if paths:
-        args += ["--", *paths]
+    args += ["--", *(paths or ["."])]     # "." : only the project's directory
     text = _run(root, args) or ""
     commits = []
     for record in text.split(_END)[1:]:
