@@ -111,7 +111,7 @@ def test_over_instrumentation_names_the_unused_benchmark(repo: Path, db: Store) 
         add_run(db, commit=None, benchmark="unused", metrics=STEADY, duration=90.0)
         add_run(db, commit=None, benchmark="gated", metrics=STEADY, duration=90.0, label="gate-head")
     [finding] = run_audit(repo, db, only=["over-instrumentation"]).findings
-    assert finding.subjects == ("unused",) and "15 min" not in finding.evidence[0]
+    assert finding.subjects == ("unused",)
     assert "10 runs, 0.2 h of measurement" in finding.evidence[0]
     db.add_change(title="drop the unused loop", workflow="manual", hypothesis="h",
                   expected={"benchmark": "unused", "metric": "wall_time"})
