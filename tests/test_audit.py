@@ -125,7 +125,15 @@ def test_ignoring_the_tail(repo: Path, db: Store) -> None:
             metrics={"latency_p50": [10, 11, 10], "latency_p99": [30, 31, 30]})
     change = db.add_change(title="faster web", workflow="manual", hypothesis="h",
                            expected={"benchmark": "web", "metric": "latency_p50"})
-    assert set(findings(repo, db, "ignoring-the-tail")["ignoring-the-tail"]) == {"api", str(change)}
+    # an incident about a callable benchmark, judged on wall time, is not about latency
+    inc = db.add_incident(title="slow pricing", project="/p", benchmarks=["fast[items=5]"])
+    db.add_change(title="slow pricing", workflow="profile-and-patch", hypothesis="h",
+                  incident_id=inc, expected={"metric": "wall_time"})
+    web = db.add_incident(title="slow web", project="/p", benchmarks=["web"])
+    on_mean = db.add_change(title="slow web", workflow="profile-and-patch", hypothesis="h",
+                            incident_id=web, expected={"metric": "wall_time"})
+    assert set(findings(repo, db, "ignoring-the-tail")["ignoring-the-tail"]) == {
+        "api", str(change), str(on_mean)}
 
 
 def test_goal_and_metric_mismatch(repo: Path, db: Store) -> None:

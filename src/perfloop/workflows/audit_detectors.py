@@ -56,6 +56,16 @@ def _benchmark_of(c: ChangeRecord) -> str | None:
     return (c.expected or {}).get("benchmark") or (c.data or {}).get("benchmark")
 
 
+def _benchmarks_of(ctx: AuditContext, c: ChangeRecord) -> set[str]:
+    """Base names of the benchmarks a change is about: its own, or its incident's."""
+    names = {n for n in (_benchmark_of(c),) if n}
+    if c.incident_id is not None:
+        incident = next((i for i in ctx.incidents if i.id == c.incident_id), None) \
+            or ctx.store.incident(c.incident_id)
+        names.update(str(b) for b in (incident.benchmarks if incident else ()))
+    return {n.split("[", 1)[0] for n in names}
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -229,9 +239,8 @@ def ignoring_tail(ctx: AuditContext) -> list[Finding]:
             lines.append(f"HTTP benchmark {name} measures {', '.join(metrics)}: no p90/p99/max")
             subjects.append(name)
     for c in ctx.changes:
-        metric, bench = _metric_of(c), _benchmark_of(c)
-        latency = bench in http or (c.incident_id is not None and bool(http))
-        if metric in AVERAGES and latency:
+        metric = _metric_of(c)
+        if metric in AVERAGES and any(b in http for b in _benchmarks_of(ctx, c)):
             lines.append(f"{_entry(c)}: a latency change judged on {metric}")
             subjects.append(str(c.id))
     if not lines:
