@@ -16,9 +16,9 @@ PACKAGE = Path(perfloop.__file__).parent
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Store:
-    with Store.open(str(tmp_path / "s.db")) as store:
-        yield store
+def db(any_store: Store) -> Store:
+    """SQLite always; PostgreSQL too when PERFLOOP_TEST_POSTGRES_URL is set."""
+    return any_store
 
 
 def test_nothing_outside_the_store_opens_its_sessions_or_uses_its_rows() -> None:

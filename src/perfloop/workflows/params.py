@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..config import find_config
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError
 from ..store import Store
 from . import gitlog
 
