@@ -96,3 +96,9 @@ def test_approvals_keep_their_data_as_given(db: Store) -> None:
     assert [a.benchmark for a in db.approvals(benchmarks={"quote"})] == ["quote"]
     assert [a.commit for a in db.approvals(commits=["def"])] == ["def"]
     assert len(db.approvals(limit=1)) == 1
+
+
+def test_non_finite_numbers_are_stored_as_null(db: Store) -> None:
+    change = db.add_change(title="gate failed", workflow="regression",
+                           actual={"interval": [float("nan"), float("inf")], "change": 0.1})
+    assert db.change(change).actual == {"interval": [None, None], "change": 0.1}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,7 +168,7 @@ def _record(cls: type[_R], row: Any) -> _R:
 
 def json_ready(value: Any) -> Any:
     """``value`` as plain JSON data: datetimes as ISO text, paths as text, dataclasses as dicts,
-    sets and tuples as lists; anything else unknown as its text. NaN is refused."""
+    sets and tuples as lists; anything else unknown as its text; NaN and infinities as None."""
 
     def default(v: Any) -> Any:
         if isinstance(v, datetime):
@@ -184,7 +185,22 @@ def json_ready(value: Any) -> Any:
             return list(v)
         return str(v)
 
-    return json.loads(json.dumps(value, default=default, allow_nan=False))
+    try:
+        return json.loads(json.dumps(value, default=default, allow_nan=False))
+    except ValueError:
+        # NaN or infinity (an undefined interval, say): PostgreSQL's JSON refuses them, and a
+        # record must not be lost for one number, so they are stored as null
+        return _finite(json.loads(json.dumps(value, default=default)))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
