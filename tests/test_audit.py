@@ -80,6 +80,18 @@ def test_several_changes_between_two_runs(repo: Path, db: Store) -> None:
     assert set(findings(repo, db, "several-changes")["several-changes"]) == {one, two}
 
 
+def test_several_changes_shipped_in_one_release(repo: Path, db: Store) -> None:
+    from gitutil import git
+    git(repo, "tag", "v1")
+    one = commit(repo, "Speed up parsing", {"app.py": "x = 1\n"}, days_ago=8)
+    add_run(db, commit=one, metrics=STEADY)            # measured alone: not part of the batch
+    two = commit(repo, "Faster pricing", {"app.py": "x = 2\n"}, days_ago=7)
+    three = commit(repo, "Optimize the report", {"app.py": "x = 3\n"}, days_ago=6)
+    git(repo, "tag", "-a", "v2", "-m", "release 2")
+    [finding] = run_audit(repo, db, only=["several-changes"]).findings
+    assert finding.subjects == (two, three) and finding.evidence[0].startswith("release v2: 2 ")
+
+
 def test_several_changes_in_one_verified_entry(repo: Path, db: Store) -> None:
     change = db.add_change(title="two patches", workflow="profile-and-patch", hypothesis="h",
                            actual={"verdict": "verified", "attributable": False})

@@ -82,6 +82,7 @@ class AuditContext:
     approvals: list[ApprovalRecord]
     profiles: list[ProfileRecord]
     store: Store
+    release_tags: Mapping[str, str] = field(default_factory=dict)   # commit -> tag
     _params: ParamReport | None = field(default=None, repr=False)
 
     @property
@@ -219,7 +220,8 @@ def load_context(root: Path, store: Store, *, since: datetime, now: datetime | N
         root=root, since=since, now=now, config=config, raw=raw, commits=commits, runs=runs,
         results=store.result_summaries(since=since), changes=store.changes(since=since),
         incidents=store.incidents(since=since), hypotheses=store.hypotheses(),
-        approvals=store.approvals(since=since), profiles=store.profiles(since=since), store=store)
+        approvals=store.approvals(since=since), profiles=store.profiles(since=since), store=store,
+        release_tags=gitlog.tags(root) if commits else {})
 
 
 def run_audit(root: str | Path, store: Store, *, since: datetime | None = None,

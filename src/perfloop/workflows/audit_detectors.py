@@ -115,12 +115,32 @@ def several_changes(ctx: AuditContext) -> list[Finding]:
             lines.append(f"runs #{older.id} -> #{newer.id}: {len(between)} performance commits "
                          f"measured as one change ({', '.join(c.sha[:8] for c in between[:4])})")
             subjects += [c.sha for c in between]
+    lines += _releases(ctx, perf, subjects)
     if not lines:
         return []
     return [Finding(
         "several-changes", "several changes per verification: attribution impossible",
         _capped(lines), "measure each change on its own: a run (or `perfloop gate`) per commit "
         "that claims a speed-up, before the next one lands", severity=2, subjects=tuple(subjects))]
+
+
+def _releases(ctx: AuditContext, perf: dict[str, Commit], subjects: list[str]) -> list[str]:
+    """Releases (tags) that shipped two or more performance commits none of which was measured
+    on its own: in production their effects cannot be told apart."""
+    released = ctx.release_tags
+    measured = {r.commit for r in ctx.runs}
+    lines, batch = [], []
+    for c in reversed(ctx.commits):                    # oldest first
+        if c.sha in perf and c.sha not in measured:
+            batch.append(c)
+        if c.sha in released:
+            if len(batch) >= 2:
+                lines.append(f"release {released[c.sha]}: {len(batch)} performance commits shipped "
+                             f"together, none measured on its own "
+                             f"({', '.join(b.sha[:8] for b in batch[:4])})")
+                subjects += [b.sha for b in batch]
+            batch = []
+    return lines
 
 
 def missing_baseline(ctx: AuditContext) -> list[Finding]:
