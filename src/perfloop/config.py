@@ -225,10 +225,12 @@ def load_config(root: str | Path = ".") -> ProjectConfig:
 def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = None) -> ProjectConfig:
     """Validate a configuration already read from TOML (a dict)."""
     where = str(path) if path else "<config>"
-    unknown = set(data) - {"defaults", "benchmark", "store", "suite"}
+    # [[parameter]] (the tuning registry) and [audit] are read by their own workflows
+    unknown = set(data) - {"defaults", "benchmark", "store", "suite", "parameter", "audit"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", path=where,
-                          hint="allowed: [defaults], [[benchmark]], [[suite]], store")
+                          hint="allowed: [defaults], [[benchmark]], [[suite]], store, "
+                               "[[parameter]], [audit]")
     raw_defaults = data.get("defaults", {})
     if not isinstance(raw_defaults, Mapping):
         raise ConfigError("must be a table", path=where, key="defaults")

@@ -10,7 +10,8 @@ import typer
 from .. import __version__
 from ..errors import Interrupted, PerfloopError
 from ..measure.process import sigterm_as_interrupt, terminated
-from . import gate_cmds, history_cmds, import_cmds, incident_cmds, measure_cmds
+from . import (audit_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds, journal_cmds,
+               measure_cmds, params_cmds)
 
 app = typer.Typer(
     name="perfloop",
@@ -23,7 +24,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # One module per workflow; each adds its commands.
-for _module in (measure_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds):
+for _module in (measure_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds, journal_cmds,
+                params_cmds, audit_cmds):
     _module.register(app)
 
 

@@ -6,6 +6,9 @@ find where it is with :func:`resolve_store_url`.
 """
 
 from .db import ENV_VAR, resolve_store_url
+from .journal import (ApprovalRecord, ChangeRecord, HypothesisRecord, IncidentRecord,
+                      ProfileRecord, ResultSummary, json_ready)
 from .repository import RunInfo, Store, StoredRun
 
-__all__ = ["ENV_VAR", "RunInfo", "Store", "StoredRun", "resolve_store_url"]
+__all__ = ["ENV_VAR", "ApprovalRecord", "ChangeRecord", "HypothesisRecord", "IncidentRecord",
+           "ProfileRecord", "ResultSummary", "RunInfo", "Store", "StoredRun", "json_ready", "resolve_store_url"]

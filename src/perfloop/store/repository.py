@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import PerfloopError, RefNotFound, StoreError
 from ..records import BenchmarkResult, ResultStatus, RunStatus, Sample
 from .db import ENV_VAR, READ_ONLY, create_store_engine, migrate, safe_url, to_url
+from .journal import JournalTables
 from .models import EnvironmentRow, ResultRow, RunRow, SampleRow, utcnow
 
 REF_HINT = ("`perfloop runs` lists stored runs; run `perfloop run --label NAME` to make one")
@@ -118,8 +119,10 @@ def base_name_of(name: str) -> str:
     return name
 
 
-class Store:
-    """The results store: runs, their results and samples, in SQLite or PostgreSQL.
+class Store(JournalTables):
+    """The results store: runs, their results and samples, in SQLite or PostgreSQL; and the
+    workflows' records (incidents, hypotheses, profiles, approvals, the journal of changes),
+    whose methods :class:`~perfloop.store.journal.JournalTables` provides.
 
     Make one with :meth:`Store.open`, which creates or migrates the schema. A Store is not meant
     to be shared across ``fork()``: open one in each process.

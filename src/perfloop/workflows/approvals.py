@@ -33,11 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import select
-
 from ..errors import UsageError
-from ..store import Store
-from ..store.models import ApprovalRow, ChangeRow, utcnow
+from ..store import ApprovalRecord, Store
+from ..store.models import utcnow
 
 WORKFLOW = "regression"
 TRAILER = "Perf-Approved"
@@ -210,7 +208,7 @@ def trailer_approvals(root: str | Path, base: str, head: str) -> list[Approval]:
 # the store
 
 
-def _approval(row: ApprovalRow) -> Approval:
+def _approval(row: ApprovalRecord) -> Approval:
     return Approval(benchmark=row.benchmark, reason=row.reason, author=row.author, commit=row.commit,
                     metric=row.metric, source=row.source, id=row.id, created_at=row.created_at,
                     data=dict(row.data or {}))
@@ -224,32 +222,22 @@ def record_approval(store: Store, approval: Approval) -> Approval:
         raise UsageError(f"the reason {approval.reason.strip()!r} does not document the exception",
                          hint='say why the regression is acceptable, e.g. --reason "correctness fix '
                               'for #123; the extra copy is needed"')
-    row = ApprovalRow(benchmark=approval.benchmark.strip(), metric=approval.metric,
-                      commit=approval.commit, reason=approval.reason.strip(), author=approval.author,
-                      source=approval.source, created_at=approval.created_at or utcnow(),
-                      data=dict(approval.data))
-    with store._write("recording an approval") as session:  # noqa: SLF001 (StoreError conversion)
-        session.add(row)
-        session.flush()
-        return _approval(row)
+    row = store.add_approval(benchmark=approval.benchmark.strip(), metric=approval.metric,
+                             commit=approval.commit, reason=approval.reason.strip(),
+                             author=approval.author, source=approval.source,
+                             created_at=approval.created_at or utcnow(), data=dict(approval.data))
+    return _approval(row)
 
 
 def list_approvals(store: Store, *, benchmark: str | None = None,
                    commits: Iterable[str] | None = None, limit: int | None = None) -> list[Approval]:
     """Stored approvals, newest first; only those of ``benchmark`` (name or base name) or
     of the given commits when asked."""
-    query = select(ApprovalRow).order_by(ApprovalRow.created_at.desc(), ApprovalRow.id.desc())
-    if benchmark:
-        query = query.where(ApprovalRow.benchmark.in_({benchmark, benchmark.split("[", 1)[0]}))
-    if commits is not None:
-        wanted = list(commits)
-        if not wanted:
-            return []
-        query = query.where(ApprovalRow.commit.in_(wanted))
-    if limit is not None:
-        query = query.limit(limit)
-    with store._read("reading approvals") as session:  # noqa: SLF001
-        return [_approval(row) for row in session.scalars(query).all()]
+    names = {benchmark, benchmark.split("[", 1)[0]} if benchmark else None
+    wanted = list(commits) if commits is not None else None
+    if wanted is not None and not wanted:
+        return []
+    return [_approval(row) for row in store.approvals(benchmarks=names, commits=wanted, limit=limit)]
 
 
 def remember(store: Store, approvals: Sequence[Approval]) -> list[Approval]:
@@ -312,30 +300,20 @@ def journal_approved(store: Store, *, benchmark: str, approvals: Sequence[Approv
     data = {"benchmark": benchmark, "approvals": [a.to_dict() for a in approvals],
             "base": base, "head": head}
     now = utcnow()
-    with store._write("journaling an approved regression") as session:  # noqa: SLF001
-        rows = session.scalars(select(ChangeRow).where(ChangeRow.workflow == WORKFLOW,
-                                                       ChangeRow.status == "approved")
-                               .order_by(ChangeRow.id.desc()).limit(500)).all()
-        for row in rows:
-            d = row.data or {}
-            if d.get("benchmark") == benchmark and d.get("head") == head:
-                row.actual = dict(actual)
-                row.notes = reasons
-                row.data = data
-                row.updated_at = now
-                row.verification_run_ids = [i for i in (head_run_id,) if i is not None]
-                row.baseline_run_id = base_run_id
-                return row.id
-        change = ChangeRow(
-            title=f"approved regression of {benchmark}", kind=None, workflow=WORKFLOW,
-            status="approved", hypothesis=None, expected={}, actual=dict(actual), risk_factors={},
-            rollback_plan=None, baseline_run_id=base_run_id,
-            verification_run_ids=[i for i in (head_run_id,) if i is not None],
-            commits=[c for c in (base, head) if c], notes=reasons, created_at=now, updated_at=now,
-            data=data)
-        session.add(change)
-        session.flush()
-        return change.id
+    for row in store.changes(workflow=WORKFLOW, status="approved", limit=500):
+        d = row.data or {}
+        if d.get("benchmark") == benchmark and d.get("head") == head:
+            store.update_change(row.id, actual=dict(actual), notes=reasons, data=data,
+                                updated_at=now, baseline_run_id=base_run_id,
+                                verification_run_ids=[i for i in (head_run_id,) if i is not None])
+            return row.id
+    return store.add_change(
+        title=f"approved regression of {benchmark}", kind=None, workflow=WORKFLOW,
+        status="approved", hypothesis=None, expected={}, actual=dict(actual), risk_factors={},
+        rollback_plan=None, baseline_run_id=base_run_id,
+        verification_run_ids=[i for i in (head_run_id,) if i is not None],
+        commits=[c for c in (base, head) if c], notes=reasons, created_at=now, updated_at=now,
+        data=data)
 
 
 __all__ = ["Approval", "CLI", "COMMIT_TRAILER", "TRAILER", "WORKFLOW", "applicable",

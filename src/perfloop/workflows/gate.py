@@ -55,6 +55,7 @@ from ..records import BenchmarkResult, ResultStatus, RunStatus
 from ..store import Store
 from .approvals import (Approval, applicable, commits_in_range, journal_approved, list_approvals,
                         record_size, remember, trailer_approvals)
+from .journal import journal_gate
 from .interleave import (BASE, FAILED, HEAD, Interleaved, SamplingPolicy, kind_of,
                          measure_interleaved)
 from .own_code import SideCheck
@@ -595,6 +596,7 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
         _record_sizes(store, outcome, head_commit)
         if outcome.status == APPROVED:
             _journal(store, outcome, base_commit, head_commit, runs.ids)
+    journal_gate(store, outcomes, base=base_commit, head=head_commit, run_ids=runs.ids)
     if head_dirty:
         notes.append("head has uncommitted changes: they were measured, and the head run is "
                      "marked dirty")

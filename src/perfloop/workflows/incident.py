@@ -15,27 +15,22 @@ Closing writes the *journal entry*: hypothesis, expected, actual (the verificati
 and numbers), profiles, commits, note and duration, into the incident and into the journal of
 changes (``changes`` table) that the other workflows and the audit read.
 
-The store's workflow tables have no API of their own yet; this module reads and writes them
-through the Store's transaction helpers, so that errors still become StoreError.
+The incident, hypothesis and profile records are read and written through the store's public
+API (:class:`~perfloop.store.journal.JournalTables`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
 from ..config import ProjectConfig
 from ..errors import UsageError
 from ..metrics import BUILTIN
-from ..store import Store
-from ..store.models import ChangeRow, HypothesisRow, IncidentRow, ProfileRow, utcnow
+from ..store import HypothesisRecord, IncidentRecord, Store, json_ready
+from ..store.models import utcnow
 from .attribution import commits_between, snapshot_tree
 
 WORKFLOW = "profile-and-patch"
@@ -156,12 +151,7 @@ class Incident:
                 "profiles": list(self.profile_ids), "data": dict(self.data)}
 
 
-def _session(store: Store, action: str, *, write: bool) -> AbstractContextManager[Session]:
-    # The Store's own transaction helpers: SQLite write locking and StoreError conversion.
-    return store._write(action) if write else store._read(action)  # noqa: SLF001
-
-
-def _hypothesis(row: HypothesisRow) -> Hypothesis:
+def _hypothesis(row: HypothesisRecord) -> Hypothesis:
     evidence = dict(row.evidence or {})
     effect = evidence.get("expected_effect")
     outcome = row.outcome
@@ -174,11 +164,9 @@ def _hypothesis(row: HypothesisRow) -> Hypothesis:
                       evidence=evidence)
 
 
-def _incident(session: Session, row: IncidentRow) -> Incident:
-    hyps = session.scalars(select(HypothesisRow).where(HypothesisRow.incident_id == row.id)
-                           .order_by(HypothesisRow.id)).all()
-    profiles = session.scalars(select(ProfileRow.id).where(ProfileRow.incident_id == row.id)
-                               .order_by(ProfileRow.id)).all()
+def _incident(store: Store, row: IncidentRecord) -> Incident:
+    hyps = sorted(store.hypotheses(incident_ids=[row.id]), key=lambda h: h.id)
+    profiles = store.profile_ids(row.id)
     return Incident(id=row.id, title=row.title, status=row.status, project=row.project,
                     benchmarks=tuple(row.benchmarks or ()), metric=row.metric,
                     opened_at=row.opened_at, closed_at=row.closed_at,
@@ -197,11 +185,8 @@ def _project(root: str | Path) -> str:
 
 def current_incident(store: Store, root: str | Path) -> Incident | None:
     """The open incident of the project at ``root``, or None (normal development)."""
-    with _session(store, "reading the open incident", write=False) as session:
-        row = session.scalars(select(IncidentRow).where(IncidentRow.status == OPEN,
-                                                        IncidentRow.project == _project(root))
-                              .order_by(IncidentRow.id.desc()).limit(1)).first()
-        return _incident(session, row) if row else None
+    rows = store.incidents(project=_project(root), status=OPEN, limit=1)
+    return _incident(store, rows[0]) if rows else None
 
 
 def require_incident(store: Store, root: str | Path, doing: str) -> Incident:
@@ -213,20 +198,16 @@ def require_incident(store: Store, root: str | Path, doing: str) -> Incident:
 
 
 def get_incident(store: Store, incident_id: int) -> Incident:
-    with _session(store, f"reading incident {incident_id}", write=False) as session:
-        row = session.get(IncidentRow, incident_id)
-        if row is None:
-            raise UsageError(f"no incident #{incident_id}", hint="`perfloop incident list` shows them")
-        return _incident(session, row)
+    row = store.incident(incident_id)
+    if row is None:
+        raise UsageError(f"no incident #{incident_id}", hint="`perfloop incident list` shows them")
+    return _incident(store, row)
 
 
 def list_incidents(store: Store, root: str | Path | None = None, *, limit: int = 50) -> list[Incident]:
     """Incidents of the project (all projects when ``root`` is None), newest first."""
-    query = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit)
-    if root is not None:
-        query = query.where(IncidentRow.project == _project(root))
-    with _session(store, "listing incidents", write=False) as session:
-        return [_incident(session, row) for row in session.scalars(query).all()]
+    rows = store.incidents(project=_project(root) if root is not None else None, limit=limit)
+    return [_incident(store, row) for row in rows]
 
 
 def open_incident(store: Store, root: str | Path, title: str, *, benchmarks: Sequence[str] = (),
@@ -252,15 +233,11 @@ def open_incident(store: Store, root: str | Path, title: str, *, benchmarks: Seq
                              hint="use a metric the benchmarks measure, e.g. p99, p50, wall_time, "
                                   "cpu_time, peak_rss")
     snapshot = snapshot_tree(root)
-    row = IncidentRow(title=title, status=OPEN, project=_project(root), benchmarks=names,
-                      metric=metric, opened_at=utcnow(),
-                      commit_at_open=snapshot.commit if snapshot else None,
-                      data={"tree_at_open": snapshot.to_dict() if snapshot else None,
-                            "events": [_event("opened")]})
-    with _session(store, "opening an incident", write=True) as session:
-        session.add(row)
-        session.flush()
-        incident_id = row.id
+    incident_id = store.add_incident(
+        title=title, status=OPEN, project=_project(root), benchmarks=names, metric=metric,
+        opened_at=utcnow(), commit_at_open=snapshot.commit if snapshot else None,
+        data={"tree_at_open": snapshot.to_dict() if snapshot else None,
+              "events": [_event("opened")]})
     return get_incident(store, incident_id)
 
 
@@ -271,38 +248,21 @@ def _event(what: str, **details: Any) -> dict[str, Any]:
 def update_data(store: Store, incident_id: int, changes: Mapping[str, Any], *, event: str | None = None,
                 append: Mapping[str, Any] | None = None, **columns: Any) -> None:
     """Merge ``changes`` into the incident's data, append to its lists, set columns, log an event."""
-    with _session(store, f"updating incident {incident_id}", write=True) as session:
-        row = session.get(IncidentRow, incident_id)
-        if row is None:
-            raise UsageError(f"no incident #{incident_id}")
-        data = dict(row.data or {})
+    def edit(data: dict[str, Any]) -> dict[str, Any]:
         data.update(_plain(changes))
         for key, item in (append or {}).items():
             data[key] = [*data.get(key, []), _plain(item)]
         if event:
             data["events"] = [*data.get("events", []), _event(event)]
-        session.execute(update(IncidentRow).where(IncidentRow.id == incident_id)
-                        .values(data=data, **columns))
+        return data
+
+    if not store.update_incident(incident_id, edit=edit, **columns):
+        raise UsageError(f"no incident #{incident_id}")
 
 
 def _plain(value: Any) -> Any:
     """JSON-ready data (datetimes, paths, dataclasses as plain values)."""
-    import json
-
-    def default(v: Any) -> Any:
-        if isinstance(v, datetime):
-            return v.isoformat()
-        if isinstance(v, Path):
-            return str(v)
-        if dataclasses.is_dataclass(v) and not isinstance(v, type):
-            return dataclasses.asdict(v)
-        if isinstance(v, Mapping):
-            return dict(v)
-        if isinstance(v, (set, frozenset, tuple)):
-            return list(v)
-        return str(v)
-
-    return json.loads(json.dumps(value, default=default, allow_nan=False))
+    return json_ready(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,50 +288,37 @@ def add_hypothesis(store: Store, root: str | Path, text: str, *, expect: Sequenc
         raise UsageError(f"--share {expected_share}: must be a fraction in (0, 1]", hint="e.g. 0.5 for half")
     if expected_effect is not None and not -1 < expected_effect < 10:
         raise UsageError(f"--effect {expected_effect}: a relative change such as -0.3 (30% lower)")
-    row = HypothesisRow(incident_id=incident.id, text=text, expect=list(expect),
-                        expected_share=expected_share, created_at=utcnow(),
-                        evidence={"expected_effect": expected_effect})
-    with _session(store, "recording a hypothesis", write=True) as session:
-        session.add(row)
-        session.flush()
-        hypothesis_id = row.id
+    hypothesis_id = store.add_hypothesis(
+        incident_id=incident.id, text=text, expect=list(expect), expected_share=expected_share,
+        created_at=utcnow(), evidence={"expected_effect": expected_effect})
     update_data(store, incident.id, {}, event=f"hypothesis #{hypothesis_id}")
     return get_hypothesis(store, hypothesis_id)
 
 
 def get_hypothesis(store: Store, hypothesis_id: int) -> Hypothesis:
-    with _session(store, f"reading hypothesis {hypothesis_id}", write=False) as session:
-        row = session.get(HypothesisRow, hypothesis_id)
-        if row is None:
-            raise UsageError(f"no hypothesis #{hypothesis_id}")
-        return _hypothesis(row)
+    row = store.hypothesis(hypothesis_id)
+    if row is None:
+        raise UsageError(f"no hypothesis #{hypothesis_id}")
+    return _hypothesis(row)
 
 
 def record_outcome(store: Store, hypothesis_id: int, outcome: str, evidence: Mapping[str, Any]) -> None:
     """Store what the profile said about a hypothesis (its latest check wins)."""
     if outcome not in ("confirmed", "refuted", "unclear", TOO_BROAD):
         raise ValueError(f"unknown outcome {outcome!r}")
-    with _session(store, "recording a hypothesis outcome", write=True) as session:
-        row = session.get(HypothesisRow, hypothesis_id)
-        if row is None:
-            raise UsageError(f"no hypothesis #{hypothesis_id}")
-        # the outcome column keeps its three values (no migration): too broad is stored as
-        # unclear, which counts the same in the hit rate, and told apart by the evidence
-        merged = {**(row.evidence or {}), **_plain(evidence), "outcome": outcome}
-        column = "unclear" if outcome == TOO_BROAD else outcome
-        session.execute(update(HypothesisRow).where(HypothesisRow.id == hypothesis_id)
-                        .values(outcome=column, checked_at=utcnow(), evidence=merged))
+    # the outcome column keeps its three values (no migration): too broad is stored as
+    # unclear, which counts the same in the hit rate, and told apart by the evidence
+    column = "unclear" if outcome == TOO_BROAD else outcome
+    found = store.update_hypothesis(
+        hypothesis_id, edit=lambda old: {**old, **_plain(evidence), "outcome": outcome},
+        outcome=column, checked_at=utcnow())
+    if not found:
+        raise UsageError(f"no hypothesis #{hypothesis_id}")
 
 
 def record_effect(store: Store, hypothesis_id: int, effect: Mapping[str, Any]) -> None:
     """Store how the target metric actually moved, next to the effect the hypothesis expected."""
-    with _session(store, "recording a hypothesis effect", write=True) as session:
-        row = session.get(HypothesisRow, hypothesis_id)
-        if row is None:
-            return
-        merged = {**(row.evidence or {}), "effect": _plain(effect)}
-        session.execute(update(HypothesisRow).where(HypothesisRow.id == hypothesis_id)
-                        .values(evidence=merged))
+    store.update_hypothesis(hypothesis_id, edit=lambda old: {**old, "effect": _plain(effect)})
 
 
 @dataclass(frozen=True)
@@ -409,11 +356,10 @@ def hypothesis_history(store: Store, root: str | Path) -> HypothesisHistory:
     The hit rate counts confirmed against refuted; unclear, too-broad and unchecked hypotheses
     are shown but not counted, since they say nothing either way about the intuition.
     """
-    query = (select(HypothesisRow, IncidentRow.title).join(IncidentRow, IncidentRow.id == HypothesisRow.incident_id)
-             .where(IncidentRow.project == _project(root)).order_by(HypothesisRow.created_at, HypothesisRow.id))
-    with _session(store, "reading hypotheses", write=False) as session:
-        rows = session.execute(query).all()
-    items = tuple((_hypothesis(h), h.incident_id, title) for h, title in rows)
+    project = _project(root)
+    titles = {i.id: i.title for i in store.incidents(project=project)}
+    items = tuple((_hypothesis(h), h.incident_id, titles.get(h.incident_id or -1, ""))
+                  for h in store.hypotheses(project=project))
     periods: dict[str, dict[str, Any]] = {}
     hits = decided = 0
     for hyp, _, _ in items:
@@ -486,20 +432,17 @@ def incident_banner(store: Store, root: str | Path) -> str | None:
 
 
 def _profile_summaries(store: Store, incident_id: int) -> list[dict[str, Any]]:
-    with _session(store, "reading profiles", write=False) as session:
-        rows = session.scalars(select(ProfileRow).where(ProfileRow.incident_id == incident_id)
-                               .order_by(ProfileRow.id)).all()
-        out = []
-        for r in rows:
-            top = (r.hot_spots or [None])[0]
-            check = (r.data or {}).get("check") or {}
-            out.append({"id": r.id, "purpose": r.purpose, "target": r.target, "profiler": r.profiler,
-                        "commit": r.commit, "dirty": r.dirty, "created_at": r.created_at.isoformat(),
-                        "files": dict(r.files or {}),
-                        "top_hot_spot": {"function": top.get("function"),
-                                         "self_share": top.get("self_share")} if top else None,
-                        "hypothesis_verdict": check.get("verdict")})
-        return out
+    out = []
+    for r in store.profiles(incident_id=incident_id):
+        top = (r.hot_spots or [None])[0]
+        check = (r.data or {}).get("check") or {}
+        out.append({"id": r.id, "purpose": r.purpose, "target": r.target, "profiler": r.profiler,
+                    "commit": r.commit, "dirty": r.dirty, "created_at": r.created_at.isoformat(),
+                    "files": dict(r.files or {}),
+                    "top_hot_spot": {"function": top.get("function"),
+                                     "self_share": top.get("self_share")} if top else None,
+                    "hypothesis_verdict": check.get("verdict")})
+    return out
 
 
 def journal_entry(store: Store, incident: Incident, note: str | None,
@@ -558,7 +501,7 @@ def close_incident(store: Store, root: str | Path, note: str | None = None) -> I
     # the journal's status vocabulary: what a reader of the journal needs to know first
     status = {"verified": "verified", "trade-off": "verified", "regressed": "regressed",
               "not verified": "unverified"}.get(verdict or "", "closed")
-    change = ChangeRow(
+    change = dict(
         title=incident.title, kind=None, workflow=WORKFLOW, status=status,
         incident_id=incident.id, hypothesis=incident.hypothesis.text if incident.hypothesis else None,
         expected=entry["expected"], actual=entry["actual"], risk_factors={},
@@ -567,15 +510,14 @@ def close_incident(store: Store, root: str | Path, note: str | None = None) -> I
                               if v.get("run_id")],
         commits=[c["sha"] for c in entry["commits"]], notes=note, created_at=closed_at,
         updated_at=closed_at, data={"journal": entry})
-    with _session(store, "closing an incident", write=True) as session:
-        session.add(change)
-        session.flush()
-        row = session.get(IncidentRow, incident.id)
-        assert row is not None
-        data = {**(row.data or {}), "journal": entry, "change_id": change.id}
+
+    def edit(data: dict[str, Any], change_id: int) -> dict[str, Any]:
+        data = {**data, "journal": entry, "change_id": change_id}
         data["events"] = [*data.get("events", []), _event("closed")]
-        session.execute(update(IncidentRow).where(IncidentRow.id == incident.id)
-                        .values(status=CLOSED, closed_at=closed_at, note=note, data=data))
+        return data
+
+    store.close_incident(incident.id, change, edit=edit, status=CLOSED, closed_at=closed_at,
+                         note=note)
     return get_incident(store, incident.id)
 
 

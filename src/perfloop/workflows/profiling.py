@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
-from sqlalchemy import select, update
-
 from ..analysis.hypothesis import HypothesisCheck, check_hypothesis
 from ..analysis.profiles import (OUTSIDE_USER_CODE, FrameDelta, HotSpot, Profile, diff_profiles,
                                  from_speedscope, hot_spots, to_speedscope)
@@ -47,9 +45,9 @@ from ..errors import TargetError, UsageError
 from ..analysis import profilers
 from ..analysis.profilers import ProfileResult
 from ..store import Store
-from ..store.models import ProfileRow, utcnow
+from ..store.models import utcnow
 from .attribution import snapshot_tree
-from .incident import HYPOTHESIS_HINT, Hypothesis, Incident, _session, current_incident, record_outcome, update_data
+from .incident import HYPOTHESIS_HINT, Hypothesis, Incident, current_incident, record_outcome, update_data
 
 PROFILE_DIR = Path(".perfloop") / "profiles"
 DEFAULT_PID_DURATION = 10.0      # seconds a running process is profiled for by default
@@ -222,11 +220,10 @@ def _profile_doc(profile: Profile) -> dict[str, Any]:
 
 def load_profile(store: Store, profile_id: int) -> Profile:
     """A stored profile, rebuilt from its stacks (for differential profiles)."""
-    with _session(store, f"reading profile {profile_id}", write=False) as session:
-        row = session.get(ProfileRow, profile_id)
-        if row is None:
-            raise UsageError(f"no profile #{profile_id}")
-        data = dict(row.data or {})
+    row = store.profile(profile_id)
+    if row is None:
+        raise UsageError(f"no profile #{profile_id}")
+    data = dict(row.data or {})
     doc = data.get("profile") or {}
     profile = from_speedscope(doc.get("speedscope") or {"profiles": []}, profiler=doc.get("profiler"),
                               calls=doc.get("calls"), interval=doc.get("interval"))
@@ -237,15 +234,12 @@ def _earlier_profile(store: Store, incident: Incident, target: str, tree: str | 
     """The first profile of ``target`` in the incident, if the code has changed since it."""
     if not tree:
         return None
-    with _session(store, "reading profiles", write=False) as session:
-        rows = session.scalars(select(ProfileRow).where(ProfileRow.incident_id == incident.id,
-                                                        ProfileRow.target == target,
-                                                        ProfileRow.purpose != "after")
-                               .order_by(ProfileRow.id)).all()
-        for row in rows:
-            earlier = (row.data or {}).get("tree")
-            if earlier and earlier != tree:
-                return row.id
+    for row in store.profiles(incident_id=incident.id, target=target):
+        if row.purpose == "after":
+            continue
+        earlier = (row.data or {}).get("tree")
+        if earlier and earlier != tree:
+            return row.id
     return None
 
 
@@ -255,7 +249,7 @@ def _store(store: Store, root: Path, incident: Incident | None, hypothesis: Hypo
            formats: Sequence[str], write_files: FlameGraphWriter | None) -> tuple[int, dict[str, str]]:
     modules = [e.partition(":")[0] for e in (check.expect if check else ())]
     spots = [dataclasses.asdict(h) for h in hot_spot_table(result.profile, user_modules=modules)]
-    row = ProfileRow(
+    profile_id = store.add_profile(
         incident_id=incident.id if incident else None,
         hypothesis_id=hypothesis.id if hypothesis and purpose == "hypothesis" else None,
         purpose=purpose, target=target, profiler=result.profiler,
@@ -266,10 +260,6 @@ def _store(store: Store, root: Path, incident: Incident | None, hypothesis: Hypo
               "check": _check_dict(check) if check else None, "notes": list(result.notes),
               "calls": result.calls, "diff_against": diff_against,
               "diff": [_delta_dict(d) for d in diff[:20]]})
-    with _session(store, "storing a profile", write=True) as session:
-        session.add(row)
-        session.flush()
-        profile_id = row.id
     if write_files is None:
         return profile_id, {}
     prefix = root / PROFILE_DIR / ((f"incident-{incident.id}-" if incident else "") +
@@ -278,8 +268,7 @@ def _store(store: Store, root: Path, incident: Incident | None, hypothesis: Hypo
     written = write_files(result.profile, prefix, title=title, signals=result.signals,
                           notes=result.notes, formats=formats)
     files = {fmt: str(path) for fmt, path in written.items()}
-    with _session(store, "storing a profile", write=True) as session:
-        session.execute(update(ProfileRow).where(ProfileRow.id == profile_id).values(files=files))
+    store.update_profile(profile_id, files=files)
     return profile_id, files
 
 
