@@ -367,6 +367,18 @@ class JournalTables:
             session.flush()
             return _record(ApprovalRecord, row)
 
+    def approval(self, approval_id: int) -> ApprovalRecord | None:
+        """The approval ``approval_id``, or None."""
+        with self._read(f"reading approval {approval_id}") as session:
+            row = session.get(ApprovalRow, approval_id)
+            return _record(ApprovalRecord, row) if row else None
+
+    def update_approval(self, approval_id: int, *, edit: Edit | None = None,
+                        **columns: Any) -> bool:
+        """Set columns of an approval and, with ``edit``, rewrite its data."""
+        with self._write("updating an approval") as session:
+            return _update(session, ApprovalRow, approval_id, "data", edit, columns)
+
     def approvals(self, *, benchmarks: Iterable[str] | None = None,
                   commits: Iterable[str] | None = None, since: datetime | None = None,
                   limit: int | None = None) -> list[ApprovalRecord]:

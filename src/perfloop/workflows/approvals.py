@@ -275,17 +275,17 @@ def record_size(store: Store, approval: Approval, benchmark: str, metric: str,
     the first time: the size is what was reviewed). Returns the approval as stored."""
     if approval.id is None or approval.approved_size(benchmark, metric) is not None:
         return approval
-    with store._write("recording what an approval approved") as session:  # noqa: SLF001
-        row = session.get(ApprovalRow, approval.id)
-        if row is None:
-            return approval
-        data = dict(row.data or {})
+    key = f"{benchmark}:{metric}"
+
+    def edit(data: dict[str, Any]) -> dict[str, Any]:
         sizes = dict(data.get("sizes") or {})
-        sizes.setdefault(f"{benchmark}:{metric}", dict(size))
-        data["sizes"] = sizes
-        row.data = data
-        session.flush()
-        return _approval(row)
+        sizes.setdefault(key, dict(size))
+        return {**data, "sizes": sizes}
+
+    if not store.update_approval(approval.id, edit=edit):
+        return approval
+    stored = store.approval(approval.id)
+    return _approval(stored) if stored is not None else approval
 
 
 def journal_approved(store: Store, *, benchmark: str, approvals: Sequence[Approval],
