@@ -50,6 +50,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..analysis.stats import TRIM, effective_units, trim_count
+from ..analysis.compare import THRESHOLD_SHARE
 from ..config import DEFAULT_TOLERANCE, ProjectConfig, Settings
 from ..store import Store
 from ..store.series import Series, SeriesKey, latest_environment, load_series
@@ -416,13 +417,18 @@ def standard_error(spread: float, n: int, trim: float = TRIM) -> float:
 
 
 def minimum_detectable_change(spread: float, n: int, *, confidence: float = DEFAULT_CONFIDENCE,
-                              power: float = DEFAULT_POWER, trim: float = TRIM) -> float:
+                              power: float = DEFAULT_POWER, trim: float = TRIM,
+                              threshold: float = 0.0) -> float:
     """The relative change two runs of ``n`` workers each detect with probability ``power``
-    (module docstring: the formula). Infinite when ``n`` is too small to trim and test."""
+    (module docstring: the formula). Infinite when ``n`` is too small to trim and test.
+
+    ``threshold``: the share of the tolerance an interval must clear to call a change (the
+    verdict rule: half the tolerance); the detectable change lies that much further out."""
     h = effective_units(n, trim)
     if h < 2 or not math.isfinite(spread):
         return math.inf
-    return _noncentrality(float(h - 1), confidence, power) * math.sqrt(2.0) * standard_error(spread, n, trim)
+    return threshold + (_noncentrality(float(h - 1), confidence, power) * math.sqrt(2.0)
+                        * standard_error(spread, n, trim))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -452,7 +458,9 @@ def processes_needed(spread: float, tolerance: float, *, confidence: float = DEF
     """
     if not math.isfinite(spread):
         return None
-    within = [minimum_detectable_change(spread, n, confidence=confidence, power=power) <= tolerance
+    threshold = THRESHOLD_SHARE * tolerance
+    within = [minimum_detectable_change(spread, n, confidence=confidence, power=power,
+                                        threshold=threshold) <= tolerance
               for n in range(3, limit + _TRIM_STEP + 1)]
     for i in range(limit - 2):
         if all(within[i:i + _TRIM_STEP + 1]):
@@ -501,7 +509,8 @@ def estimate_noise(series: Series, *, processes: int, tolerance: float, recent: 
         return NoiseEstimate(**common, mdc=math.inf, processes_needed=None, status=UNKNOWN,
                              message="too few workers stored to estimate the noise: run it a "
                                      "few more times (perfloop run)")
-    mdc = minimum_detectable_change(spread, processes, confidence=confidence, power=power)
+    mdc = minimum_detectable_change(spread, processes, confidence=confidence, power=power,
+                                    threshold=THRESHOLD_SHARE * tolerance)
     needed = processes_needed(spread, tolerance, confidence=confidence, power=power)
     if mdc <= tolerance:
         return NoiseEstimate(**common, mdc=mdc, processes_needed=needed, status=OK,
