@@ -229,11 +229,19 @@ def with_deciding_metric(verdicts: Sequence[Verdict], base: BenchmarkResult, hea
                     decide_on=decide_on)
     if choice.metric is None:
         return list(verdicts)
+    by_metric = {v.metric: v for v in verdicts}
+    deciding, reason = {choice.metric}, choice.reason
+    wall, steady = by_metric.get("wall_time"), by_metric.get(choice.metric)
+    if (choice.metric != "wall_time" and wall is not None and steady is not None
+            and wall.verdict is VerdictKind.REGRESSED and steady.verdict is not VerdictKind.REGRESSED):
+        # Wall time regressed where the steady metric did not: new waiting. It counts.
+        deciding.add("wall_time")
+        reason = (f"{reason}; but wall time regressed where {choice.metric} did not "
+                  "(waiting added): wall time decides too")
     out = []
     for v in verdicts:
-        role = "context" if v.metric in TIME_METRICS and v.metric != choice.metric else "decides"
-        out.append(replace(v, role=role, deciding_metric=choice.metric,
-                           deciding_reason=choice.reason))
+        role = "context" if v.metric in TIME_METRICS and v.metric not in deciding else "decides"
+        out.append(replace(v, role=role, deciding_metric=choice.metric, deciding_reason=reason))
     return out
 
 
