@@ -97,7 +97,7 @@ def choose(base: BenchmarkResult, head: BenchmarkResult, metrics: Iterable[str],
         return Choice("wall_time", "the only time metric measured", bs, hs)
     if bs is None or hs is None:
         return Choice("wall_time", "CPU time and wall time are not measured together", bs, hs)
-    shares = f"CPU/wall {bs:.2f} at base, {hs:.2f} at head"
+    shares = (f"CPU/wall {bs:.2f}" if bs == hs else f"CPU/wall {bs:.2f} at base, {hs:.2f} at head")
     if _bound(bs) and _bound(hs):
         if hs < bs * (1.0 - tolerance / 2.0):
             return Choice("wall_time", f"head waits more than base ({shares}): new waiting "

@@ -138,6 +138,11 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
         console.print(f"[red]failed:[/] {escape(item)}")
     for note in cmp.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+    # The same note on many verdicts (the drift term) is printed once, with whom it concerns.
+    grouped: dict[str, list[str]] = {}
     for v in cmp.verdicts:
-        if v.note:
-            console.print(f"[dim]{escape(f'{v.benchmark} {v.metric}: {v.note}')}[/]", highlight=False)
+        if v.note and v.role != "context":
+            grouped.setdefault(v.note, []).append(f"{v.benchmark} {v.metric}")
+    for note, who in grouped.items():
+        head = ", ".join(who) if len(who) <= 2 else f"{len(who)} verdicts"
+        console.print(f"[dim]{escape(f'{head}: {note}')}[/]", highlight=False)
