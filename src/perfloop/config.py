@@ -47,8 +47,10 @@ _SETTING_LIMITS: dict[str, float] = {
     "processes": 100_000, "values": 1_000_000, "warmup": 1_000_000, "min_time": 3600.0,
     "timeout": 7 * 86400.0, "tolerance": 1e12, "run_noise": 1e12,   # range checked below
 }
+#: Values of the ``decide_on`` setting.
+DECIDE_ON = ("auto", "wall_time", "cpu_time", "instructions")
 DEFAULT_TOLERANCE = 0.05
-DEFAULT_RUN_NOISE = 0.02   # see docs/statistics.md, "Separately measured runs"
+DEFAULT_RUN_NOISE = 0.03   # see docs/statistics.md, "Separately measured runs"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class Settings:
     # interval inside one run can see; added when two separately measured runs are compared.
     run_noise: float = DEFAULT_RUN_NOISE
     timeout: float = 300.0      # seconds for the whole benchmark before it is killed
+    # The time metric that decides: "auto" (CPU time for CPU-bound code, wall time for code
+    # that waits; see docs/statistics.md), or "wall_time", "cpu_time", "instructions".
+    decide_on: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("processes", "values"):
@@ -78,6 +83,9 @@ class Settings:
             raise ValueError("tolerance must be a fraction between 0 and 1, e.g. 0.05 for 5%")
         if not 0 <= self.run_noise < 1:
             raise ValueError("run_noise must be a fraction between 0 and 1, e.g. 0.02 for 2%")
+        if self.decide_on not in DECIDE_ON:
+            raise ValueError(f"decide_on must be one of {', '.join(DECIDE_ON)}, "
+                             f"got {self.decide_on!r}")
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,7 @@ class ProjectConfig:
 _SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
     "processes": int, "values": int, "warmup": int,
     "min_time": (int, float), "tolerance": (int, float), "timeout": (int, float),
-    "run_noise": (int, float),
+    "run_noise": (int, float), "decide_on": str,
 }
 _HTTP_LIMITS: dict[str, float] = {"rate": 1e6, "duration": 86400.0, "request_timeout": 3600.0,
                                    "connections": 100_000}
@@ -300,10 +308,11 @@ def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:
             continue
         value = raw[name]
         if isinstance(value, bool) or not isinstance(value, typ):
-            expected = "an integer" if typ is int else "a number"
+            expected = "an integer" if typ is int else "a string" if typ is str else "a number"
             raise ConfigError(f"{name} must be {expected}, got {_shown(value)}", path=where,
                               key=f"{key}.{name}")
-        values[name] = _bounded(value, name, _SETTING_LIMITS[name], where, f"{key}.{name}")
+        values[name] = (value if typ is str else
+                        _bounded(value, name, _SETTING_LIMITS[name], where, f"{key}.{name}"))
     if key == "defaults":
         extra = set(raw) - set(_SETTING_TYPES)
         if extra:
