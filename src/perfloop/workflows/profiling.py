@@ -42,6 +42,7 @@ from ..analysis.profilers import ProfileResult
 from ..store import Store
 from ..store.models import ProfileRow, utcnow
 from .attribution import snapshot_tree
+from .drills import with_drill
 from .incident import HYPOTHESIS_HINT, Hypothesis, Incident, _session, current_incident, record_outcome, update_data
 
 PROFILE_DIR = Path(".perfloop") / "profiles"
@@ -358,7 +359,7 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
         if config is None:
             raise UsageError("profiling a benchmark needs the project's perfloop.toml",
                              hint="run from the project directory or pass -C DIR")
-        for spec in config.select(names):
+        for spec in with_drill(config).select(names):
             try:
                 runs.append((spec.name, _run_target(spec, duration, profiler)))
             except TargetError as exc:
