@@ -92,3 +92,24 @@ def test_evidence_is_read_from_the_store(store, tmp_path) -> None:
     assert evidence.incidents == 2
     assert evidence.runs == 0 and evidence.gate_runs == 0
     assert evidence.contributors is None       # not a git repository
+
+
+def test_the_questionnaire_asks_and_advises(tmp_path, monkeypatch) -> None:
+    """--ask on a terminal: the answers (new to the codebase, 3 people) give profile-and-patch."""
+    from typer.testing import CliRunner
+    from perfloop.cli import drill_cmds
+    from perfloop.cli.app import app
+    monkeypatch.setattr(drill_cmds, "_interactive", lambda: True)
+    (tmp_path / "perfloop.toml").write_text('[[benchmark]]\nname = "x"\ncallable = "m:f"\n')
+    answers = "n\nn\ny\nn\nn\nn\n3\n\n"        # the six questions, contributors, no gain
+    result = CliRunner().invoke(app, ["advise", "--ask", "-C", str(tmp_path)], input=answers)
+    assert result.exit_code == 0, result.output
+    assert "Recommended: profile-and-patch" in result.output and "intuition" in result.output
+
+
+def test_the_questionnaire_needs_a_terminal(tmp_path) -> None:
+    from typer.testing import CliRunner
+    from perfloop.cli.app import app
+    (tmp_path / "perfloop.toml").write_text('[[benchmark]]\nname = "x"\ncallable = "m:f"\n')
+    result = CliRunner().invoke(app, ["advise", "--ask", "-C", str(tmp_path)])
+    assert result.exit_code != 0 and "needs a terminal" in str(result.exception or result.output)

@@ -51,6 +51,8 @@ def advise(
         "--live-system", help="A running service tuned continuously.")] = False,
     shipping_features: Annotated[bool, typer.Option(
         "--shipping-features", help="A young product whose code changes every week.")] = False,
+    ask: Annotated[bool, typer.Option(
+        "--ask", help="Ask the questions one by one (a short questionnaire) instead of flags.")] = False,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
@@ -58,11 +60,18 @@ def advise(
     """Say which tuning workflow fits (or that none does), with reasons and the history behind it.
 
     Reads the project's history (runs, gate cost, incidents, hypothesis hit rate, git authors)
-    and what you say about the situation.
+    and what you say about the situation, with flags or, with `--ask`, by answering questions.
 
     Example: `perfloop advise --new-to-codebase` or `perfloop advise --gain 1% --cost 10%`
     """
     from ..workflows.advisor import Situation, advise as decide, gather_evidence
+    if ask:
+        answers = questionnaire()
+        rewrite_planned, new_to_codebase, exploring = (answers["rewrite_planned"],
+                                                       answers["new_to_codebase"], answers["exploring"])
+        strict_latency, live_system = answers["strict_latency"], answers["live_system"]
+        shipping_features, contributors = answers["shipping_features"], answers["contributors"]
+        gain, cost = answers["gain"], answers["cost"]
     situation = Situation(rewrite_planned=rewrite_planned, new_to_codebase=new_to_codebase,
                           exploring=exploring, gain=_fraction(gain, "--gain"),
                           cost=_fraction(cost, "--cost"), strict_latency=strict_latency,
@@ -88,6 +97,38 @@ def advise(
         if lines:
             console.print(Text(f"\n{title}:", style="bold"))
             console.print(bullets(lines))
+
+
+QUESTIONS = (
+    ("exploring", "Are you exploring where time goes, with no target yet?"),
+    ("rewrite_planned", "Is a rewrite or replacement of this system planned?"),
+    ("new_to_codebase", "Is the team new to this codebase?"),
+    ("strict_latency", "Are there strict (contractual) latency objectives, p99 or p99.9?"),
+    ("live_system", "Is this a running service you tune continuously?"),
+    ("shipping_features", "Is it a young product whose code changes every week?"),
+)
+
+
+def _interactive() -> bool:
+    import sys
+    return sys.stdin.isatty()
+
+
+def questionnaire() -> dict[str, object]:
+    """The advisor's questions, asked on the terminal (a short questionnaire)."""
+    if not _interactive():
+        raise UsageError("--ask needs a terminal to ask its questions",
+                         hint="answer with flags instead, e.g. perfloop advise --new-to-codebase")
+    answers: dict[str, object] = {key: typer.confirm(text, default=False) for key, text in QUESTIONS}
+    people = typer.prompt("How many people change the code? (blank: count git authors)",
+                          default="", show_default=False)
+    answers["contributors"] = int(people) if people.strip().isdigit() and int(people) > 0 else None
+    gain = typer.prompt("Expected gain of tuning, e.g. 5% (blank: not known)", default="",
+                        show_default=False)
+    cost = typer.prompt("Share of engineering time measuring would take, e.g. 10% (blank: not known)",
+                        default="", show_default=False) if gain.strip() else ""
+    answers["gain"], answers["cost"] = (gain or None), (cost or None)
+    return answers
 
 
 drill_app = typer.Typer(help="Blind tuning drills: a hidden slowdown is injected; find it.",
