@@ -21,6 +21,7 @@ from perfloop.errors import ConfigError, UsageError
 from perfloop.store import Store
 from perfloop.store.models import ChangeRow
 from perfloop.workflows import incident as inc
+from perfloop.workflows.modes import project_mode
 
 from gitutil import git
 
@@ -62,12 +63,12 @@ def db(project: Path) -> Iterator[Store]:
 # -- mode, opening, closing ----------------------------------------------------------------------
 
 def test_opening_an_incident_switches_the_mode_and_closing_returns_it(project: Path, db: Store) -> None:
-    assert inc.mode(db, project)["mode"] == "normal" and inc.incident_banner(db, project) is None
+    assert project_mode(db, project)["mode"] == "development" and inc.incident_banner(db, project) is None
     opened = inc.open_incident(db, project, "checkout p99 spike", benchmarks=["toy"], metric="p99",
                                config=load_config(project))
     assert opened.metric == "latency_p99" and opened.benchmarks == ("toy",)
     assert opened.commit_at_open == git(project, "rev-parse", "HEAD")
-    state = inc.mode(db, project)
+    state = project_mode(db, project)
     assert state["mode"] == "incident" and state["incident"]["id"] == opened.id
     banner = inc.incident_banner(db, project)
     assert banner and banner.startswith("INCIDENT MODE: #") and "checkout p99 spike" in banner
@@ -76,7 +77,12 @@ def test_opening_an_incident_switches_the_mode_and_closing_returns_it(project: P
         inc.open_incident(db, project, "another")
     closed = inc.close_incident(db, project, note="false alarm")
     assert closed.status == "closed" and closed.note == "false alarm"
-    assert inc.mode(db, project)["mode"] == "normal"
+    state = project_mode(db, project)
+    assert state["mode"] == "development"
+    # closed without verify: the hotfix's effect was never measured, an open loop until it is
+    [loop] = state["open_loops"]
+    assert loop["kind"] == "hotfix" and loop["title"] == "checkout p99 spike"
+    assert "perfloop compare" in loop["closes_with"]
     with pytest.raises(UsageError, match="none is open"):
         inc.close_incident(db, project)
 

@@ -63,7 +63,8 @@ def apply_patch(root: Path, name: str) -> None:
 
 
 def test_refusals_say_what_to_run(shop: Path) -> None:
-    assert data(shop, "mode") == {"mode": "normal", "incident": None, "next": None}
+    state = data(shop, "mode")
+    assert state["mode"] == "development" and state["incident"] is None and state["open_loops"] == []
     refused = perfloop(shop, "baseline")
     assert refused.returncode == 2 and "perfloop incident open" in refused.stderr
     ok(shop, "incident", "open", "checkout p99 spike", "--benchmark", "checkout", "--metric", "p99")
@@ -122,7 +123,7 @@ def test_the_whole_loop_on_the_shop_hot_spot(shop: Path) -> None:
     assert "split into 2 changes" in mixed.stdout and "DEFAULT_CACHE_SIZE" in mixed.stdout
 
     ok(shop, "incident", "close", "--note", "prepare the rules once per cart")
-    assert data(shop, "mode")["mode"] == "normal"
+    assert data(shop, "mode")["mode"] == "development"
     shown = data(shop, "incident", "show", "1")
     journal = shown["data"]["journal"]
     assert shown["status"] == "closed" and journal["note"] == "prepare the rules once per cart"

@@ -49,10 +49,16 @@ def open_store(directory: Path, store: str | None, *, config: ProjectConfig | No
 
 def show_mode_banner(store: Store, root: Path) -> None:
     """In incident mode every command says so first (on stderr, so --json output stays clean)."""
+    from ..workflows.drills import active
     from ..workflows.incident import incident_banner
     banner = incident_banner(store, root)
     if banner:
         err_console.print(f"[bold magenta]{escape(banner)}[/]")
+    drill = active(root)
+    if drill is not None:
+        err_console.print(f"[bold yellow]DRILL #{drill['id']} running: a hidden slowdown is "
+                          "injected; runs are marked and kept out of history "
+                          "(perfloop drill answer / stop)[/]")
 
 
 def _config_store(root: Path) -> str | None:

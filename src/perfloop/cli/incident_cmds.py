@@ -564,25 +564,38 @@ def mode(
     store: StoreUrl = None,
     json: JsonFlag = False,
 ) -> None:
-    """Say whether the project is in incident mode or normal development, and what is next.
+    """Say whether the project is in incident mode or development, and list the open loops.
+
+    An open loop is something started and not finished: an open incident, a hotfix closed
+    without verification, a journal entry with no measured effect, a running drill; each is
+    shown with the command that closes it.
 
     Example: `perfloop mode --json`
     """
-    from ..workflows import incident as incidents
+    from ..workflows.modes import project_mode
     from rich.text import Text
     root, _, db = _context(directory, store, need_config=False)
     try:
-        state = incidents.mode(db, root)
-        banner = incidents.incident_banner(db, root)
+        state = project_mode(db, root)
     finally:
         db.close()
     if json:
         print_json(state)
         return
-    if banner is None:
-        console.print("normal development (no open incident)")
+    if state["incident"] is None:
+        console.print(Text("development mode (no open incident): changes go through perfloop gate"))
+    else:
+        inc = state["incident"]
+        console.print(Text(f"incident mode: #{inc['id']} {inc['title']!r}", style="bold magenta"))
+        console.print(Text(f"next: {state['next']}"))
+    loops = state["open_loops"]
+    if not loops:
+        console.print("no open loops")
         return
-    console.print(Text(banner, style="bold magenta"))
+    console.print(Text(f"{len(loops)} open loop(s):", style="bold"))
+    for loop in loops:
+        console.print(Text(f"- {loop['ref']} ({loop['kind']}): {loop['title']}"))
+        console.print(Text(f"    closes with: {loop['closes_with']}", style="dim"))
 
 
 def register(app: typer.Typer) -> None:

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import psutil
-from sqlalchemy import Select, case, delete, exc, exists, func, insert, or_, select, update
+from sqlalchemy import Select, and_, case, delete, exc, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -378,13 +378,18 @@ class Store(JournalTables):
                 commits = session.scalars(select(RunRow.commit).distinct()
                                           .where(RunRow.commit.startswith(lowered))).all()
                 if len(commits) == 1:
-                    return self._best(session, RunRow.commit == commits[0])  # type: ignore[return-value]
-                ambiguous = sorted(c for c in commits if c)
-                tried.append("commit" + (" (ambiguous prefix)" if ambiguous else ""))
+                    found = self._best(session, and_(RunRow.commit == commits[0], not_drill_run()))
+                    if found is not None:
+                        return found
+                    tried.append("commit (its runs were measured during a drill)")
+                else:
+                    ambiguous = sorted(c for c in commits if c)
+                    tried.append("commit" + (" (ambiguous prefix)" if ambiguous else ""))
             if commit_of is not None:
                 sha = commit_of(ref)
                 if sha:
-                    found = self._best(session, RunRow.commit == _normal_sha(sha))
+                    found = self._best(session, and_(RunRow.commit == _normal_sha(sha),
+                                                     not_drill_run()))
                     if found is not None:
                         return found
                     raise RefNotFound(f"{ref!r} is commit {sha[:12]}, and no stored run was made "
@@ -472,6 +477,15 @@ def _store_error(error: exc.SQLAlchemyError, url: str, action: str) -> StoreErro
                                "user and database")
     return StoreError(where, hint=f"check the store URL (--store or {ENV_VAR}) and that the "
                                   "database is reachable and writable")
+
+
+def not_drill_run() -> Any:
+    """The condition that a run was not measured during a drill (with an injected slowdown).
+
+    Such runs stay stored and can be named by id or label, but a commit or git ref, a history
+    series and a baseline never pick them.
+    """
+    return RunRow.settings["drill"].as_integer().is_(None)
 
 
 def _owner_alive(pid: int, started_at: datetime) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy import and_, or_, select
 
 from ..metrics import get_metric
 from .models import ApprovalRow, EnvironmentRow, ResultRow, RunRow, SampleRow
-from .repository import Store
+from .repository import Store, not_drill_run
 
 #: Branch name used for runs made on a detached HEAD (or outside git), so they form a series too.
 NO_BRANCH = "-"
@@ -118,7 +118,7 @@ def load_series(store: Store, *, benchmark: str | None = None,
     at or after that time. Only results whose status is ``ok`` count: a failed or timed-out
     benchmark's partial samples do not describe its level.
     """
-    conditions = [ResultRow.status == "ok"]
+    conditions = [ResultRow.status == "ok", not_drill_run()]
     if benchmark:
         conditions.append(or_(ResultRow.name == benchmark, ResultRow.base_name == benchmark))
     if branch is not None:

@@ -56,6 +56,7 @@ from ..records import BenchmarkResult, ResultStatus, RunStatus
 from ..store import Store
 from .approvals import (Approval, applicable, commits_in_range, journal_approved, list_approvals,
                         record_size, remember, trailer_approvals)
+from .drills import refuse_during_drill
 from .journal import journal_gate
 from .interleave import (BASE, FAILED, HEAD, Interleaved, SamplingPolicy, kind_of,
                          measure_interleaved)
@@ -547,6 +548,7 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
     say = on_event or (lambda message: None)
     measure = measure or measure_spec
     root = config.root.resolve()
+    refuse_during_drill(root, "the gate")
     git_toplevel(root)
     base_commit = resolve_commit(root, options.base)
     if base_commit is None:

@@ -404,16 +404,6 @@ def next_step(incident: Incident) -> str:
     return 'perfloop incident close --note "..."'
 
 
-def mode(store: Store, root: str | Path) -> dict[str, Any]:
-    """The project's mode: ``incident`` (with the incident and its next step) or ``normal``."""
-    incident = current_incident(store, root)
-    if incident is None:
-        return {"mode": "normal", "incident": None, "next": None}
-    return {"mode": "incident", "incident": incident.to_dict(), "next": next_step(incident),
-            "hypothesis": incident.hypothesis.to_dict() if incident.hypothesis else None,
-            "baseline_run_id": incident.baseline_run_id, "verify_run_id": incident.verify_run_id}
-
-
 def incident_banner(store: Store, root: str | Path) -> str | None:
     """One line that every command shows in incident mode, or None in normal development."""
     incident = current_incident(store, root)
@@ -523,6 +513,6 @@ def close_incident(store: Store, root: str | Path, note: str | None = None) -> I
 
 __all__ = ["Hypothesis", "HypothesisHistory", "Incident", "METRIC_ALIASES", "add_hypothesis",
            "close_incident", "current_incident", "get_hypothesis", "get_incident",
-           "hypothesis_history", "incident_banner", "journal_entry", "list_incidents", "mode",
+           "hypothesis_history", "incident_banner", "journal_entry", "list_incidents",
            "next_step", "normalize_metric", "open_incident", "record_effect", "record_outcome",
            "require_incident", "update_data"]

@@ -47,6 +47,7 @@ from ..analysis.profilers import ProfileResult
 from ..store import Store
 from ..store.models import utcnow
 from .attribution import snapshot_tree
+from .drills import with_drill
 from .incident import HYPOTHESIS_HINT, Hypothesis, Incident, current_incident, record_outcome, update_data
 
 PROFILE_DIR = Path(".perfloop") / "profiles"
@@ -350,7 +351,7 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
             raise UsageError("profiling a benchmark needs the project's perfloop.toml",
                              hint="run from the project directory or pass -C DIR")
         from ..measure.suites import with_suites
-        config = with_suites(config, names)
+        config = with_drill(with_suites(config, names))
         for spec in config.select(names):
             try:
                 runs.append((spec.name, _run_target(spec, duration, profiler)))

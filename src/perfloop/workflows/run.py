@@ -18,6 +18,7 @@ from ..measure.runner import RunInterrupted, run_benchmarks
 from ..measure.suites import with_suites
 from ..records import BenchmarkResult, RunStatus
 from ..store import Store
+from . import drills
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,22 @@ def run_project(config: ProjectConfig, store: Store, *, label: str | None = None
     ``interrupted`` when the user presses Ctrl-C; what was measured stays stored.
     """
     config = with_suites(config, names)     # [[suite]] tables: collect their benchmarks
+    drill = drills.active(config.root)
+    if drill is not None:
+        config = drills.with_drill(config)
     specs = with_overrides(config.select(list(names or [])), **overrides)
     env = fingerprint()
     git = git_state(config.root)
+    settings: dict[str, Any] = {
+        "perfloop": __version__, "benchmarks": {s.name: _settings_dict(s) for s in specs},
+        # conditions vary run to run; the shared environment row keeps only identity
+        "conditions": {k: env.get(k) for k in sorted(CONDITION_KEYS)}}
+    if drill is not None:
+        # measured with a drill's injected slowdown: kept out of history and commit lookups
+        settings["drill"] = int(drill["id"])
     run_id = store.begin_run(
         label=label, commit=git.commit, branch=git.branch, dirty=git.dirty, environment=env,
-        settings={"perfloop": __version__, "benchmarks": {s.name: _settings_dict(s) for s in specs},
-                  # conditions vary run to run; the shared environment row keeps only identity
-                  "conditions": {k: env.get(k) for k in sorted(CONDITION_KEYS)}},
-        project=str(config.root))
+        settings=settings, project=str(config.root))
     sink = _StoreSink(store, run_id, specs)
     try:
         run_benchmarks(specs, sink=sink, progress=progress)

@@ -41,6 +41,7 @@ from ..measure.progress import Progress
 from ..records import RunStatus
 from ..store import Store
 from .attribution import Attribution, TreeSnapshot, attribution_since, snapshot_tree
+from .drills import refuse_during_drill
 from .incident import HYPOTHESIS_HINT, Incident, record_effect, require_incident, update_data
 from .run import run_project, with_overrides
 
@@ -184,6 +185,7 @@ def capture_baseline(config: ProjectConfig, store: Store, *, processes: int | No
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> BaselineOutcome:
     """Measure the before-state of the open incident (or adopt a stored run as it) and record it."""
+    refuse_during_drill(config.root, "a baseline")
     incident = require_incident(store, config.root, "a baseline")
     if scrape_url and not duration:
         raise UsageError("a scrape baseline needs a duration",
@@ -403,6 +405,7 @@ def verify(config: ProjectConfig, store: Store, *, progress: Progress | None = N
            sleep: Callable[[float], None] = time.sleep,
            now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> VerifyReport:
     """Measure the after-state like the baseline, compare on every metric, judge, record."""
+    refuse_during_drill(config.root, "verify")
     incident = require_incident(store, config.root, "verify")
     if incident.hypothesis is None:
         raise UsageError(f"incident #{incident.id} has no hypothesis: verify checks a patch "
