@@ -125,6 +125,7 @@ class ProjectConfig:
     defaults: Settings
     benchmarks: tuple[BenchmarkSpec, ...]
     store: str | None = None
+    risk: Mapping[str, Any] = field(default_factory=dict)   # [risk], checked by workflows.risk
 
     def select(self, names: list[str] | None) -> list[BenchmarkSpec]:
         """Benchmarks whose name or base name is in ``names`` (all when ``names`` is empty)."""
@@ -189,10 +190,10 @@ def load_config(root: str | Path = ".") -> ProjectConfig:
 def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = None) -> ProjectConfig:
     """Validate a configuration already read from TOML (a dict)."""
     where = str(path) if path else "<config>"
-    unknown = set(data) - {"defaults", "benchmark", "store"}
+    unknown = set(data) - {"defaults", "benchmark", "store", "risk"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", path=where,
-                          hint="allowed: [defaults], [[benchmark]], store")
+                          hint="allowed: [defaults], [[benchmark]], store, [risk]")
     defaults = _settings(data.get("defaults", {}), Settings(), where, "defaults")
     raw = data.get("benchmark", [])
     if not isinstance(raw, list) or not raw:
@@ -209,7 +210,12 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
     store = data.get("store")
     if store is not None and not isinstance(store, str):
         raise ConfigError("store must be a SQLAlchemy URL string", path=where, key="store")
-    return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store)
+    risk = data.get("risk", {})
+    if not isinstance(risk, Mapping):
+        raise ConfigError("[risk] must be a table", path=where, key="risk",
+                          hint="e.g. [risk.boundaries] storage = [\"app/db.py\"]")
+    return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store,
+                         risk=dict(risk))
 
 
 def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:

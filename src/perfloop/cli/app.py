@@ -9,7 +9,7 @@ import typer
 
 from .. import __version__
 from ..errors import PerfloopError
-from . import gate_cmds, history_cmds, import_cmds, incident_cmds, measure_cmds
+from . import gate_cmds, history_cmds, import_cmds, incident_cmds, measure_cmds, risk_cmds
 
 app = typer.Typer(
     name="perfloop",
@@ -21,7 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # One module per workflow; each adds its commands.
-for _module in (measure_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds):
+for _module in (measure_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds, risk_cmds):
     _module.register(app)
 
 
