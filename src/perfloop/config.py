@@ -154,6 +154,7 @@ class ProjectConfig:
     # [[suite]] tables (perfloop.suite_config.SuiteSpec) whose benchmarks are not collected yet:
     # perfloop.measure.suites.with_suites collects them into ``benchmarks``
     suites: tuple[Any, ...] = ()
+    risk: Mapping[str, Any] = field(default_factory=dict)   # [risk], checked by workflows.risk
 
     def select(self, names: list[str] | None) -> list[BenchmarkSpec]:
         """Benchmarks whose name or base name is in ``names`` (all when ``names`` is empty)."""
@@ -234,11 +235,11 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
     """Validate a configuration already read from TOML (a dict)."""
     where = str(path) if path else "<config>"
     # [[parameter]] (the tuning registry) and [audit] are read by their own workflows
-    unknown = set(data) - {"defaults", "benchmark", "store", "suite", "parameter", "audit"}
+    unknown = set(data) - {"defaults", "benchmark", "store", "suite", "parameter", "audit", "risk"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", path=where,
                           hint="allowed: [defaults], [[benchmark]], [[suite]], store, "
-                               "[[parameter]], [audit]")
+                               "[[parameter]], [audit], [risk]")
     raw_defaults = data.get("defaults", {})
     if not isinstance(raw_defaults, Mapping):
         raise ConfigError("must be a table", path=where, key="defaults")
@@ -264,8 +265,12 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
     store = data.get("store")
     if store is not None and not isinstance(store, str):
         raise ConfigError("store must be a SQLAlchemy URL string", path=where, key="store")
+    risk = data.get("risk", {})
+    if not isinstance(risk, Mapping):
+        raise ConfigError("[risk] must be a table", path=where, key="risk",
+                          hint="e.g. [risk.boundaries] storage = [\"app/db.py\"]")
     return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store,
-                         suites=suites)
+                         suites=suites, risk=dict(risk))
 
 
 #: Benchmark keys ``[defaults]`` may hold too: lists and tables add to each benchmark's own

@@ -6,9 +6,9 @@ find where it is with :func:`resolve_store_url`.
 """
 
 from .db import ENV_VAR, resolve_store_url
-from .journal import (ApprovalRecord, ChangeRecord, HypothesisRecord, IncidentRecord,
+from .journal import (ApprovalRecord, ChangeRecord, CycleRecord, HypothesisRecord, IncidentRecord,
                       ProfileRecord, ResultSummary, json_ready)
 from .repository import RunInfo, Store, StoredRun
 
-__all__ = ["ENV_VAR", "ApprovalRecord", "ChangeRecord", "HypothesisRecord", "IncidentRecord",
+__all__ = ["ENV_VAR", "ApprovalRecord", "ChangeRecord", "CycleRecord", "HypothesisRecord", "IncidentRecord",
            "ProfileRecord", "ResultSummary", "RunInfo", "Store", "StoredRun", "json_ready", "resolve_store_url"]

@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .models import (ApprovalRow, ChangeRow, HypothesisRow, IncidentRow, ProfileRow, ResultRow,
-                     RunRow, SampleRow, utcnow)
+from .models import (ApprovalRow, ChangeRow, CycleRow, HypothesisRow, IncidentRow, ProfileRow,
+                     ResultRow, RunRow, SampleRow, utcnow)
 
 Edit = Callable[[dict[str, Any]], Mapping[str, Any]]
 _R = TypeVar("_R")
@@ -131,6 +131,21 @@ class ChangeRecord:
     notes: str | None
     created_at: datetime
     updated_at: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    """A release cycle of the risk-budgeted workflow (the ``cycles`` table)."""
+
+    id: int
+    name: str
+    project: str
+    budget: float
+    status: str
+    opened_at: datetime
+    closed_at: datetime | None
+    baseline_run_id: int | None
     data: dict[str, Any]
 
 
@@ -457,6 +472,34 @@ class JournalTables:
         with self._write(f"updating change {change_id}") as session:
             return _update(session, ChangeRow, change_id, "data", edit,
                            {"updated_at": utcnow(), **columns})
+
+
+    # -- cycles: the risk budget ---------------------------------------------------------------
+
+    def add_cycle(self, *, name: str, project: str, budget: float,
+                  baseline_run_id: int | None = None) -> CycleRecord:
+        """Open a release cycle; the stored record."""
+        row = CycleRow(name=name, project=project, budget=float(budget), status="open",
+                       opened_at=utcnow(), baseline_run_id=baseline_run_id, data={})
+        with self._write("opening a cycle") as session:
+            session.add(row)
+            session.flush()
+            return _record(CycleRecord, row)
+
+    def cycles(self, *, project: str | None = None, status: str | None = None) -> list[CycleRecord]:
+        """Release cycles, newest first; of one project, in one status."""
+        query = select(CycleRow).order_by(CycleRow.id.desc())
+        if project is not None:
+            query = query.where(CycleRow.project == project)
+        if status is not None:
+            query = query.where(CycleRow.status == status)
+        with self._read("reading cycles") as session:
+            return [_record(CycleRecord, r) for r in session.scalars(query).all()]
+
+    def update_cycle(self, cycle_id: int, *, edit: Edit | None = None, **columns: Any) -> bool:
+        """Set columns of a cycle and, with ``edit``, rewrite its data."""
+        with self._write(f"updating cycle {cycle_id}") as session:
+            return _update(session, CycleRow, cycle_id, "data", edit, columns)
 
 
 def _change_defaults() -> dict[str, Any]:

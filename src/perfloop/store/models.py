@@ -311,3 +311,31 @@ class ChangeRow(Base):
     data: Mapped[dict[str, Any]]
 
     __table_args__ = (Index(None, "incident_id"), Index(None, "created_at"))
+
+
+CYCLE_STATUSES = ("open", "closed")
+
+
+class CycleRow(Base):
+    """A release cycle of the risk-budgeted workflow: its budget in risk points and outcome.
+
+    The changes scheduled into it are journal rows (``changes``) whose ``data["cycle_id"]``
+    names it.
+    """
+
+    __tablename__ = "cycles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    project: Mapped[str] = mapped_column(Text)
+    budget: Mapped[float] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    data: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {CYCLE_STATUSES!r}", name="status"),
+        Index(None, "project", "status"),
+    )
