@@ -224,3 +224,20 @@ def test_audit_command_exit_codes_and_json(repo: Path, db: Store, tmp_path: Path
     assert code == 1 and "PREMATURE-OPTIMIZATION" in out and "Optimize the report loop" in out
     code, _ = cli(capsys, "audit", "-C", str(repo), "--store", store, "--only", "nonsense")
     assert code == 2
+
+
+def test_skill_atrophy_after_drills_stop(repo: Path, db: Store) -> None:
+    from datetime import timedelta
+    from perfloop.store.models import utcnow
+    _clean(repo, db)
+    # a team that never drilled shows nothing to atrophy
+    assert "skill-atrophy" not in findings(repo, db)
+    drill = db.add_change(title="drill (easy): find the injected slowdown", workflow="drill",
+                          status="solved", created_at=utcnow() - timedelta(days=120))
+    assert findings(repo, db, "skill-atrophy") == {"skill-atrophy": (f"drill-{drill}",)}
+    [finding] = run_audit(repo, db, only=["skill-atrophy"]).findings
+    assert "120 days ago" in finding.evidence[0] and "1 of 1 drills solved" in finding.evidence[0]
+    # a recent drill: practice goes on
+    db.add_change(title="drill (hard)", workflow="drill", status="stopped",
+                  created_at=utcnow() - timedelta(days=3))
+    assert findings(repo, db, "skill-atrophy") == {}

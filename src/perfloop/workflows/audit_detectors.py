@@ -374,6 +374,28 @@ def configuration_drift(ctx: AuditContext) -> list[Finding]:
         severity=2, subjects=tuple(p.subject for p in report.problems))]
 
 
+#: Days without a drill after which a team that practised is told its skills may be fading.
+DRILL_GAP_DAYS = 90
+
+
+def skill_atrophy(ctx: AuditContext) -> list[Finding]:
+    """A team that used to practise with drills, and has not for a long time."""
+    drills = ctx.store.changes(workflow="drill")
+    if not drills:
+        return []       # never practised: nothing to atrophy that the history can show
+    last = max(d.created_at for d in drills)
+    gap = (ctx.now - last).days
+    if gap < DRILL_GAP_DAYS:
+        return []
+    solved = sum(1 for d in drills if d.status == "solved")
+    return [Finding(
+        "skill-atrophy", "no tuning drill in a long time",
+        (f"last drill {last:%Y-%m-%d}, {gap} days ago; {solved} of {len(drills)} drills solved",
+         f"{len(ctx.incidents)} incidents in the period"),
+        "run a drill this week (`perfloop drill start`), and one a month after that",
+        severity=1, subjects=(f"drill-{max(d.id for d in drills)}",))]
+
+
 for _detector in (
     Detector("premature-optimization", "premature optimization", premature_optimization,
              "for the next two weeks, every commit that claims a speed-up carries a "
@@ -404,6 +426,9 @@ for _detector in (
              "verdicts change"),
     Detector("configuration-drift", "configuration drift", configuration_drift,
              "run `perfloop params check` in CI for two weeks and journal every change it flags"),
+    Detector("skill-atrophy", "skill atrophy", skill_atrophy,
+             "one blind drill (`perfloop drill start --difficulty hard`) per engineer this month; "
+             "compare the times with the last ones"),
 ):
     register_detector(_detector)
 
