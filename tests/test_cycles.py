@@ -242,3 +242,22 @@ def test_a_cycle_end_to_end_on_the_example_shop(tmp_path: Path) -> None:
     assert [q["title"] for q in state["queue"]] == ["new concurrency model"]   # the refused one
     closed = data(shop, "cycle", "close")
     assert closed["status"] == "closed" and closed["outcome"]["rolled_back"] == [high["id"]]
+
+
+def test_the_mode_shows_the_risk_overlay_and_the_cycles_open_loops(project, store) -> None:
+    from perfloop.workflows.modes import project_mode
+    assert project_mode(store, project.root)["risk"] is None
+    cycles.open_cycle(store, project.root, "2026.12", 100, baseline_run_id=run(store))
+    c, _ = cycles.propose(store, project, "swap", kind="algorithm", tail_test="api",
+                          rollback_command="true", assessor=fake(60, "high"))
+    cycles.apply(store, project.root, c.id)
+    state = project_mode(store, project.root)
+    assert state["risk"]["cycle"] == "2026.12" and state["risk"]["spent"] == 60
+    assert [(l["kind"], l["closes_with"]) for l in state["open_loops"]] == [
+        ("change", f"perfloop change verify {c.id}")]
+    cycles.verify(store, project, c.id, measure=lambda n, l: 2,
+                  compare=lambda f, a: [verdict("api", "latency_p99", "regressed", 1.0)])
+    [loop] = project_mode(store, project.root)["open_loops"]
+    assert loop["kind"] == "rollback" and loop["closes_with"].endswith(f"rollback {c.id}")
+    cycles.rollback(store, project.root, c.id)
+    assert project_mode(store, project.root)["open_loops"] == []

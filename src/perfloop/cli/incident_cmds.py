@@ -588,6 +588,15 @@ def mode(
         inc = state["incident"]
         console.print(Text(f"incident mode: #{inc['id']} {inc['title']!r}", style="bold magenta"))
         console.print(Text(f"next: {state['next']}"))
+    risk = state.get("risk")
+    if risk:
+        flags = [w for w in ("stagnation", "chaos") if risk.get(w)]
+        console.print(Text(f"risk overlay: cycle {risk['cycle']!r}, {risk['spent']:.0f} of "
+                           f"{risk['budget']:.0f} points spent"
+                           + (f"; {' and '.join(flags)}" if flags else ""),
+                           style="bold yellow" if flags else ""))
+    else:
+        console.print(Text("risk overlay: no release cycle open", style="dim"))
     loops = state["open_loops"]
     if not loops:
         console.print("no open loops")

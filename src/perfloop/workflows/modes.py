@@ -5,6 +5,8 @@ open incident switches the project into *incident* mode (profile-and-patch: hypo
 baseline, profile, patch, verify). Both leave loops that someone must close: an incident closed
 without ``verify`` left a hotfix whose effect nobody measured; a journal entry with no actual
 effect is a change nobody checked; a running drill slows every benchmark run until it stops.
+Over both lies the *risk overlay*: the open release cycle of the risk-budgeted workflow, its
+budget spent and left, and whether it is stagnating or in chaos.
 :func:`project_mode` gathers them, each with the command that closes it, so that ``perfloop
 mode`` answers "where are we, and what is unfinished" in one place.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
-from . import drills
+from . import cycles, drills
 from .incident import current_incident, next_step
 from .journal import Entry, entries, open_loops
 
@@ -41,6 +43,10 @@ def _loop(entry: Entry) -> OpenLoop | None:
     """The open loop of a journal entry; None for what the mode reports itself."""
     if entry.source == "incident" or entry.workflow == drills.WORKFLOW:
         return None            # the open incident and a running drill are listed on their own
+    if entry.workflow == cycles.WORKFLOW:
+        step = {"proposed": f"perfloop change apply {entry.id}",
+                "applied": f"perfloop change verify {entry.id}"}.get(entry.status)
+        return OpenLoop("change", f"change #{entry.id}", entry.title, step) if step else None
     if entry.actual.get("verdict") == "not verified":
         baseline = entry.baseline_run_id
         return OpenLoop("hotfix", f"change #{entry.id}", entry.title,
@@ -68,8 +74,19 @@ def project_mode(store: Store, root: str | Path) -> dict[str, Any]:
                  "benchmark": state.get("benchmark")}
         loops.append(OpenLoop("drill", f"drill #{state['id']}", "a hidden slowdown is injected",
                               "perfloop drill answer MODULE:FUNCTION, or perfloop drill stop"))
+    for change in cycles.list_changes(store, root):
+        if change.status == "breaks-floor":      # verified, so not in the journal's open loops
+            loops.append(OpenLoop("rollback", f"change #{change.id}", change.title,
+                                  f"it broke the floor: perfloop change rollback {change.id}"))
+    cycle = cycles.current_cycle(store, root)
+    overlay = None
+    if cycle is not None:
+        queue = [c for c in cycles.list_changes(store, root) if c.status == "proposed"]
+        overlay = {"cycle": cycle.name, "budget": cycle.budget, "spent": round(cycle.spent, 2),
+                   "left": round(cycle.left, 2), **cycles.health(cycle, queue)}
     return {
         "mode": INCIDENT if incident is not None else DEVELOPMENT,
+        "risk": overlay,
         "incident": incident.to_dict() if incident else None,
         "next": next_step(incident) if incident else None,
         "gate": ("profile-and-patch rules: hypothesis, baseline, verify" if incident else
