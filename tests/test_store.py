@@ -421,7 +421,7 @@ def test_an_unreachable_postgres_names_the_url_without_its_password() -> None:
 def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.db"
     path.write_text("these are not the tables you are looking for\n" * 100)
-    with pytest.raises(StoreError, match="not a perfloop SQLite store"):
+    with pytest.raises(StoreError, match="not a SQLite database"):
         Store.open(str(path))
 
 
