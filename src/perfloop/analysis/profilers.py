@@ -728,6 +728,13 @@ def _py_spy_command(py_spy: str, args: list[str], *, cwd: str | None, env: Mappi
                     raise TargetTimeout(f"{what} ran past {timeout:g} s and was killed",
                                         hint="pass a duration, or a larger timeout") from None
                 ended = time.time()
+                if proc.poll() is None and not duration:
+                    # py-spy ends when the Python process does; a shell around it exits a moment
+                    # later, and must not be killed for it (its exit status is the command's)
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        pass
                 if proc.poll() is None:
                     if duration:
                         notes.append(f"the command was stopped after {duration:g} s of profiling")
