@@ -455,6 +455,6 @@ def test_in_memory_store(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_public_api() -> None:
-    assert store_pkg.__all__ == ["ENV_VAR", "ApprovalRecord", "ChangeRecord", "HypothesisRecord",
-                                 "IncidentRecord", "ProfileRecord", "ResultSummary", "RunInfo",
+    assert store_pkg.__all__ == ["ENV_VAR", "ApprovalRecord", "ChangeRecord", "CycleRecord",
+                                 "HypothesisRecord", "IncidentRecord", "ProfileRecord", "ResultSummary", "RunInfo",
                                  "Store", "StoredRun", "json_ready", "resolve_store_url"]

@@ -10,5 +10,5 @@ from .journal import (ApprovalRecord, ChangeRecord, CycleRecord, HypothesisRecor
                       ProfileRecord, ResultSummary, json_ready)
 from .repository import RunInfo, Store, StoredRun
 
-__all__ = ["ENV_VAR", "ApprovalRecord", "ChangeRecord", "CycleRecord", "HypothesisRecord", "IncidentRecord",
-           "ProfileRecord", "ResultSummary", "RunInfo", "Store", "StoredRun", "json_ready", "resolve_store_url"]
+__all__ = ["ENV_VAR", "ApprovalRecord", "ChangeRecord", "CycleRecord", "HypothesisRecord",
+           "IncidentRecord", "ProfileRecord", "ResultSummary", "RunInfo", "Store", "StoredRun", "json_ready", "resolve_store_url"]
