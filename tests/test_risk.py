@@ -196,3 +196,9 @@ def test_the_policy_sets_levels_and_weights() -> None:
     lenient = RiskPolicy().with_overrides({"high_from": 99, "kinds": {"concurrency": 5}})
     relaxed = score(inputs, lenient)
     assert relaxed.level == "medium" and relaxed.score == pytest.approx(worst.score - 20)
+
+
+def test_every_kind_of_change_has_a_base_risk() -> None:
+    from perfloop.analysis.risk import KINDS
+    from perfloop.records import CHANGE_KINDS
+    assert set(KINDS) == set(CHANGE_KINDS)

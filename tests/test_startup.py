@@ -24,7 +24,8 @@ def test_importing_the_cli_imports_no_heavy_library() -> None:
 
 
 def test_command_help_imports_no_heavy_library() -> None:
-    for command in ("gate", "runs", "report", "compare", "import", "incident"):
+    for command in ("gate", "runs", "report", "compare", "import", "incident", "journal", "audit",
+                    "params", "risk", "change", "cycle", "drill", "advise", "mode"):
         code = ("import sys\nfrom perfloop.cli.app import app\n"
                 f"try:\n    app(args=[{command!r}, '--help'], standalone_mode=False)\n"
                 "except SystemExit:\n    pass\n")

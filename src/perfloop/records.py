@@ -100,3 +100,9 @@ class BenchmarkResult:
             if s.metric == metric and not s.warmup:
                 groups.setdefault(s.worker, []).append(s.value)
         return groups
+
+
+#: The kinds of tuning change, from adjusting a parameter to redesigning a component: the
+#: journal, the risk score and the risk-budgeted workflow all speak of these.
+CHANGE_KINDS = ("config", "index", "cache", "code path", "dependency", "infrastructure",
+                "algorithm", "concurrency")

@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 #: Base risk of each kind of change, and whether it tunes (adjusts parameters inside the
 #: existing design) or optimizes (redesigns a component).
-KINDS: Mapping[str, tuple[float, str]] = {
+KINDS: Mapping[str, tuple[float, str]] = {   # every one of perfloop.records.CHANGE_KINDS
     "config": (3.0, "tuning"),
     "index": (8.0, "tuning"),
     "cache": (8.0, "tuning"),

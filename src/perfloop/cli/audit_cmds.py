@@ -12,8 +12,10 @@ from typing import Annotated, Optional, Sequence
 import typer
 from rich.text import Text
 
-from ..workflows.audit import AuditReport, run_audit
-from ..workflows.journal import parse_since
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from ..workflows.audit import AuditReport
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
 
 SEVERITY = {1: "minor", 2: "costly", 3: "misleading"}
@@ -63,6 +65,8 @@ def audit(
     Example: `perfloop audit --since 90d`
     """
     root = project_root(directory)
+    from ..workflows.audit import run_audit
+    from ..workflows.journal import parse_since
     cutoff = parse_since(since)
     db = open_store(directory, store)
     try:

@@ -8,15 +8,17 @@ as lines (they wrap cleanly at 80 columns in CI logs) or ``--json``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Optional, Sequence
 
 import typer
 from rich.text import Text
 
 from ..errors import UsageError
 from ..measure.git import resolve_commit
-from ..report.journal import journal_markdown
-from ..workflows import journal
+from ..records import CHANGE_KINDS
+
+if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from ..workflows import journal
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
 
 journal_app = typer.Typer(
@@ -30,6 +32,7 @@ STATUS_STYLE = {"open": "bold yellow", "failed": "bold red", "regressed": "bold 
 
 
 def _render(entry: journal.Entry, *, full: bool = False) -> None:
+    from ..workflows import journal
     head = Text(f"{entry.id:>4}  {entry.created_at:%Y-%m-%d}  ")
     head.append(entry.status, style=STATUS_STYLE.get(entry.status, ""))
     head.append(f"  [{entry.workflow}] ")
@@ -64,6 +67,7 @@ def journal_list(
 
     Example: `perfloop journal --search cache --since 30d --workflow manual`
     """
+    from ..workflows import journal
     if ctx.invoked_subcommand is not None:
         return
     root = project_root(directory)
@@ -94,7 +98,7 @@ def journal_add(
     title: Annotated[str, typer.Argument(help="The change, in a few words.")],
     why: Annotated[str, typer.Option("--why", help="Why it was made (required).")] = "",
     expect: Annotated[Optional[str], typer.Option("--expect", help='Expected effect: "BENCH METRIC -20%".')] = None,
-    kind: Annotated[Optional[str], typer.Option("--kind", help=f"One of: {', '.join(journal.KINDS)}.")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help=f"One of: {', '.join(CHANGE_KINDS)}.")] = None,
     commit: Annotated[Optional[list[str]], typer.Option("--commit", help="A commit of the change (repeat; refs are resolved).")] = None,
     actual: Annotated[Optional[str], typer.Option("--actual", help='What it did, if already measured: "BENCH METRIC -18%".')] = None,
     baseline: Annotated[Optional[int], typer.Option("--baseline", help="The stored run measured before the change.", metavar="RUN")] = None,
@@ -106,6 +110,7 @@ def journal_add(
 
     Example: `perfloop journal add "raise cache to 4096" --why "lookups miss" --expect "checkout p99 -20%" --kind cache --commit HEAD`
     """
+    from ..workflows import journal
     root = project_root(directory)
     commits = []
     for ref in commit or []:
@@ -142,6 +147,7 @@ def journal_actual(
 
     Example: `perfloop journal actual 12 "checkout p99 -18%" --run 40`
     """
+    from ..workflows import journal
     db = open_store(directory, store)
     try:
         entry = journal.record_actual(db, entry_id, actual, run_id=run, notes=note)
@@ -164,6 +170,7 @@ def journal_show(
 
     Example: `perfloop journal show 12`
     """
+    from ..workflows import journal
     root = project_root(directory)
     db = open_store(directory, store)
     try:
@@ -188,6 +195,8 @@ def journal_export(
 
     Example: `perfloop journal export -o TUNING.md`
     """
+    from ..workflows import journal
+    from ..report.journal import journal_markdown
     root = project_root(directory)
     db = open_store(directory, store)
     try:

@@ -12,8 +12,6 @@ from typing import Annotated, Optional, Sequence
 import typer
 from rich.text import Text
 
-from ..workflows import params as registry
-from ..workflows.journal import parse_since
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
 
 params_app = typer.Typer(
@@ -37,6 +35,7 @@ def params_list(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from ..workflows import params as registry
     root = project_root(directory)
     found = registry.load_parameters(root)
     if json:
@@ -71,6 +70,8 @@ def params_check(
 
     Example: `perfloop params check --since 30d`
     """
+    from ..workflows import params as registry
+    from ..workflows.journal import parse_since
     root = project_root(directory)
     cutoff = parse_since(since)
     params = registry.load_parameters(root)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import UsageError
+from ..records import CHANGE_KINDS
 from ..store import ChangeRecord, Store
 from ..store.models import utcnow
 from .incident import METRIC_ALIASES, normalize_metric
@@ -32,8 +33,7 @@ from .incident import METRIC_ALIASES, normalize_metric
 MANUAL = "manual"
 GATE = "regression"
 TRAILER = "Perf-Change"
-KINDS = ("config", "index", "cache", "code path", "algorithm", "concurrency", "dependency",
-         "infrastructure")
+KINDS = CHANGE_KINDS
 _TRAILER_LINE = re.compile(rf"^\s*{TRAILER}\s*:\s*(?P<ids>[#\d\s,]+)\s*$", re.IGNORECASE | re.MULTILINE)
 _EXPECT = re.compile(r"^\s*(?P<bench>\S+)\s+(?P<metric>\S+)\s+(?P<sign>[-+])\s*(?P<size>\d+(?:\.\d+)?)\s*%\s*$")
 _SINCE = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[hdwmy])\s*$")
