@@ -202,3 +202,11 @@ def test_every_kind_of_change_has_a_base_risk() -> None:
     from perfloop.analysis.risk import KINDS
     from perfloop.records import CHANGE_KINDS
     assert set(KINDS) == set(CHANGE_KINDS)
+
+
+def test_a_single_commit_is_a_diff_the_root_commit_included(repo: Path) -> None:
+    first = read_diff(repo, git(repo, "rev-list", "--max-parents=0", "HEAD"))
+    assert "pkg/core.py" in first.paths and first.deleted == 0 and first.lines_before == 0
+    change(repo, "one", {"settings.toml": "cache_size = 1\npool = 4\n"})
+    single = read_diff(repo, "one")
+    assert single.paths == ("settings.toml",) and single.added == 1 and single.deleted == 1

@@ -20,6 +20,8 @@ from ..errors import UsageError
 
 #: Commits of a touched file within this many days count as its recent churn.
 CHURN_DAYS = 90
+#: git's empty tree: what a root commit is compared with.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,10 @@ def read_diff(root: str | Path, spec: str | None = None, *, churn_days: int = CH
             base = _git(root, "merge-base", left or "HEAD", right).strip()
             rows = _numstat(_git(root, "diff", "--numstat", "-M", base, right))
         else:
-            base = _git(root, "rev-parse", "--verify", f"{spec}^").strip()
-            rows = _numstat(_git(root, "diff", "--numstat", "-M", base, spec))
+            _git(root, "rev-parse", "--verify", f"{spec}^{{commit}}")   # a commit, or the fix
+            parent = _git(root, "rev-parse", "--verify", "--quiet", f"{spec}^", check=False).strip()
+            base = parent or None        # a root commit adds its files to the empty tree
+            rows = _numstat(_git(root, "diff", "--numstat", "-M", parent or EMPTY_TREE, spec))
         label = spec
     else:
         head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip() or None
