@@ -157,9 +157,9 @@ def test_ctrl_c_says_interrupted(command: list[str], tmp_path: Path, capsys: pyt
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    import perfloop.cli.common as common
-    monkeypatch.setattr(common.Store, "open", classmethod(lambda cls, *a, **k: interrupted()))
-    monkeypatch.setattr("perfloop.cli.import_cmds.read_all", interrupted)
+    from perfloop.store import Store
+    monkeypatch.setattr(Store, "open", classmethod(lambda cls, *a, **k: interrupted()))
+    monkeypatch.setattr("perfloop.importers.read_all", interrupted)   # imported where used
     (tmp_path / "x.json").write_text("{}")
     monkeypatch.chdir(tmp_path)
     code, out = cli(capsys, *command, "--store", str(tmp_path / "s.db"))
