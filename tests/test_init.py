@@ -168,6 +168,13 @@ def test_install_line_follows_how_perfloop_was_installed(tmp_path: Path) -> None
     local = requirement({"url": checkout.as_uri(), "dir_info": {"editable": True}}, "1.2.0")
     assert local.argument.startswith("perfloop @ git+ssh://git@github.com/acme/perfloop.git@")
     assert local.note and "push" in local.note
+    # a remote that is a local path becomes a file URL pip can read (with a note)
+    subprocess.run(["git", "remote", "set-url", "origin", str(tmp_path / "upstream")], cwd=checkout,
+                   check=True)
+    (tmp_path / "upstream").mkdir()
+    local = requirement({"url": checkout.as_uri(), "dir_info": {}}, "1.2.0")
+    assert local.argument.startswith(f"perfloop @ git+{(tmp_path / 'upstream').as_uri()}@")
+    assert "runner does not have" in (local.note or "")
     # inside the repository being set up: relative to where the step runs
     vendored = requirement({"url": (tmp_path / "tools" / "perfloop").as_uri(), "dir_info": {}},
                            "1.2.0", repository=tmp_path, workdir=tmp_path / "app")

@@ -61,10 +61,15 @@ def _git(path: Path, *args: str) -> str | None:
 
 
 def pip_url(remote: str) -> str:
-    """A git remote as pip's ``git+`` URL (``git@host:org/repo`` becomes ``ssh://git@host/...``)."""
-    if "://" not in remote and ":" in remote and not Path(remote).exists():
+    """A git remote as pip's ``git+`` URL: ``git@host:org/repo`` becomes ``ssh://git@host/...``,
+    a local path ``file:///...``."""
+    if "://" in remote:
+        return f"git+{remote}"
+    if remote.startswith(("/", ".", "~")) or Path(remote).exists():
+        return f"git+{Path(remote).expanduser().resolve().as_uri()}"
+    if ":" in remote:
         host, path = remote.split(":", 1)
-        remote = f"ssh://{host}/{path}"
+        return f"git+ssh://{host}/{path}"
     return f"git+{remote}"
 
 
@@ -79,9 +84,13 @@ def _local_dir(path: Path, repository: Path | None, workdir: Path | None) -> Req
     if remote and commit and top:
         sub = Path(path).resolve().relative_to(Path(top).resolve()).as_posix()
         fragment = f"#subdirectory={sub}" if sub != "." else ""
-        return Requirement(f"{DIST} @ {pip_url(remote)}@{commit}{fragment}",
+        url = pip_url(remote)
+        local = url.startswith("git+file:")
+        return Requirement(f"{DIST} @ {url}@{commit}{fragment}",
                            note=f"perfloop is installed from the local checkout {path}; CI installs "
-                                f"the same commit ({commit[:10]}) from {remote}: push it first")
+                                f"the same commit ({commit[:10]}) from {remote}: push it first"
+                                + (", and replace that local path, which a runner does not have, "
+                                   "with the repository's URL" if local else ""))
     return Requirement(str(path), note=f"perfloop is installed from {path}, which a CI runner does "
                                        "not have: replace it with a version (perfloop==X.Y) or a "
                                        "git URL (perfloop @ git+https://...)")
