@@ -153,8 +153,7 @@ def test_install_line_follows_how_perfloop_was_installed(tmp_path: Path) -> None
     assert requirement(None, "1.2.0").argument == "perfloop==1.2.0"
     vcs = {"url": "https://github.com/acme/perfloop.git",
            "vcs_info": {"vcs": "git", "commit_id": "a" * 40, "requested_revision": "main"}}
-    assert requirement(vcs, "1.2.0").argument == \
-        f"perfloop @ git+https://github.com/acme/perfloop.git@{'a' * 40}"
+    assert requirement(vcs, "1.2.0").argument == f"git+https://github.com/acme/perfloop.git@{'a' * 40}"
     wheel = {"url": "https://example.com/perfloop-1.2.0-py3-none-any.whl", "archive_info": {}}
     assert requirement(wheel, "1.2.0").argument == "perfloop @ " + wheel["url"]
     # a local checkout with a remote: that commit from the remote, and a note to push it
@@ -166,8 +165,15 @@ def test_install_line_follows_how_perfloop_was_installed(tmp_path: Path) -> None
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q",
                     "--allow-empty", "-m", "x"], cwd=checkout, check=True)
     local = requirement({"url": checkout.as_uri(), "dir_info": {"editable": True}}, "1.2.0")
-    assert local.argument.startswith("perfloop @ git+ssh://git@github.com/acme/perfloop.git@")
+    assert local.argument.startswith("git+ssh://git@github.com/acme/perfloop.git@")
     assert local.note and "push" in local.note
+    # a remote that is a local path becomes a file URL pip can read (with a note)
+    subprocess.run(["git", "remote", "set-url", "origin", str(tmp_path / "upstream")], cwd=checkout,
+                   check=True)
+    (tmp_path / "upstream").mkdir()
+    local = requirement({"url": checkout.as_uri(), "dir_info": {}}, "1.2.0")
+    assert local.argument.startswith(f"git+{(tmp_path / 'upstream').as_uri()}@")
+    assert "runner does not have" in (local.note or "")
     # inside the repository being set up: relative to where the step runs
     vendored = requirement({"url": (tmp_path / "tools" / "perfloop").as_uri(), "dir_info": {}},
                            "1.2.0", repository=tmp_path, workdir=tmp_path / "app")

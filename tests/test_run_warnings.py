@@ -10,7 +10,7 @@ from rich.console import Console
 from perfloop.records import BenchmarkResult, ResultStatus, Sample
 from perfloop.report.text import render_results
 
-NOISE = ("wall_time varies by {cv}% (coefficient of variation), more than the 5% tolerance: this "
+NOISE = ("wall_time varies by {cv}% (coefficient of variation; IQR/median 9%), more than the 5% tolerance: this "
          "benchmark's noise exceeds its tolerance; use more processes (now 10) or, for CPU-bound "
          "code, the instructions metric")
 OUTLIERS = ("3 of 50 wall_time values (6%) are outliers beyond the IQR fences: something else on the "

@@ -17,9 +17,13 @@ from typing import Iterable
 
 from rich import box
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
+
+#: A column whose longest cell is this short is never folded.
+SHORT = 12
+#: A folded column narrower than this is unreadable (a date in two-letter pieces).
+MIN_FOLDED = 10
 
 
 def _plain(cell: object) -> str:
@@ -37,11 +41,26 @@ def _prepare(console: Console, table: Table, essential: Iterable[str]) -> None:
         table.pad_edge = False
     for column in table.columns:
         header = _plain(column.header)
-        if header in keep:
-            longest = max([len(header), *(len(_plain(c)) for c in column._cells)])  # noqa: SLF001
+        longest = max([len(header), *(len(_plain(c)) for c in column._cells)])  # noqa: SLF001
+        if header in keep or longest <= SHORT:
+            # essential, or short enough (a number, a sha) that folding it would only hurt
             column.no_wrap, column.min_width = True, longest
         else:
             column.overflow = "fold"
+
+
+def _needed(table: Table) -> int:
+    """Columns the table needs without cutting anything essential: essential columns whole,
+    the others folded to their longest word or MIN_FOLDED, whichever is less, plus padding."""
+    total = 0
+    for column in table.columns:
+        texts = [_plain(column.header), *(_plain(c) for c in column._cells)]  # noqa: SLF001
+        if column.no_wrap:
+            width = max(len(line) for t in texts for line in (t.splitlines() or [""]))
+        else:
+            width = min(max((len(w) for t in texts for w in t.split()), default=1), MIN_FOLDED)
+        total += width + 2          # one space of padding on each side
+    return total + (2 if table.box and table.show_edge and table.box is not box.SIMPLE_HEAD else 0)
 
 
 def _stacked(console: Console, table: Table) -> None:
@@ -70,9 +89,7 @@ def print_table(console: Console, table: Table, *, essential: Iterable[str] = ()
     """Print ``table`` so that nothing is cut; ``essential`` names the columns (by header)
     that must stay on one line, whole."""
     _prepare(console, table, essential)
-    # measured without the console's width limit, which would cap the answer at it
-    needed = Measurement.get(console, console.options.update_width(10_000), table).minimum
-    if needed <= console.width:
+    if _needed(table) <= console.width:
         console.print(table)
     else:
         _stacked(console, table)

@@ -59,9 +59,14 @@ def render_runs(console: Console, runs: Sequence) -> None:
 
 
 def _problem_and_advice(warning: str) -> tuple[str, str]:
-    """A quality warning's two halves: what was seen, and what to do (after the first ';')."""
-    seen, _, advice = warning.partition("; ")
-    return seen, advice
+    """A quality warning's two halves: what was seen, and what to do (after the first '; '
+    outside parentheses)."""
+    depth = 0
+    for i, char in enumerate(warning):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and warning.startswith("; ", i):
+            return warning[:i], warning[i + 2:]
+    return warning, ""
 
 
 def _print_grouped(console: Console, results: Sequence[BenchmarkResult], more: str) -> None:

@@ -7,11 +7,14 @@ not). The generated CI workflow must install the same perfloop on a machine that
 repository:
 
 - a release: ``perfloop==VERSION``;
-- a VCS URL: ``perfloop @ git+URL@COMMIT`` (the exact commit that is installed here);
+- a VCS URL: ``git+URL@COMMIT`` (the exact commit that is installed here);
 - an archive URL: ``perfloop @ URL``;
 - a local directory inside the repository being set up: that directory, relative;
-- a local directory that is a git checkout with a remote: ``perfloop @ git+REMOTE@COMMIT``
-  (push the commit first), with a note saying so;
+- a local directory that is a git checkout with a remote: ``git+REMOTE@COMMIT`` (push the
+  commit first), with a note saying so;
+
+VCS URLs are given to pip bare, not as ``perfloop @ URL``: older pips (23.x) reject a PEP 508
+requirement whose URL has an empty host, as ``git+file:///...`` has.
 - any other local directory: its path, with a note that a runner does not have it.
 """
 
@@ -61,10 +64,15 @@ def _git(path: Path, *args: str) -> str | None:
 
 
 def pip_url(remote: str) -> str:
-    """A git remote as pip's ``git+`` URL (``git@host:org/repo`` becomes ``ssh://git@host/...``)."""
-    if "://" not in remote and ":" in remote and not Path(remote).exists():
+    """A git remote as pip's ``git+`` URL: ``git@host:org/repo`` becomes ``ssh://git@host/...``,
+    a local path ``file:///...``."""
+    if "://" in remote:
+        return f"git+{remote}"
+    if remote.startswith(("/", ".", "~")) or Path(remote).exists():
+        return f"git+{Path(remote).expanduser().resolve().as_uri()}"
+    if ":" in remote:
         host, path = remote.split(":", 1)
-        remote = f"ssh://{host}/{path}"
+        return f"git+ssh://{host}/{path}"
     return f"git+{remote}"
 
 
@@ -79,9 +87,13 @@ def _local_dir(path: Path, repository: Path | None, workdir: Path | None) -> Req
     if remote and commit and top:
         sub = Path(path).resolve().relative_to(Path(top).resolve()).as_posix()
         fragment = f"#subdirectory={sub}" if sub != "." else ""
-        return Requirement(f"{DIST} @ {pip_url(remote)}@{commit}{fragment}",
+        url = pip_url(remote)
+        local = url.startswith("git+file:")
+        return Requirement(f"{url}@{commit}{fragment}",
                            note=f"perfloop is installed from the local checkout {path}; CI installs "
-                                f"the same commit ({commit[:10]}) from {remote}: push it first")
+                                f"the same commit ({commit[:10]}) from {remote}: push it first"
+                                + (", and replace that local path, which a runner does not have, "
+                                   "with the repository's URL" if local else ""))
     return Requirement(str(path), note=f"perfloop is installed from {path}, which a CI runner does "
                                        "not have: replace it with a version (perfloop==X.Y) or a "
                                        "git URL (perfloop @ git+https://...)")
@@ -100,7 +112,7 @@ def requirement(direct_url: Mapping[str, Any] | None, version: str, *,
     vcs = direct_url.get("vcs_info")
     if isinstance(vcs, Mapping):
         ref = vcs.get("commit_id") or vcs.get("requested_revision")
-        return Requirement(f"{DIST} @ {vcs.get('vcs', 'git')}+{url}{'@' + ref if ref else ''}{fragment}")
+        return Requirement(f"{vcs.get('vcs', 'git')}+{url}{'@' + ref if ref else ''}{fragment}")
     parsed = urlparse(url)
     if parsed.scheme in ("http", "https"):
         return Requirement(f"{DIST} @ {url}")
