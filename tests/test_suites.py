@@ -560,3 +560,17 @@ def test_the_benchmark_fixture_hands_its_callable_over_once():
         fixture.pedantic(len, args=([1],))
     with pytest.raises(ValueError, match="iterations"):
         BenchmarkFixture(_State(lambda *a: None), Node()).pedantic(len, setup=lambda: None, iterations=2)
+
+
+@pytest.mark.slow
+def test_profile_b_profiles_a_pytest_benchmark_by_its_node_id(tmp_path):
+    from perfloop.analysis.profilers import profile_callable
+    root = write_pytest_suite(tmp_path)
+    (root / "tests" / "benchmarks" / "test_bench.py").write_text(
+        "def spin(n):\n    return sum(i * i for i in range(n))\n\n"
+        "def test_spin(benchmark):\n    assert benchmark(spin, 20_000) > 0\n")
+    [spec] = with_suites(load_config(root)).select(["tests/benchmarks/test_bench.py::test_spin"])
+    result = profile_callable(spec, duration=0.3, memory_check=False)
+    assert result.calls and result.calls > 1
+    assert result.target == "tests/benchmarks/test_bench.py::test_spin"
+    assert "spin" in {f.function for f in result.profile.frames}     # the test's own function
