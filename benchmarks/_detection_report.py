@@ -51,12 +51,15 @@ def views(doc: dict[str, Any], tool: str) -> list[tuple[str, View]]:
         return None if cell is None else {"call": cell["call"], "raw": cell["raw"],
                                           "ratio": cell.get("ratio")}
 
-    names = {v["detail"].get("decides") for e in doc["pairs"] for t, v in e["verdicts"].items()
-             if t == tool and "decides" in v.get("detail", {})}
+    details = [v["detail"] for e in doc["pairs"] for t, v in e["verdicts"].items()
+               if t == tool and "decides" in v.get("detail", {})]
+    names = {d["decides"] for d in details}
     label = "/".join(sorted(n for n in names if n)) or "cpu_time"
+    # Before perfloop named the deciding metric, cpu_time is the one judged here, not its choice.
+    how = "decides" if any(d.get("decides_named") for d in details) else "judged here"
     out: list[tuple[str, View]] = []
-    if names:
-        out.append((f"{base}, {label} (decides)", deciding))
+    if details:
+        out.append((f"{base}, {label} ({how})", deciding))
     out.append((f"{base}, wall_time", wall))
     return out
 
@@ -230,7 +233,8 @@ def markdown(docs: list[dict[str, Any]]) -> str:
     for doc in docs:
         s = summarize(doc)
         n_pairs = len(doc["pairs"])
-        lines += [f"#### {condition(doc)}: {n_pairs} pairs, "
+        note = f"{doc['note']}; " if doc.get("note") else ""
+        lines += [f"#### {note}{condition(doc)}: {n_pairs} pairs, "
                   f"{(doc.get('elapsed') or 0) / 60:.0f} min", "",
                   f"`{doc.get('command', '')}`", ""]
         lines += verdict_table(doc, s) + ["", "Targets:", ""] + targets(s) + [""]

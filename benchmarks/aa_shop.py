@@ -175,7 +175,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "load_at_start": loadavg()},
-        "perfloop_commit": _head_commit(), "runs": [], "pairs": [], "gates": []}
+        "perfloop_commit": _head_commit(), "perfloop_exe": EXE, "note": args.note,
+        "runs": [], "pairs": [], "gates": []}
     benches = [b for b in (args.benchmarks or "").split(",") if b]
     gate_extra = shlex.split(args.gate_args or "") + benches
     with tempfile.TemporaryDirectory(prefix="perfloop-aa-shop-") as tmp:
@@ -236,7 +237,7 @@ def markdown(doc: dict[str, Any]) -> str:
     pairs, gates = doc["pairs"], doc["gates"]
     loads = [r["load"][0] for r in doc["runs"] if r.get("load")] + \
             [g["load"][0] for g in gates if g.get("load")]
-    lines = [f"perfloop {doc.get('perfloop_commit')}; 1-minute load average "
+    lines = [f"perfloop {doc.get('note') or doc.get('perfloop_commit')}; 1-minute load average "
              + (f"{min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f})"
                 if loads else "?"), ""]
     n_v = sum(p["n_verdicts"] for p in pairs)
@@ -287,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--benchmarks", default="",
                    help="comma-separated benchmark names to run (default: all of the shop's)")
     p.add_argument("--gate-args", default="", help='extra options for `perfloop gate`')
+    p.add_argument("--note", default="", help="what code is measured, for the report")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 runs, no gate")
     p.add_argument("--json", metavar="FILE", help="save raw results (rewritten as they come)")
     p.add_argument("--report", metavar="FILE", help="print the summary of a saved --json file")

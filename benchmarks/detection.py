@@ -106,7 +106,7 @@ def _run_pairs(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_at_start": _loadavg()},
         "load_processes": args.load,
-        "perfloop_commit": _head_commit(),
+        "perfloop_commit": _head_commit(), "perfloop_exe": str(BIN / "perfloop"), "note": args.note,
         "tools": tools_names, "perfloop_args": perfloop_args, "sizes": sizes,
         "pairs_aa": args.pairs_aa, "pairs_per_size": args.pairs, "seed": args.seed,
         "tool_versions": _versions(), "pairs": [],
@@ -319,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="seconds to wait after starting --load before measuring; default 20")
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop starting new pairs after this many minutes (0: no limit)")
+    p.add_argument("--note", default="", help="what is measured (code, condition), for the report")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 A/A pair and 1 pair at 10%%")
     p.add_argument("--json", metavar="FILE", help="save raw per-pair results (rewritten after each pair)")
     p.add_argument("--report", metavar="FILE", nargs="+",

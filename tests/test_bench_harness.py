@@ -71,7 +71,7 @@ def _pair(slowdown: float, perfloop: tuple[str, str], pyperf: str, seconds: floa
              "cpu_time": {"call": cpu, "raw": cpu, "ratio": 1.0 + slowdown}}
     return {"slowdown": slowdown, "load": [4.0, 4.0, 4.0], "verdicts": {
         "perfloop": {"call": cpu, "raw": cpu, "seconds": seconds, "ratio": 1.0 + slowdown,
-                     "detail": {"decides": "cpu_time", "metrics": cells}},
+                     "detail": {"decides": "cpu_time", "decides_named": True, "metrics": cells}},
         "pyperf": {"call": pyperf, "raw": pyperf, "seconds": 40.0, "ratio": 1.0, "detail": {}}}}
 
 
