@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -189,12 +190,13 @@ def test_commit_trailer_approves(repo, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_aa_change_passes(repo, tmp_path: Path) -> None:
     root, _ = repo
-    proc = perfloop(root / "proj", "gate", "--base", "main", "--head", "aa", *FAST, "--json",
-                    store=f"sqlite:///{tmp_path / 's.db'}")
+    proc = perfloop(root / "proj", "gate", "--base", "main", "--head", "aa", "--blocks", "4",
+                    "--max-blocks", "10", "--json", store=f"sqlite:///{tmp_path / 's.db'}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["passed"] is True
-    assert report["benchmarks"][0]["metrics"][0]["verdict"] != "regressed"
+    # the cost varies by about 1% between calls: the paired blocks decide it
+    assert report["benchmarks"][0]["metrics"][0]["verdict"] == "unchanged"
 
 
 def test_bad_base_ref_is_a_usage_error(repo, tmp_path: Path) -> None:
@@ -428,7 +430,7 @@ def test_each_benchmark_is_judged_at_its_own_tolerance(small_repo: Path, store: 
         'custom_metrics = { cost = { unit = "units" } }\n')
     seen: dict[str, float] = {}
 
-    def compare_results(base, head, *, tolerance, confidence, metrics=None):
+    def compare_results(base, head, *, tolerance, confidence, metrics=None, **more):
         seen[head.name] = tolerance
         return [V(head.name, "cost", "unchanged", 0.0, 0.5)]
 
@@ -443,3 +445,61 @@ def test_each_benchmark_is_judged_at_its_own_tolerance(small_repo: Path, store: 
     override(fake_measure(load_config(small_repo).benchmarks[0], None, None),
              fake_measure(load_config(small_repo).benchmarks[0], None, None))
     assert seen == {"loose": 0.1}
+
+
+class BlockNoise:
+    """Seeded cpu_time and wall_time per call: a shared effect per A B B A block (the load at
+    the time), a little noise per worker; benchmarks named ``slow*`` are 20% slower at head."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.calls = 0
+        self.shared = 0.0
+
+    def __call__(self, spec, deadline, on_progress) -> BenchmarkResult:
+        if self.calls % 4 == 0:
+            self.shared = float(self.rng.normal(0.0, 0.05))
+        self.calls += 1
+        factor = 1.2 if spec.name.startswith("slow") and not is_base(spec) else 1.0
+        samples = []
+        for i in range(3):
+            cpu = 1e-3 * factor * float(np.exp(self.shared + self.rng.normal(0.0, 0.01)))
+            samples += [Sample("cpu_time", cpu, index=i), Sample("wall_time", cpu * 1.01, index=i)]
+        return BenchmarkResult(name=spec.name, kind=spec.kind, status=ResultStatus.OK,
+                               samples=tuple(samples), units={"cpu_time": "s", "wall_time": "s"})
+
+
+def test_compare_on_the_gates_runs_gives_the_gates_verdicts(small_repo: Path, store: Store) -> None:
+    from perfloop.analysis.comparison import compare_runs
+    config = suite_config(small_repo, ["same", "slow"], metrics='["wall_time", "cpu_time"]')
+    options = GateOptions(base="HEAD~1", head="HEAD", confirm_blocks=4,
+                          sampling=SamplingPolicy(blocks=4, max_blocks=8))
+    report = run_gate(config, store, options, measure=BlockNoise(5))
+    gate = {(b.name, m.metric): m for b in report.benchmarks for m in b.metrics}
+    assert gate[("same", "cpu_time")].verdict == "unchanged"
+    assert gate[("slow", "cpu_time")].verdict == "regressed" and not report.passed
+    assert gate[("same", "cpu_time")].deciding_metric == "cpu_time"
+    assert gate[("same", "wall_time")].role == "context"
+
+    def compared(base_label: str, head_label: str):
+        cmp = compare_runs(store.get_run(report.run_ids[base_label]),
+                           store.get_run(report.run_ids[head_label]))
+        assert cmp.design == "interleaved" and not cmp.run_noise
+        return {(v.benchmark, v.metric): v for v in cmp.verdicts}
+
+    first = compared("gate-base", "gate-head")
+    m = gate[("same", "cpu_time")]
+    v = first[("same", "cpu_time")]
+    assert (v.verdict.value, v.change, v.ci_low, v.ci_high) == pytest.approx(
+        (m.verdict, m.change, m.ci_low, m.ci_high))
+    assert first[("slow", "cpu_time")].verdict.value == "regressed"
+    # the confirmation is a measurement of its own; compare on its runs gives what the gate kept
+    confirm = compared("gate-confirm-base", "gate-confirm-head")
+    m, v = gate[("slow", "cpu_time")], confirm[("slow", "cpu_time")]
+    assert m.confirmed is True
+    assert (v.verdict.value, v.change, v.ci_low, v.ci_high) == pytest.approx(
+        (m.verdict, m.change, m.ci_low, m.ci_high))
+    # runs of two different measurements are separate runs: drift is added
+    mixed = compare_runs(store.get_run(report.run_ids["gate-base"]),
+                         store.get_run(report.run_ids["gate-confirm-head"]))
+    assert mixed.design == "separate" and mixed.run_noise

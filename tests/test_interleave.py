@@ -105,7 +105,7 @@ def test_adaptive_sampling_adds_blocks_until_decided() -> None:
                               policy=SamplingPolicy(blocks=4, max_blocks=16, step=1),
                               measure=target.measure, clock=target.clock)
     assert out.stopped == DECIDED
-    assert out.blocks == 6 and decide.seen == [8, 10, 12]
+    assert out.blocks == 6 and decide.seen == [2, 8, 10, 12]   # one early look at 1 block
     assert len(out.order) == 24
 
 
@@ -115,7 +115,7 @@ def test_more_workers_estimate_jumps_ahead() -> None:
     out = measure_interleaved(spec("/base"), spec("/head"), decide=decide,
                               policy=SamplingPolicy(blocks=4, max_blocks=16),
                               measure=target.measure, clock=target.clock)
-    assert decide.seen == [8, 14]
+    assert decide.seen == [2, 8, 14]
     assert out.stopped == DECIDED and out.blocks == 7
 
 

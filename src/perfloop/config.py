@@ -31,8 +31,10 @@ from .errors import ConfigError
 from .metrics import BUILTIN, DEFAULT_METRICS, SUPPORTED_METRICS
 
 CONFIG_FILES = ("perfloop.toml", "pyproject.toml")
+#: Values of the ``decide_on`` setting.
+DECIDE_ON = ("auto", "wall_time", "cpu_time", "instructions")
 DEFAULT_TOLERANCE = 0.05
-DEFAULT_RUN_NOISE = 0.02   # see docs/statistics.md, "Separately measured runs"
+DEFAULT_RUN_NOISE = 0.03   # see docs/statistics.md, "Separately measured runs"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class Settings:
     # interval inside one run can see; added when two separately measured runs are compared.
     run_noise: float = DEFAULT_RUN_NOISE
     timeout: float = 300.0      # seconds for the whole benchmark before it is killed
+    # The time metric that decides: "auto" (CPU time for CPU-bound code, wall time for code
+    # that waits; see docs/statistics.md), or "wall_time", "cpu_time", "instructions".
+    decide_on: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("processes", "values"):
@@ -62,6 +67,9 @@ class Settings:
             raise ValueError("tolerance must be a fraction between 0 and 1, e.g. 0.05 for 5%")
         if not 0 <= self.run_noise < 1:
             raise ValueError("run_noise must be a fraction between 0 and 1, e.g. 0.02 for 2%")
+        if self.decide_on not in DECIDE_ON:
+            raise ValueError(f"decide_on must be one of {', '.join(DECIDE_ON)}, "
+                             f"got {self.decide_on!r}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +150,7 @@ class ProjectConfig:
 _SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
     "processes": int, "values": int, "warmup": int,
     "min_time": (int, float), "tolerance": (int, float), "timeout": (int, float),
-    "run_noise": (int, float),
+    "run_noise": (int, float), "decide_on": str,
 }
 _TARGET_KEYS = ("callable", "command", "http")
 _BENCH_KEYS = {"name", "params", "metrics", "setup", "teardown", "pythonpath", "cwd", "env",
@@ -221,7 +229,7 @@ def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:
             continue
         value = raw[name]
         if isinstance(value, bool) or not isinstance(value, typ):
-            expected = "an integer" if typ is int else "a number"
+            expected = "an integer" if typ is int else "a string" if typ is str else "a number"
             raise ConfigError(f"{name} must be {expected}, got {value!r}", path=where, key=f"{key}.{name}")
         values[name] = value
     if key == "defaults":

@@ -29,7 +29,9 @@ from ..config import DEFAULT_TOLERANCE
 from ..errors import UsageError
 from ..metrics import Direction, Metric, get_metric
 from ..records import BenchmarkResult, ResultStatus
+from . import paired as paired_stats
 from . import stats
+from .deciding import TIME_METRICS, choose
 
 #: Fewest workers per side whose spread can be measured at all.
 MIN_WORKERS = 2
@@ -40,6 +42,10 @@ MIN_VALUES = 3
 SINGLE_WORKER_MIN_VALUES = 5
 #: Beyond this many extra workers per side a comparison is reported as undecidable at this noise.
 MAX_MORE_WORKERS = 1000
+#: A change counts only when its interval, not inside the tolerance, clears this share of the
+#: tolerance (not merely zero): a change well inside the tolerance is never called a regression
+#: because its interval is wide.
+THRESHOLD_SHARE = 0.5
 
 Groups = Union[Mapping[int, Sequence[float]], Sequence[Sequence[float]]]
 
@@ -82,6 +88,14 @@ class Verdict:
     test: str
     more_workers: int | None = None
     note: str | None = None
+    #: ``decides`` (the metric's verdict counts) or ``context`` (shown beside the deciding time
+    #: metric: it neither fails nor warns).
+    role: str = "decides"
+    #: The time metric that decides this benchmark's time verdict, and why.
+    deciding_metric: str | None = None
+    deciding_reason: str | None = None
+    #: ``paired`` (interleaved blocks), ``unpaired`` (two independent sets of workers).
+    design: str = "unpaired"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the verdict as its string, undefined numbers as ``None``."""
@@ -156,7 +170,7 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
         notes.append("significant but within tolerance")
     elif kind in (VerdictKind.REGRESSED, VerdictKind.IMPROVED) and abs(change) < tolerance:
         notes.append(f"the change is estimated within the {tolerance * 100:g}% tolerance, "
-                     "but the interval reaches beyond it")
+                     f"but its interval clears {THRESHOLD_SHARE * tolerance * 100:g}%")
     elif kind is VerdictKind.INCONCLUSIVE:
         more, note = _more_workers(iv, tol_low, tol_high, confidence, per_worker, min(nb_w, nh_w))
         notes.append(note)
@@ -167,13 +181,19 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
 
 
 def compare_results(base: BenchmarkResult, head: BenchmarkResult, *, tolerance: float | None = None,
-                    confidence: float = 0.99, metrics: Sequence[str] | None = None) -> list[Verdict]:
+                    confidence: float = 0.99, metrics: Sequence[str] | None = None,
+                    paired: bool = False, decide_on: str | None = None) -> list[Verdict]:
     """One :class:`Verdict` per metric measured (outside warmup) in both ``base`` and ``head``.
 
     Values are grouped by :attr:`Sample.worker`; warmup samples are ignored; metrics present on
     one side only are skipped, as are names in ``metrics`` that either side lacks. Custom
     metrics take their unit and direction from the results (head's, else base's). Without a
     ``tolerance``, head's recorded ``extra["tolerance"]`` is used, else the project default.
+
+    ``paired``: the two sides were measured interleaved in A B B A blocks (the gate), and each
+    metric is analysed block by block (:mod:`perfloop.analysis.paired`). One time metric
+    decides the benchmark's time verdict (:mod:`perfloop.analysis.deciding`; ``decide_on``
+    forces it); the other time metrics get ``role = "context"``.
     """
     if tolerance is None:
         tolerance = float(head.extra.get("tolerance", DEFAULT_TOLERANCE))
@@ -184,26 +204,141 @@ def compare_results(base: BenchmarkResult, head: BenchmarkResult, *, tolerance: 
         names = [m for m in dict.fromkeys(metrics) if m in base_groups and m in head_groups]
     status = [f"{side} result {r.status.value}: compared the samples it left"
               for side, r in (("base", base), ("head", head)) if r.status is not ResultStatus.OK]
+    per_block = _workers_per_block(base, head) if paired else None
     verdicts = []
     for name in names:
         metric = get_metric(name, unit=head.units.get(name) or base.units.get(name, ""),
                             direction=head.directions.get(name) or base.directions.get(name, "lower"))
-        verdict = compare_groups(base_groups[name], head_groups[name], metric=metric,
-                                 benchmark=head.name, tolerance=tolerance, confidence=confidence)
+        args = dict(metric=metric, benchmark=head.name, tolerance=tolerance, confidence=confidence)
+        if per_block is not None:
+            verdict = compare_paired(base_groups[name], head_groups[name],
+                                     workers_per_block=per_block, **args)
+        else:
+            verdict = compare_groups(base_groups[name], head_groups[name], **args)
         if status:
             verdict = replace(verdict, note="; ".join([*status, *filter(None, [verdict.note])]))
         verdicts.append(verdict)
-    return verdicts
+    return with_deciding_metric(verdicts, base, head, tolerance=tolerance, decide_on=decide_on)
+
+
+def with_deciding_metric(verdicts: Sequence[Verdict], base: BenchmarkResult, head: BenchmarkResult,
+                         *, tolerance: float, decide_on: str | None = None) -> list[Verdict]:
+    """``verdicts`` with the deciding time metric named on each, and the other time metrics
+    marked as context."""
+    choice = choose(base, head, [v.metric for v in verdicts], tolerance=tolerance,
+                    decide_on=decide_on)
+    if choice.metric is None:
+        return list(verdicts)
+    by_metric = {v.metric: v for v in verdicts}
+    deciding, reason = {choice.metric}, choice.reason
+    wall, steady = by_metric.get("wall_time"), by_metric.get(choice.metric)
+    if (choice.metric != "wall_time" and wall is not None and steady is not None
+            and wall.verdict is VerdictKind.REGRESSED and steady.verdict is not VerdictKind.REGRESSED):
+        # Wall time regressed where the steady metric did not: new waiting. It counts.
+        deciding.add("wall_time")
+        reason = (f"{reason}; but wall time regressed where {choice.metric} did not "
+                  "(waiting added): wall time decides too")
+    out = []
+    for v in verdicts:
+        role = "context" if v.metric in TIME_METRICS and v.metric not in deciding else "decides"
+        out.append(replace(v, role=role, deciding_metric=choice.metric, deciding_reason=reason))
+    return out
+
+
+def _workers_per_block(base: BenchmarkResult, head: BenchmarkResult) -> int | None:
+    """Workers per side in one A B B A block when both results say they were interleaved."""
+    info = [r.extra.get("interleaved") for r in (base, head)]
+    if not all(isinstance(i, Mapping) for i in info):
+        return None
+    sizes = {int(i.get("workers_per_block", paired_stats.WORKERS_PER_BLOCK)) for i in info}  # type: ignore[union-attr]
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def compare_paired(base: Groups, head: Groups, *, metric: Metric, benchmark: str = "",
+                   tolerance: float = DEFAULT_TOLERANCE, confidence: float = 0.99,
+                   workers_per_block: int = paired_stats.WORKERS_PER_BLOCK) -> Verdict:
+    """Compare base and head measured interleaved: one log ratio per A B B A block.
+
+    ``base`` and ``head`` map worker ids to values; worker ``w`` is in block
+    ``w // workers_per_block``. Falls back to :func:`compare_groups` when the values are not
+    all positive or no block is complete on both sides.
+    """
+    _check_settings(tolerance, confidence, 0)
+    if not isinstance(base, Mapping) or not isinstance(head, Mapping):
+        raise UsageError("a paired comparison needs {worker: values} on both sides")
+    base_groups = {int(k): [float(v) for v in g] for k, g in base.items() if len(g)}
+    head_groups = {int(k): [float(v) for v in g] for k, g in head.items() if len(g)}
+    for side, groups in (("base", base_groups), ("head", head_groups)):
+        if not all(math.isfinite(v) for g in groups.values() for v in g):
+            raise UsageError(f"{side}: values must be finite numbers (no NaN or infinity)")
+    ratios, no_spread = paired_stats.block_log_ratios(base_groups, head_groups, workers_per_block)
+    if (not len(ratios) or not paired_stats.positive(base_groups)
+            or not paired_stats.positive(head_groups)):
+        return compare_groups(base_groups, head_groups, metric=metric, benchmark=benchmark,
+                              tolerance=tolerance, confidence=confidence)
+    b_med = [_median(g) for _, g in sorted(base_groups.items())]
+    h_med = [_median(g) for _, g in sorted(head_groups.items())]
+    common = dict(benchmark=benchmark, metric=metric.name, unit=metric.unit,
+                  direction=metric.direction.value, confidence=confidence, tolerance=tolerance,
+                  base_n=sum(map(len, base_groups.values())),
+                  head_n=sum(map(len, head_groups.values())),
+                  base_workers=len(base_groups), head_workers=len(head_groups),
+                  base_location=stats.trimmed_mean(np.asarray(b_med)),
+                  head_location=stats.trimmed_mean(np.asarray(h_med)), design="paired")
+    n = len(ratios)
+    if n < 2 and not no_spread:
+        change = math.expm1(float(ratios.mean()))
+        return Verdict(verdict=VerdictKind.INCONCLUSIVE, change=change, ci_low=math.nan,
+                       ci_high=math.nan, p_value=1.0, test="paired blocks (too few)",
+                       more_workers=workers_per_block,
+                       note="one block: its spread is unknown until a second block is measured",
+                       **common)
+    iv = paired_stats.paired_interval(ratios, confidence=confidence, exact=no_spread)
+    change, low, high = math.expm1(iv.estimate), math.expm1(iv.low), math.expm1(iv.high)
+    kind = decide(low, high, tolerance, metric.direction)
+    notes = []
+    test = f"paired blocks: {paired_stats.PAIRED_TRIM:.0%}-trimmed t (Yuen), {n} blocks"
+    if iv.exact:
+        test = "exact (no spread)"
+        notes.append(f"no spread between the workers of either side in {n} "
+                     f"block{'s' * (n > 1)}: the change is exact")
+    more: int | None = None
+    if kind is VerdictKind.INCONCLUSIVE:
+        tol = math.log1p(tolerance)
+        target = max(min(tol - iv.estimate, iv.estimate + tol),
+                     abs(iv.estimate) - math.log1p(THRESHOLD_SHARE * tolerance))
+        extra = paired_stats.blocks_to_decide(iv, target_half_width=target, confidence=confidence,
+                                              limit=MAX_MORE_WORKERS // workers_per_block)
+        if extra is None:
+            notes.append(f"inconclusive; more than {MAX_MORE_WORKERS // workers_per_block} more "
+                         "blocks would be needed at this noise")
+        else:
+            extra = max(extra, 1)
+            more = extra * workers_per_block
+            notes.append(f"inconclusive; about {extra} more block{'s' * (extra > 1)} would "
+                         "likely decide")
+    elif kind is VerdictKind.UNCHANGED and (low > 0.0 or high < 0.0):
+        notes.append("significant but within tolerance")
+    return Verdict(verdict=kind, change=change, ci_low=low, ci_high=high, p_value=iv.p_value,
+                   test=test, more_workers=more, note="; ".join(notes) or None, **common)
 
 
 def decide(low: float, high: float, tolerance: float, direction: Direction) -> VerdictKind:
-    """The three-way equivalence decision on an interval of the relative change."""
+    """The three-way decision on an interval of the relative change.
+
+    ``unchanged`` when the interval lies inside ``(-tolerance, tolerance)``: whatever the
+    change is, it is smaller than what matters. Otherwise a change is called only when the
+    interval clears ``THRESHOLD_SHARE * tolerance`` (half the tolerance by default), not
+    merely zero: a change well inside the tolerance is never called a regression because its
+    interval is wide. Anything else is ``inconclusive`` (sampling more can decide it).
+    """
     if -tolerance < low and high < tolerance:
         return VerdictKind.UNCHANGED
+    threshold = THRESHOLD_SHARE * tolerance
     larger_is_worse = direction is Direction.LOWER
-    if low > 0.0:
+    if low > threshold:
         return VerdictKind.REGRESSED if larger_is_worse else VerdictKind.IMPROVED
-    if high < 0.0:
+    if high < -threshold:
         return VerdictKind.IMPROVED if larger_is_worse else VerdictKind.REGRESSED
     return VerdictKind.INCONCLUSIVE
 
@@ -234,7 +369,7 @@ def _more_workers(iv: stats.Interval, tol_low: float, tol_high: float, confidenc
             "inconclusive; measure with more worker processes to learn the noise between them")
     # Either kind of decision will do: an interval that clears zero, or one inside the tolerance.
     within = min(tol_high - iv.estimate, iv.estimate - tol_low)
-    target = max(within, abs(iv.estimate))
+    target = max(within, abs(iv.estimate) - THRESHOLD_SHARE * tol_high)
     k = stats.units_to_decide(iv, target_half_width=target, confidence=confidence,
                               limit=MAX_MORE_WORKERS)
     if k is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..measure.environment import EnvDifference, diff_environments
 from ..records import ResultStatus
@@ -18,6 +18,7 @@ from ..store import StoredRun
 from ..config import DEFAULT_RUN_NOISE
 from ..metrics import Direction
 from .compare import Verdict, VerdictKind, compare_results, decide
+from .drift import CONFIGURED, DEFAULT, FLAG, INTERLEAVED, RunNoise
 
 #: Metrics that move with the machine's state between two runs (speed, contention), and so
 #: carry run-to-run drift. Memory, instruction counts, error rates and custom values do not.
@@ -28,7 +29,7 @@ def drifts(metric: str) -> bool:
     return metric in DRIFTING_METRICS or metric.startswith("latency_")
 
 
-def with_run_noise(v: Verdict, run_noise: float) -> Verdict:
+def with_run_noise(v: Verdict, run_noise: float, source: str = "") -> Verdict:
     """``v`` with its interval widened by run-to-run drift between two separately measured runs.
 
     Within one run the workers share the machine's state at that time; the interval of
@@ -65,7 +66,7 @@ def with_run_noise(v: Verdict, run_noise: float) -> Verdict:
         note = f"{v.verdict.value} within the runs, but not beyond the drift between them"
     return replace(v, verdict=kind, ci_low=ci_low, ci_high=ci_high, p_value=max(p_value, v.p_value),
                    more_workers=more, note=note,
-                   test=f"{v.test} + run-to-run drift {run_noise:.1%}")
+                   test=f"{v.test} + run-to-run drift {run_noise:.1%}{source}")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class Comparison:
     only_in_head: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()          # "name (base: timeout)" etc.
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: ``interleaved`` (a gate's base and head runs: analysed block by block, no drift term)
+    #: or ``separate`` (two runs measured at different times: drift added).
+    design: str = "separate"
+    #: Per drifting metric: the drift term added, and what it rests on.
+    run_noise: tuple[tuple[str, RunNoise], ...] = ()
 
     @property
     def comparable(self) -> bool:
@@ -100,8 +106,19 @@ class Comparison:
             "only_in_head": list(self.only_in_head),
             "failed": list(self.failed),
             "notes": list(self.notes),
+            "design": self.design,
+            "run_noise": {m: n.to_dict() for m, n in self.run_noise},
             "counts": {k.value: self.count(k) for k in VerdictKind},
         }
+
+
+def interleaved_with(base: StoredRun, head: StoredRun) -> bool:
+    """True when ``base`` and ``head`` are the two sides of one interleaved measurement."""
+    b = (base.settings or {}).get("interleaved") or {}
+    h = (head.settings or {}).get("interleaved") or {}
+    return (isinstance(b, dict) and isinstance(h, dict) and bool(b.get("pair"))
+            and b.get("pair") == h.get("pair") and b.get("side") == "base"
+            and h.get("side") == "head")
 
 
 def _run_summary(run: StoredRun) -> dict[str, Any]:
@@ -118,12 +135,16 @@ def _environment_of(run: StoredRun) -> dict[str, Any]:
 
 def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = None,
                  confidence: float = 0.99, benchmarks: Sequence[str] | None = None,
-                 metrics: Sequence[str] | None = None, run_noise: float | None = None) -> Comparison:
+                 metrics: Sequence[str] | None = None, run_noise: float | None = None,
+                 drift: Mapping[str, RunNoise] | None = None) -> Comparison:
     """Compare every benchmark the two runs share. ``tolerance`` overrides each benchmark's own.
 
-    Time metrics of two separately measured runs also carry drift between the runs (see
-    :func:`with_run_noise`): ``run_noise`` overrides each benchmark's configured amount; 0 turns
-    it off (for runs measured interleaved, or on a machine known to be steady).
+    The two sides of one interleaved measurement (a gate's base and head runs) are analysed
+    block by block, as the gate did, with no drift term. Time metrics of two separately
+    measured runs also carry drift between the runs (see :func:`with_run_noise`), taken from,
+    in order: ``run_noise`` (the flag; 0 turns it off), the benchmark's configured
+    ``run_noise`` when it differs from the default, ``drift`` (estimated per metric from stored
+    repeat runs, :mod:`perfloop.analysis.drift`), the default.
     """
     base_results = {r.name: r for r in base.results}
     head_results = {r.name: r for r in head.results}
@@ -131,9 +152,11 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
     if benchmarks:
         wanted = set(benchmarks)
         names = [n for n in names if n in wanted or n.split("[", 1)[0] in wanted]
+    paired = interleaved_with(base, head)
     verdicts: list[Verdict] = []
     failed: list[str] = []
     notes: list[str] = []
+    used: dict[str, RunNoise] = {}
     for name in names:
         b, h = base_results[name], head_results[name]
         bad = [f"{side}: {r.status.value}" for side, r in (("base", b), ("head", h))
@@ -142,11 +165,22 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
             failed.append(f"{name} ({', '.join(bad)})")
         if not b.samples or not h.samples:
             continue
+        settings = h.extra.get("settings") or {}
         tol = tolerance if tolerance is not None else float(h.extra.get("tolerance", 0.05))
-        noise = run_noise if run_noise is not None else float(
-            (h.extra.get("settings") or {}).get("run_noise", DEFAULT_RUN_NOISE))
-        verdicts.extend(with_run_noise(v, noise) for v in
-                        compare_results(b, h, tolerance=tol, confidence=confidence, metrics=metrics))
+        found = compare_results(b, h, tolerance=tol, confidence=confidence, metrics=metrics,
+                                paired=paired, decide_on=settings.get("decide_on"))
+        for v in found:
+            if paired or not drifts(v.metric):
+                verdicts.append(v)
+                continue
+            noise = _run_noise(v.metric, run_noise, settings, drift)
+            used.setdefault(v.metric, noise)
+            verdicts.append(with_run_noise(v, noise.value, f" ({noise.source})"))
+    if paired:
+        notes.append("base and head were measured interleaved (A B B A blocks, one gate): "
+                     "analysed block by block as the gate did, with no drift term")
+    else:
+        notes.extend(_separate_notes(verdicts, used, base, head))
     base_env, head_env = _environment_of(base), _environment_of(head)
     env_diffs = diff_environments(base_env, head_env)
     if base.dirty or head.dirty:
@@ -166,4 +200,48 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
         base=base, head=head, verdicts=tuple(verdicts), env_differences=tuple(env_diffs),
         only_in_base=tuple(n for n in base_results if n not in head_results),
         only_in_head=tuple(n for n in head_results if n not in base_results),
-        failed=tuple(failed), notes=tuple(notes))
+        failed=tuple(failed), notes=tuple(notes),
+        design=INTERLEAVED if paired else "separate",
+        run_noise=tuple(sorted(used.items())))
+
+
+def _run_noise(metric: str, flag: float | None, settings: Mapping[str, Any],
+               drift: Mapping[str, RunNoise] | None) -> RunNoise:
+    """The drift term of one metric, by precedence (see :func:`compare_runs`)."""
+    if flag is not None:
+        return RunNoise(flag, FLAG)
+    configured = settings.get("run_noise")
+    if configured is not None and float(configured) != DEFAULT_RUN_NOISE:
+        return RunNoise(float(configured), CONFIGURED)
+    if drift and metric in drift:
+        return drift[metric]
+    return RunNoise(DEFAULT_RUN_NOISE, DEFAULT)
+
+
+#: Fewest deciding time verdicts for a common shift of the whole run to be told apart.
+_SHIFT_MIN_BENCHMARKS = 3
+
+
+def _separate_notes(verdicts: Sequence[Verdict], used: Mapping[str, RunNoise], base: StoredRun,
+                    head: StoredRun) -> list[str]:
+    """What a reader of a comparison of two separate runs must know: the drift term used, a
+    whole-run shift, and how to decide what separate runs cannot."""
+    notes = [f"{m}: {n.describe()}" for m, n in sorted(used.items())]
+    timed = [v for v in verdicts if drifts(v.metric) and v.role == "decides"
+             and math.isfinite(v.change)]
+    if len(timed) >= _SHIFT_MIN_BENCHMARKS:
+        changes = sorted(math.log1p(v.change) for v in timed)
+        shift = changes[len(changes) // 2]
+        same_way = sum(1 for c in changes if c * shift > 0 and abs(c) > abs(shift) / 2)
+        if abs(shift) > 0.03 and same_way >= 0.8 * len(changes):
+            notes.append(f"{same_way} of {len(changes)} time verdicts moved together by about "
+                         f"{math.expm1(shift):+.0%}: a shift of the whole run (the machine, "
+                         "not the code) looks like this")
+    undecided = [v for v in timed if v.verdict is VerdictKind.INCONCLUSIVE]
+    if undecided:
+        how = "perfloop gate"
+        if base.commit and head.commit:
+            how = f"perfloop gate --base {base.commit[:12]} --head {head.commit[:12]}"
+        notes.append(f"{len(undecided)} time verdict(s) cannot be decided between separate "
+                     f"runs here: measure both versions interleaved with `{how}`")
+    return notes

@@ -63,12 +63,18 @@ def render_gate(report: GateReport) -> None:
                   if m.ci_low is not None and m.ci_high is not None else "-")
             verdict = m.verdict + (", confirmed" if m.confirmed else
                                    " (not confirmed)" if m.confirmed is False else "")
+            if m.role == "context":
+                verdict += " (context)"
             table.add_row(escape(b.name) if i == 0 else "", escape(m.metric), format_value(m.base, m.unit),
                           format_value(m.head, m.unit),
                           format_change(m.change) if m.change is not None else "-", ci, verdict,
                           Text(m.status, style=STATUS_STYLE.get(m.status, "")))
     console.print(table)
     for b in report.benchmarks:
+        why = next((m for m in b.metrics if m.deciding_metric and m.deciding_reason), None)
+        if why is not None:
+            console.print(f"[dim]{escape(b.name)}: {escape(why.deciding_metric or '')} decides, "
+                          f"{escape(why.deciding_reason or '')}[/]")
         for m in b.metrics:
             for a in m.approvals:
                 console.print(f"[cyan]approved:[/] {escape(b.name)} {escape(m.metric)}: "

@@ -16,7 +16,8 @@ from ..report.charts import column_of, marker_line, robust_range, sparkline
 from ..report.units import format_change, format_value
 from ..workflows.history import (Detection, DetectorSettings, SeriesHistory, benchmark_history,
                                  detect_all)
-from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
+from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
+                     project_root)
 
 CHART_WIDTH = 72
 
@@ -278,12 +279,18 @@ def doctor(
     power: Annotated[float, typer.Option(help="Chance of seeing a change of the MDC's size.")] = 0.8,
     machine_only: Annotated[bool, typer.Option(
         "--machine-only", help="Only the machine checks; do not read the store.")] = False,
+    calibrate: Annotated[int, typer.Option(
+        "--calibrate", min=0, help="First run the suite this many times at the current commit "
+                                   "(label 'calibrate'), so that run-to-run drift is measured "
+                                   "(4 runs give the 3 A/A pairs it needs).")] = 0,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
 ) -> None:
     """Check what makes benchmarks lie on this machine, and the smallest change each
-    benchmark's stored noise lets a comparison see.
+    benchmark's stored noise lets a comparison see; the drift between separate runs
+    (run_noise, measured from repeat runs of one commit) and the time metric that decides
+    each benchmark here (CPU time for CPU-bound code, wall time for code that waits).
 
     Machine checks: CPU governor and frequency scaling, turbo, load and busy processes,
     container CPU limits, swap, cores, ASLR and hash seed; each ok or warn with a next step.
@@ -291,7 +298,7 @@ def doctor(
     processes, from the spread between worker medians in its recent runs in this environment,
     and a warning when it exceeds the tolerance. Exits 0: it advises, it does not gate.
 
-    Example: `perfloop doctor --processes 20 --json`
+    Example: `perfloop doctor --processes 20 --json`, `perfloop doctor --calibrate 4`
     """
     from ..config import find_config, load_config
     from ..errors import ConfigError
@@ -309,8 +316,17 @@ def doctor(
             config = load_config(root)
         except ConfigError:
             config = None   # the doctor should still examine the machine with a broken config
+    if calibrate and (config is None or machine_only):
+        raise UsageError("--calibrate runs the project's benchmarks: it needs a valid "
+                         "perfloop.toml and the store",
+                         hint="run it in the project directory, without --machine-only")
     db = None if machine_only else open_store(directory, store, config=config)
     try:
+        if calibrate and db is not None and config is not None:
+            from ..workflows.run import run_project
+            for i in range(calibrate):
+                err_console.print(f"calibrating: run {i + 1} of {calibrate}")
+                run_project(config, db, label="calibrate")
         report = run_doctor(db, environment=fingerprint().get("fingerprint"), config=config,
                             processes=processes, recent=runs, confidence=confidence, power=power)
     finally:
@@ -355,6 +371,14 @@ def render_doctor(report) -> None:
                       "comparison of two runs sees with that power, ~ (t(1-a/2) + t(power)) x "
                       "sqrt(2) x Yuen's standard error of the trimmed mean of n workers, "
                       "df = h - 1 (docs/history.md)[/]")
+    for name, metric, reason in report.deciding:
+        console.print(f"deciding: {name}: {metric}, {reason}", highlight=False)
+    for metric, noise in report.run_noise.items():
+        console.print(f"drift between separate runs, {metric}: {noise.describe()}", highlight=False)
+    if report.deciding:
+        console.print("[dim]The gate decides each benchmark on the metric above (decide_on in "
+                      "perfloop.toml forces one); for CPU-bound suites CPU time lets it see 5% "
+                      "on a busy machine where wall time cannot.[/]", highlight=False)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"{report.warnings} warning(s)." if report.warnings else "No warnings.")

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis.compare import VerdictKind
-from ..analysis.comparison import compare_runs
+from ..analysis.comparison import DRIFTING_METRICS, compare_runs, interleaved_with
+from ..analysis.drift import measured_run_noise
 from ..analysis.summary import summarize
-from ..config import load_config
+from ..config import DEFAULT_RUN_NOISE, load_config
 from ..errors import GateFailed, UsageError
 from ..measure.git import resolve_commit
 from ..measure.runner import RunInterrupted
@@ -137,8 +138,9 @@ def compare(
         help="Relative change that matters, e.g. 0.05 (default: each benchmark's own, 5%).")] = None,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.99,
     run_noise: Annotated[Optional[float], typer.Option(
-        help="Drift of time metrics between two separate runs, as a relative sd (default: each "
-             "benchmark's run_noise, 2%); 0 for runs known to be steady.")] = None,
+        help="Drift of time metrics between two separate runs, as a relative sd (default: "
+             "measured from stored repeat runs of one commit, else each benchmark's run_noise, "
+             "3%); 0 for runs known to be steady.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when any verdict is regressed.")] = False,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
@@ -146,11 +148,13 @@ def compare(
 ) -> None:
     """Compare two stored runs: a verdict per benchmark and metric.
 
-    Verdicts: regressed, improved, unchanged (the interval lies within the tolerance) or
-    inconclusive (too noisy to tell at this tolerance). Environment differences between the
-    two runs are shown first. The intervals cover the noise inside each run, not the drift of
-    a shared machine between two runs taken at different times: to decide on such a machine,
-    `perfloop gate` measures both versions interleaved.
+    Verdicts: regressed (the interval clears half the tolerance), improved, unchanged (the
+    interval lies within the tolerance) or inconclusive. One time metric decides each
+    benchmark: CPU time for CPU-bound code, wall time for code that waits (the other is shown
+    as context). Two separate runs also differ by drift of the shared machine: it is added to
+    time intervals, measured from stored repeat runs of one commit (`perfloop doctor
+    --calibrate`) or 3% by default. A gate's base and head runs were measured interleaved and
+    are compared block by block, as the gate did.
 
     Example: `perfloop compare main HEAD --tolerance 0.03 --check`
     """
@@ -167,10 +171,15 @@ def compare(
     try:
         base_run = db.get_run(_resolve(db, base, root))
         head_run = db.get_run(_resolve(db, head, root))
+        drift = None
+        if run_noise is None and not interleaved_with(base_run, head_run):
+            # Drift measured from repeat runs of one commit in head's environment class.
+            drift = measured_run_noise(db, head_run.environment_hash, sorted(DRIFTING_METRICS),
+                                       fallback=DEFAULT_RUN_NOISE)
     finally:
         db.close()
     cmp = compare_runs(base_run, head_run, tolerance=tolerance, confidence=confidence,
-                       benchmarks=benchmark, metrics=metric, run_noise=run_noise)
+                       benchmarks=benchmark, metrics=metric, run_noise=run_noise, drift=drift)
     if json:
         print_json(cmp.to_dict())
     else:

@@ -32,7 +32,10 @@ def _line(m: MetricOutcome) -> str:
 
 
 def _details(b: BenchmarkOutcome) -> str:
-    lines = [_line(m) for m in b.metrics]
+    lines = [_line(m) + (" (context)" if m.role == "context" else "") for m in b.metrics]
+    why = next((m for m in b.metrics if m.deciding_metric and m.deciding_reason), None)
+    if why is not None:
+        lines.append(f"deciding metric: {why.deciding_metric}, {why.deciding_reason}")
     if b.error:
         lines.append(f"error: {b.error}")
     lines += [f"note: {n}" for n in b.notes]

@@ -40,7 +40,9 @@ def _verdict(m: MetricOutcome) -> str:
         text += " (regression not confirmed)"
     if m.status == "approved":
         text += ", approved"
-    if m.verdict == "inconclusive" and m.more_workers:
+    if m.role == "context":
+        text += " (context)"
+    elif m.verdict == "inconclusive" and m.more_workers:
         text += f" (~{m.more_workers} more workers)"
     return text
 
@@ -122,6 +124,12 @@ def render_markdown(report: GateReport) -> str:
 
     out += ["<details><summary>All benchmarks</summary>", ""]
     out += _table(list(report.benchmarks), opts.confidence)
+    deciding = [(b.name, m) for b in report.benchmarks
+                for m in b.metrics[:1] if m.deciding_metric and m.deciding_reason]
+    if deciding:
+        out += ["", "Deciding time metric (the others are context: they neither fail nor warn):", ""]
+        out += [f"- **{_cell(name)}**: {_cell(m.deciding_metric)}, {_cell(m.deciding_reason)}"
+                for name, m in deciding]
     out += ["", "</details>", "", "<details><summary>How the gate decided</summary>", ""]
     s = opts.sampling
     own = sorted({m.tolerance for b in report.benchmarks for m in b.metrics if m.tolerance is not None})

@@ -105,7 +105,9 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
     for v in cmp.verdicts:
         ci = f"[{format_change(v.ci_low)}, {format_change(v.ci_high)}]"
         verdict = Text(v.verdict.value, style=VERDICT_STYLE[v.verdict])
-        if v.verdict is VerdictKind.INCONCLUSIVE and v.more_workers:
+        if v.role == "context":
+            verdict = Text(f"{v.verdict.value} (context)", style="dim")
+        elif v.verdict is VerdictKind.INCONCLUSIVE and v.more_workers:
             verdict.append(f" (~{v.more_workers} more workers)", style="dim")
         table.add_row(Text(v.benchmark if v.benchmark != last else ""), Text(v.metric),
                       format_value(v.base_location, v.unit), format_value(v.head_location, v.unit),
@@ -118,9 +120,16 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
     conf = {v.confidence for v in cmp.verdicts}
     conf_text = ", ".join(f"{c * 100:g}%" for c in sorted(conf)) or "-"
     console.print(f"{counts} (tolerance {tol_text}, {conf_text} confidence intervals)", highlight=False)
-    console.print("[dim]The intervals cover the noise inside each run, not drift of the machine between "
-                  "the two runs; on a shared machine, measure both interleaved: perfloop gate --base REF[/]",
-                  highlight=False)
+    if cmp.design == "separate":
+        console.print("[dim]Time intervals include drift of the machine between the two runs "
+                      "(run_noise, below); to see smaller changes, measure both interleaved: "
+                      "perfloop gate --base REF[/]", highlight=False)
+    deciding: dict[str, str] = {}
+    for v in cmp.verdicts:
+        if v.deciding_metric and v.deciding_reason:
+            deciding.setdefault(v.benchmark, f"{v.deciding_metric} decides, {v.deciding_reason}")
+    for name, why in deciding.items():
+        console.print(f"[dim]{escape(f'{name}: {why}')}[/]", highlight=False)
     for name in cmp.only_in_base:
         console.print(f"[yellow]only in base:[/] {escape(name)}")
     for name in cmp.only_in_head:
@@ -129,6 +138,11 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
         console.print(f"[red]failed:[/] {escape(item)}")
     for note in cmp.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+    # The same note on many verdicts (the drift term) is printed once, with whom it concerns.
+    grouped: dict[str, list[str]] = {}
     for v in cmp.verdicts:
-        if v.note:
-            console.print(f"[dim]{escape(f'{v.benchmark} {v.metric}: {v.note}')}[/]", highlight=False)
+        if v.note and v.role != "context":
+            grouped.setdefault(v.note, []).append(f"{v.benchmark} {v.metric}")
+    for note, who in grouped.items():
+        head = ", ".join(who) if len(who) <= 2 else f"{len(who)} verdicts"
+        console.print(f"[dim]{escape(f'{head}: {note}')}[/]", highlight=False)

@@ -50,7 +50,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..analysis.stats import TRIM, effective_units, trim_count
-from ..config import DEFAULT_TOLERANCE, ProjectConfig, Settings
+from ..analysis.compare import THRESHOLD_SHARE
+from ..analysis.deciding import choose
+from ..analysis.drift import RunNoise, measured_run_noise
+from ..records import ResultStatus
+from ..config import DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, ProjectConfig, Settings
 from ..store import Store
 from ..store.series import Series, SeriesKey, latest_environment, load_series
 
@@ -416,13 +420,18 @@ def standard_error(spread: float, n: int, trim: float = TRIM) -> float:
 
 
 def minimum_detectable_change(spread: float, n: int, *, confidence: float = DEFAULT_CONFIDENCE,
-                              power: float = DEFAULT_POWER, trim: float = TRIM) -> float:
+                              power: float = DEFAULT_POWER, trim: float = TRIM,
+                              threshold: float = 0.0) -> float:
     """The relative change two runs of ``n`` workers each detect with probability ``power``
-    (module docstring: the formula). Infinite when ``n`` is too small to trim and test."""
+    (module docstring: the formula). Infinite when ``n`` is too small to trim and test.
+
+    ``threshold``: the share of the tolerance an interval must clear to call a change (the
+    verdict rule: half the tolerance); the detectable change lies that much further out."""
     h = effective_units(n, trim)
     if h < 2 or not math.isfinite(spread):
         return math.inf
-    return _noncentrality(float(h - 1), confidence, power) * math.sqrt(2.0) * standard_error(spread, n, trim)
+    return threshold + (_noncentrality(float(h - 1), confidence, power) * math.sqrt(2.0)
+                        * standard_error(spread, n, trim))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -452,7 +461,9 @@ def processes_needed(spread: float, tolerance: float, *, confidence: float = DEF
     """
     if not math.isfinite(spread):
         return None
-    within = [minimum_detectable_change(spread, n, confidence=confidence, power=power) <= tolerance
+    threshold = THRESHOLD_SHARE * tolerance
+    within = [minimum_detectable_change(spread, n, confidence=confidence, power=power,
+                                        threshold=threshold) <= tolerance
               for n in range(3, limit + _TRIM_STEP + 1)]
     for i in range(limit - 2):
         if all(within[i:i + _TRIM_STEP + 1]):
@@ -501,7 +512,8 @@ def estimate_noise(series: Series, *, processes: int, tolerance: float, recent: 
         return NoiseEstimate(**common, mdc=math.inf, processes_needed=None, status=UNKNOWN,
                              message="too few workers stored to estimate the noise: run it a "
                                      "few more times (perfloop run)")
-    mdc = minimum_detectable_change(spread, processes, confidence=confidence, power=power)
+    mdc = minimum_detectable_change(spread, processes, confidence=confidence, power=power,
+                                    threshold=THRESHOLD_SHARE * tolerance)
     needed = processes_needed(spread, tolerance, confidence=confidence, power=power)
     if mdc <= tolerance:
         return NoiseEstimate(**common, mdc=mdc, processes_needed=needed, status=OK,
@@ -527,6 +539,10 @@ class DoctorReport:
     confidence: float
     power: float
     notes: tuple[str, ...] = ()
+    #: Drift between separate runs per time metric, measured from repeat runs (or the default).
+    run_noise: Mapping[str, RunNoise] = field(default_factory=dict)
+    #: Per benchmark of the latest run here: the time metric that decides its verdicts, and why.
+    deciding: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def warnings(self) -> int:
@@ -536,7 +552,10 @@ class DoctorReport:
         return {"checks": [c.to_dict() for c in self.checks],
                 "noise": [n.to_dict() for n in self.noise], "environment": self.environment,
                 "confidence": self.confidence, "power": self.power,
-                "formula": MDC_FORMULA, "warnings": self.warnings, "notes": list(self.notes)}
+                "formula": MDC_FORMULA, "warnings": self.warnings, "notes": list(self.notes),
+                "run_noise": {m: n.to_dict() for m, n in self.run_noise.items()},
+                "deciding": [{"benchmark": b, "metric": m, "reason": r}
+                             for b, m, r in self.deciding]}
 
 
 MDC_FORMULA = ("MDC = lambda(df) * sqrt(2) * s * sqrt(w(n) (n - 1) / (h (h - 1))); h = n - 2 floor(TRIM n), "
@@ -599,12 +618,39 @@ def run_doctor(store: Store | None, *, machine: Machine | None = None,
     checks = machine_checks(machine if machine is not None else Machine.live())
     noise: list[NoiseEstimate] = []
     used, notes = environment, []
+    drift: dict[str, RunNoise] = {}
+    deciding: list[tuple[str, str, str]] = []
     if store is not None:
         noise, used, notes = noise_report(store, environment=environment, config=config,
                                           processes=processes, recent=recent,
                                           confidence=confidence, power=power)
+        if used:
+            drift = measured_run_noise(store, used, ("cpu_time", "wall_time"),
+                                       fallback=DEFAULT_RUN_NOISE)
+            deciding = deciding_metrics(store, used)
     return DoctorReport(checks=tuple(checks), noise=tuple(noise), environment=used,
-                        confidence=confidence, power=power, notes=tuple(notes))
+                        confidence=confidence, power=power, notes=tuple(notes),
+                        run_noise=drift, deciding=tuple(deciding))
+
+
+def deciding_metrics(store: Store, environment: str) -> list[tuple[str, str, str]]:
+    """(benchmark, deciding time metric, reason) from the latest complete run here.
+
+    The classification of :mod:`perfloop.analysis.deciding` on one run (both sides alike):
+    what the gate and compare will decide on for each benchmark on this machine.
+    """
+    for info in store.list_runs(limit=50):
+        status = getattr(info.status, "value", info.status)
+        if info.environment_hash != environment or status != "complete":
+            continue
+        out = []
+        for r in store.get_run(info.id).results:
+            if r.status is ResultStatus.OK and r.samples:
+                choice = choose(r, r, r.metrics, tolerance=float(r.extra.get("tolerance", 0.05)))
+                if choice.metric is not None:
+                    out.append((r.name, choice.metric, choice.reason))
+        return out
+    return []
 
 
 __all__ = ["Check", "DoctorReport", "Machine", "MDC_FORMULA", "NoiseEstimate", "estimate_noise",

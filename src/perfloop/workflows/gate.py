@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -150,9 +151,15 @@ class MetricOutcome:
     more_workers: int | None = None
     approvals: tuple[Approval, ...] = ()
     notes: tuple[str, ...] = ()
+    role: str = "decides"          # decides | context (a time metric shown beside the deciding one)
+    deciding_metric: str | None = None
+    deciding_reason: str | None = None
+    design: str | None = None      # paired | unpaired
 
     def to_dict(self) -> dict[str, Any]:
         return {"benchmark": self.benchmark, "metric": self.metric, "verdict": self.verdict,
+                "role": self.role, "deciding_metric": self.deciding_metric,
+                "deciding_reason": self.deciding_reason, "design": self.design,
                 "status": self.status, "change": self.change, "ci_low": self.ci_low,
                 "ci_high": self.ci_high, "p_value": self.p_value, "p_adjusted": self.p_adjusted,
                 "base": self.base, "head": self.head, "unit": self.unit, "direction": self.direction,
@@ -318,19 +325,26 @@ def rooted(spec: BenchmarkSpec, root: Path) -> BenchmarkSpec:
 
 
 def make_decide(tolerance: float | None, confidence: float,
-                tolerances: Mapping[str, float] | None = None
+                tolerances: Mapping[str, float] | None = None,
+                decide_on: Mapping[str, str] | None = None
                 ) -> Callable[[BenchmarkResult, BenchmarkResult], list[Any]]:
     """The comparison the gate uses: per-metric verdicts of :mod:`perfloop.analysis.compare`.
 
-    ``tolerance`` overrides every benchmark's own, which ``tolerances`` gives by name.
+    ``tolerance`` overrides every benchmark's own, which ``tolerances`` gives by name;
+    ``decide_on`` names each benchmark's forced deciding time metric (``auto`` by default).
+    Results measured interleaved (both carry ``extra["interleaved"]``) are analysed paired,
+    block by block; a stored base against a fresh head is not.
     """
     from ..analysis.compare import compare_results   # the verdict engine, at call time
     own = dict(tolerances or {})
+    forced = dict(decide_on or {})
 
     def decide(base: BenchmarkResult, head: BenchmarkResult) -> list[Any]:
         tol = tolerance if tolerance is not None else own.get(
             head.name, float(head.extra.get("tolerance", DEFAULT_TOLERANCE)))
-        return list(compare_results(base, head, tolerance=tol, confidence=confidence))
+        paired = "interleaved" in base.extra and "interleaved" in head.extra
+        return list(compare_results(base, head, tolerance=tol, confidence=confidence,
+                                    paired=paired, decide_on=forced.get(head.name)))
 
     return decide
 
@@ -359,7 +373,11 @@ def metric_outcome(verdict: Any, benchmark: str) -> MetricOutcome:
         head=_num(getattr(verdict, "head_location", None)), unit=str(getattr(verdict, "unit", "") or ""),
         direction=str(getattr(direction, "value", direction)),
         tolerance=_num(getattr(verdict, "tolerance", None)),
-        more_workers=more if isinstance(more, int) else None, notes=(note,) if note else ())
+        more_workers=more if isinstance(more, int) else None, notes=(note,) if note else (),
+        role=str(getattr(verdict, "role", "decides") or "decides"),
+        deciding_metric=getattr(verdict, "deciding_metric", None),
+        deciding_reason=getattr(verdict, "deciding_reason", None),
+        design=getattr(verdict, "design", None))
 
 
 def side_effects(metrics: Sequence[MetricOutcome]) -> list[str]:
@@ -402,6 +420,9 @@ class _Runs:
         self.options = options
         self.specs = {s.name: s for s in specs}
         self.ids: dict[str, int] = {}
+        # Base and head runs of one measurement share a pairing key: compare finds them
+        # measured interleaved and analyses them as the gate did.
+        self.token = uuid.uuid4().hex[:16]
 
     def add(self, label: str, commit: str | None, branch: str | None, dirty: bool,
             result: BenchmarkResult, measured: Mapping[str, Any]) -> int:
@@ -409,7 +430,8 @@ class _Runs:
             self.ids[label] = self.store.begin_run(
                 label=label, commit=commit, branch=branch, dirty=dirty, environment=self.environment,
                 settings={"perfloop": __version__, "gate": self.options.to_dict(),
-                          "benchmarks": {n: _settings(s) for n, s in self.specs.items()}},
+                          "benchmarks": {n: _settings(s) for n, s in self.specs.items()},
+                          "interleaved": interleaved_pair(self.token, label)},
                 project=str(self.config.root))
         spec = self.specs.get(result.name)
         extra = {**result.extra, "gate": dict(measured)}
@@ -423,11 +445,18 @@ class _Runs:
             self.store.finish_run(run_id, status)
 
 
+def interleaved_pair(token: str, label: str) -> dict[str, str]:
+    """How a gate run records that it was measured interleaved with its partner run."""
+    stage = "confirm" if label in (LABEL_CONFIRM_BASE, LABEL_CONFIRM_HEAD) else "first"
+    side = BASE if label in (LABEL_BASE, LABEL_CONFIRM_BASE) else HEAD
+    return {"pair": f"{token}:{stage}", "side": side, "order": "ABBA"}
+
+
 def _settings(spec: BenchmarkSpec) -> dict[str, Any]:
     s = spec.settings
     return {"processes": s.processes, "values": s.values, "warmup": s.warmup, "min_time": s.min_time,
             "tolerance": s.tolerance, "timeout": s.timeout, "metrics": list(spec.metrics),
-            "kind": spec.kind}
+            "kind": spec.kind, "decide_on": s.decide_on, "run_noise": s.run_noise}
 
 
 def stored_base(store: Store, commit: str, environment_hash: str, *, max_age: float,
@@ -500,7 +529,8 @@ def run_gate(config: ProjectConfig, store: Store, options: GateOptions, *,
         head_commit, head_dirty, head_branch = state.commit, state.dirty, state.branch
     specs = with_overrides(config.select(list(options.benchmarks)), **dict(options.overrides))
     decide = decide or make_decide(options.tolerance, options.confidence,
-                                   {s.name: s.settings.tolerance for s in specs})
+                                   {s.name: s.settings.tolerance for s in specs},
+                                   {s.name: s.settings.decide_on for s in specs})
     head_ref = options.head or "working tree"
 
     approvals = _approvals(store, root, base_commit, head_commit)
@@ -631,7 +661,8 @@ def _measure_pair(item: _Work, head_spec: BenchmarkSpec, measure: MeasureFunctio
 def _fdr(work: Sequence[_Work], q: float) -> int:
     """Benjamini-Hochberg over every benchmark-metric pair; demotes regressions it does not
     keep to inconclusive. Returns the number of pairs."""
-    pairs = [(item, i) for item in work for i, m in enumerate(item.metrics) if m.p_value is not None]
+    pairs = [(item, i) for item in work for i, m in enumerate(item.metrics)
+             if m.p_value is not None and m.role != "context"]
     adjusted = bh_adjust([min(max(item.metrics[i].p_value or 0.0, 0.0), 1.0) for item, i in pairs])
     for (item, i), adj in zip(pairs, adjusted):
         m = item.metrics[i]
@@ -654,7 +685,8 @@ def _confirm(work: Sequence[_Work], head_root: Callable[[], Path], checkout: Cal
                                     max_blocks=max(policy.max_blocks, options.confirm_blocks),
                                     max_seconds=policy.max_seconds, step=policy.step)
     for item in work:
-        candidates = {m.metric for m in item.metrics if m.verdict == "regressed"}
+        candidates = {m.metric for m in item.metrics
+                      if m.verdict == "regressed" and m.role != "context"}
         if not candidates:
             continue
         say(f"{item.spec.name}: confirming the regression of {', '.join(sorted(candidates))}")
@@ -694,7 +726,10 @@ def _judge(item: _Work, approvals: Sequence[Approval], options: GateOptions) -> 
     name = item.spec.name
     metrics: list[MetricOutcome] = []
     for m in item.metrics:
-        if m.verdict == "regressed":
+        if m.role == "context":
+            # Shown beside the deciding time metric; it neither fails nor warns.
+            m = replace(m, status=PASS)
+        elif m.verdict == "regressed":
             covering = tuple(a for a in approvals if a.covers(name, m.metric))
             m = replace(m, status=APPROVED if covering else FAIL, approvals=covering)
         elif m.verdict == "inconclusive":

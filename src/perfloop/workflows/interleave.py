@@ -17,6 +17,13 @@ reached (``policy.max_blocks`` blocks, or ``policy.max_seconds`` for the benchma
 comparison says it would need more workers than the limit allows. What is still undecided
 then stays ``inconclusive``: a guess would be worse than saying so.
 
+Pairing: the four calls of a block run with one ``PYTHONHASHSEED``, a fresh one per block
+(unless the benchmark sets its own), so that the two sides of a block differ only by the code;
+the comparison then analyses the block ratios (:mod:`perfloop.analysis.paired`). Verdicts with
+``role == "context"`` (a time metric shown beside the one that decides) do not keep sampling
+going. After the first block the verdicts are looked at once: counts with no spread at all
+(``instructions``) are exact after one block per side, and stop there.
+
 The measure and decide functions are injected, so the order and the stopping rule are tested
 without timing anything.
 """
@@ -24,6 +31,7 @@ without timing anything.
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
@@ -45,6 +53,10 @@ DECIDED = "decided"
 MAX_BLOCKS = "max_blocks"
 MAX_SECONDS = "max_seconds"
 HOPELESS = "hopeless"          # the comparison needs more workers than the limit allows
+#: Workers per side in one block (each call is one single-process worker).
+WORKERS_PER_BLOCK = 2
+#: Seeds PYTHONHASHSEED takes (its documented range).
+_MAX_HASH_SEED = 4294967295
 FAILED = "failed"              # a side failed to measure
 
 
@@ -131,7 +143,8 @@ class _Side:
     def result(self, blocks: int) -> BenchmarkResult:
         first = self.first
         extra: dict[str, Any] = {"interleaved": {"blocks": blocks, "calls": self.calls,
-                                                 "order": "ABBA"}}
+                                                 "order": "ABBA",
+                                                 "workers_per_block": WORKERS_PER_BLOCK}}
         if first is not None:
             extra = {**first.extra, **extra}
         fields: dict[str, Any] = {}
@@ -147,15 +160,31 @@ class _Side:
                                duration=self.duration, extra=extra, **fields)
 
 
+def with_hash_seed(spec: BenchmarkSpec, seed: int) -> BenchmarkSpec:
+    """``spec`` run with ``PYTHONHASHSEED=seed``, unless the benchmark sets its own."""
+    if "PYTHONHASHSEED" in spec.env:
+        return spec
+    return replace(spec, env={**spec.env, "PYTHONHASHSEED": str(seed)})
+
+
+def _deciding(verdicts: Sequence[Any]) -> list[Any]:
+    return [v for v in verdicts if getattr(v, "role", "decides") != "context"]
+
+
+def _exact(verdict: Any) -> bool:
+    return str(getattr(verdict, "test", "")).startswith("exact")
+
+
 def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
                         decide: DecideFunction, policy: SamplingPolicy | None = None,
                         measure: MeasureFunction | None = None,
                         clock: Callable[[], float] = time.monotonic,
-                        on_block: Callable[[int, int], None] | None = None) -> Interleaved:
+                        on_block: Callable[[int, int], None] | None = None,
+                        seeds: random.Random | None = None) -> Interleaved:
     """Measure base and head in balanced ``A B B A`` blocks until decided or out of budget.
 
     ``base_spec`` and ``head_spec`` are the same benchmark rooted in the two versions of the
-    project. ``on_block(done, planned)`` is called after each block. A side that fails stops the
+    project. ``seeds`` draws each block's hash seed (a fresh system-random one by default). ``on_block(done, planned)`` is called after each block. A side that fails stops the
     measurement (``stopped == FAILED``, ``failed_side`` says which); KeyboardInterrupt
     propagates from the measure function.
     """
@@ -168,6 +197,8 @@ def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
     blocks = 0
     planned = policy.blocks
     verdicts: tuple[Any, ...] = ()
+    seeds = seeds or random.SystemRandom()
+    looked_early = False
 
     def finish(stopped: str, failed_side: str | None = None) -> Interleaved:
         return Interleaved(base=sides[BASE].result(blocks), head=sides[HEAD].result(blocks),
@@ -176,8 +207,9 @@ def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
 
     while True:
         while blocks < planned:
+            seed = seeds.randint(0, _MAX_HASH_SEED)
             for side in BLOCK:
-                spec = specs[side]
+                spec = with_hash_seed(specs[side], seed)
                 result = measure(spec, clock() + spec.settings.timeout, lambda fraction: None)
                 order.append(side)
                 sides[side].add(result)
@@ -186,8 +218,15 @@ def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
             blocks += 1
             if on_block is not None:
                 on_block(blocks, planned)
+            if blocks == 1 and planned > 1 and not looked_early:
+                # One look after the first block: exact counts need nothing more.
+                looked_early = True
+                verdicts = tuple(decide(sides[BASE].result(blocks), sides[HEAD].result(blocks)))
+                deciding = _deciding(verdicts)
+                if deciding and all(_exact(v) and kind_of(v) != "inconclusive" for v in deciding):
+                    return finish(DECIDED)
         verdicts = tuple(decide(sides[BASE].result(blocks), sides[HEAD].result(blocks)))
-        undecided = [v for v in verdicts if kind_of(v) == "inconclusive"]
+        undecided = [v for v in _deciding(verdicts) if kind_of(v) == "inconclusive"]
         if not undecided:
             return finish(DECIDED)
         if blocks >= policy.max_blocks:
@@ -209,6 +248,6 @@ def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
         planned = blocks + min(add, affordable)
 
 
-__all__ = ["BASE", "BLOCK", "DECIDED", "DecideFunction", "FAILED", "HEAD", "HOPELESS", "Interleaved",
+__all__ = ["BASE", "BLOCK", "WORKERS_PER_BLOCK", "with_hash_seed", "DECIDED", "DecideFunction", "FAILED", "HEAD", "HOPELESS", "Interleaved",
            "MAX_BLOCKS", "MAX_SECONDS", "SamplingPolicy", "kind_of", "measure_interleaved",
            "single_process"]

@@ -51,7 +51,7 @@ def _settings_dict(spec: BenchmarkSpec) -> dict[str, Any]:
     s = spec.settings
     return {"processes": s.processes, "values": s.values, "warmup": s.warmup,
             "min_time": s.min_time, "tolerance": s.tolerance, "timeout": s.timeout,
-            "run_noise": s.run_noise,
+            "run_noise": s.run_noise, "decide_on": s.decide_on,
             "metrics": list(spec.metrics), "kind": spec.kind}
 
 

@@ -31,8 +31,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .. import __version__
 from ..analysis.compare import Verdict, VerdictKind
-from ..analysis.comparison import Comparison, compare_runs
-from ..config import BenchmarkSpec, ProjectConfig
+from ..analysis.comparison import DRIFTING_METRICS, Comparison, compare_runs
+from ..analysis.drift import measured_run_noise
+from ..config import DEFAULT_RUN_NOISE, BenchmarkSpec, ProjectConfig
 from ..errors import UsageError
 from ..measure.environment import diff_environments, environment_hash, fingerprint
 from ..measure.git import git_state
@@ -419,7 +420,10 @@ def verify(config: ProjectConfig, store: Store, *, progress: Progress | None = N
                       sleep=sleep)
     base_run = store.get_run(incident.baseline_run_id)
     head_run = store.get_run(run_id)
-    cmp = compare_runs(base_run, head_run, tolerance=tolerance, confidence=confidence)
+    # Drift between the baseline and this run: measured from repeat runs here, if any.
+    drift = measured_run_noise(store, head_run.environment_hash, sorted(DRIFTING_METRICS),
+                               fallback=DEFAULT_RUN_NOISE)
+    cmp = compare_runs(base_run, head_run, tolerance=tolerance, confidence=confidence, drift=drift)
 
     age = (now() - base_run.started_at).total_seconds()
     if age > STALE_AFTER_SECONDS:
