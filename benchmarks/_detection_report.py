@@ -214,6 +214,27 @@ def gate_cost(doc: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def more_needed(doc: dict[str, Any], tool: str) -> str:
+    """perfloop's own estimate, on its inconclusive verdicts, of the extra workers per side
+    (for the gate: blocks x 2) that would likely decide, on the deciding metric."""
+    parts = []
+    for x in [0.0, *doc["sizes"]]:
+        extra = []
+        for e in doc["pairs"]:
+            v = e["verdicts"].get(tool)
+            if e["slowdown"] != x or v is None or v["call"] != "inconclusive":
+                continue
+            det = v.get("detail", {})
+            cell = det.get("metrics", {}).get(det.get("decides"), {}).get("verdict") \
+                or det.get("verdict") or {}
+            if isinstance(cell.get("more_workers"), (int, float)):
+                extra.append(cell["more_workers"])
+        if extra:
+            parts.append(f"+{x:.0%}: median {statistics.median(extra):g} (range {min(extra):g}-"
+                         f"{max(extra):g}, {len(extra)} verdicts)")
+    return "; ".join(parts)
+
+
 def raw_calls(s: dict[str, dict[str, Any]], sizes: Iterable[float]) -> list[str]:
     out = []
     for label, t in s.items():
@@ -243,5 +264,10 @@ def markdown(docs: list[dict[str, Any]]) -> str:
         if "perfloop-gate" in doc["tools"]:
             lines += ["perfloop gate, worker processes per side and why it stopped: "
                       + gate_cost(doc), ""]
+        for tool in (t for t in doc["tools"] if t.startswith("perfloop")):
+            more = more_needed(doc, tool)
+            if more:
+                lines += [f"{tool}: its estimate, on its inconclusive verdicts, of the extra worker "
+                          f"processes per side that would likely decide: {more}", ""]
         lines += ["Raw calls per slowdown:", ""] + raw_calls(s, doc["sizes"]) + [""]
     return "\n".join(lines)

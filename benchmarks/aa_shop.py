@@ -74,9 +74,10 @@ def make_copy(target: Path) -> Path:
     return target
 
 
-def _perfloop(argv: Sequence[str], repo: Path, ok: Sequence[int] = (0,)) -> tuple[dict[str, Any], int, float]:
+def _perfloop(argv: Sequence[str], repo: Path, ok: Sequence[int] = (0,),
+              exe: Sequence[str] | None = None) -> tuple[dict[str, Any], int, float]:
     start = time.perf_counter()
-    proc = subprocess.run([EXE, *argv, "-C", str(repo), "--json"], cwd=repo,
+    proc = subprocess.run([*(exe or [EXE]), *argv, "-C", str(repo), "--json"], cwd=repo,
                           capture_output=True, text=True, timeout=1800)
     seconds = time.perf_counter() - start
     if proc.returncode not in ok:
@@ -127,8 +128,8 @@ def _alarm(v: dict[str, Any]) -> dict[str, Any]:
                                   "note")} | {"decides": v.get("_decides")}
 
 
-def compare_pair(repo: Path, a: int, b: int) -> dict[str, Any]:
-    cmp, _, seconds = _perfloop(["compare", str(a), str(b)], repo)
+def compare_pair(repo: Path, a: int, b: int, exe: Sequence[str] | None = None) -> dict[str, Any]:
+    cmp, _, seconds = _perfloop(["compare", str(a), str(b)], repo, exe=exe)
     verdicts = cmp.get("verdicts", [])
     for v in verdicts:
         v["_decides"] = decides(v)
@@ -178,6 +179,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "perfloop_commit": _head_commit(), "perfloop_exe": EXE, "note": args.note,
         "runs": [], "pairs": [], "gates": []}
     benches = [b for b in (args.benchmarks or "").split(",") if b]
+    also = shlex.split(args.also_compare) if args.also_compare else None
+    doc["also_compare"] = args.also_compare or None
     gate_extra = shlex.split(args.gate_args or "") + benches
     with tempfile.TemporaryDirectory(prefix="perfloop-aa-shop-") as tmp:
         repo = make_copy(Path(tmp) / "shop")
@@ -191,6 +194,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             if i:
                 pair = compare_pair(repo, doc["runs"][i - 1]["run_id"], run["run_id"])
                 pair["load"] = load
+                if also:
+                    pair["also"] = compare_pair(repo, doc["runs"][i - 1]["run_id"], run["run_id"],
+                                                exe=also)
                 doc["pairs"].append(pair)
                 print(f"run {i + 1}/{args.runs} ({seconds:.0f} s, load {load}): "
                       f"{len(pair['alarms'])} of {pair['n_verdicts']} verdicts changed "
@@ -246,6 +252,16 @@ def markdown(doc: dict[str, Any]) -> str:
     inc = sum((p.get("counts") or {}).get("inconclusive", 0) for p in pairs)
     lines.append(f"- `run` + `compare`, {len(pairs)} A/A pairs: {bad} pairs called something "
                  f"changed, {n_a} of {n_v} verdicts; {inc} inconclusive.")
+    also = [p["also"] for p in pairs if p.get("also")]
+    if also:
+        lines.append(f"- the same pairs compared by `{doc.get('also_compare')}`: "
+                     f"{sum(1 for p in also if p['alarms'])} pairs called something changed, "
+                     f"{sum(len(p['alarms']) for p in also)} of {sum(p['n_verdicts'] for p in also)}"
+                     f" verdicts; {sum((p.get('counts') or {}).get('inconclusive', 0) for p in also)}"
+                     " inconclusive: " + "; ".join(
+                         f"pair {k + 1}: {a['benchmark']} {a['metric']} {_pct(a['change'])} "
+                         f"[{_pct(a['ci_low'])}, {_pct(a['ci_high'])}] {a['verdict']}"
+                         for k, p in enumerate(pairs) for a in (p.get("also") or {}).get("alarms", [])))
     dec = [a for p in pairs for a in p["alarms"] if a.get("decides")]
     if any(a.get("decides") is not None for p in pairs for a in p["alarms"]):
         lines.append(f"  Of the changed verdicts, {len(dec)} on the deciding metric.")
@@ -288,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--benchmarks", default="",
                    help="comma-separated benchmark names to run (default: all of the shop's)")
     p.add_argument("--gate-args", default="", help='extra options for `perfloop gate`')
+    p.add_argument("--also-compare", default="", metavar="CMD",
+                   help="a second perfloop (command prefix) that compares the same pairs of runs, "
+                        "e.g. \"env PYTHONPATH=/old/src python -m perfloop\": two analyses, one data")
     p.add_argument("--note", default="", help="what code is measured, for the report")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 runs, no gate")
     p.add_argument("--json", metavar="FILE", help="save raw results (rewritten as they come)")

@@ -98,3 +98,27 @@ def test_targets_count_each_metric_of_perfloop_and_say_by_how_much_they_are_miss
                 line.split("|")[1].strip().endswith("wall_time"))
     assert "missed: 0/10 (0%, 90% short)" in wrow
     assert "loaded (3 busy processes, load 4.0-4.0" in report.condition(doc)
+
+
+def test_run_level_shift_is_the_median_move_of_all_benchmarks_of_a_run() -> None:
+    import math
+
+    import aa_shop
+
+    runs = [{"a": {"cpu_time": 1.0}, "b": {"cpu_time": 2.0}, "c": {"cpu_time": 3.0}},
+            {"a": {"cpu_time": 1.0}, "b": {"cpu_time": 2.0}, "c": {"cpu_time": 3.0}},
+            # the whole run 10% slower, and one benchmark of it 50% slower on top
+            {"a": {"cpu_time": 1.1}, "b": {"cpu_time": 2.2}, "c": {"cpu_time": 3.0 * 1.1 * 1.5}}]
+    shifts = aa_shop.shifts(runs, "cpu_time")
+    assert shifts[0] == pytest.approx(0.0) and shifts[1] == pytest.approx(0.0)
+    assert shifts[2] == pytest.approx(math.log(1.1))
+    assert aa_shop.shifts(runs, "wall_time") == [None, None, None]
+
+
+def test_a_verdict_counts_when_its_role_decides_or_perfloop_names_its_metric() -> None:
+    import aa_shop
+
+    assert aa_shop.decides({"metric": "wall_time", "role": "context"}) is False
+    assert aa_shop.decides({"metric": "cpu_time", "deciding_metric": "cpu_time"}) is True
+    assert aa_shop.decides({"metric": "wall_time"}, {"deciding_metric": "cpu_time"}) is False
+    assert aa_shop.decides({"metric": "wall_time"}) is None
