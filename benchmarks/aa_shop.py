@@ -88,7 +88,7 @@ def _perfloop(argv: Sequence[str], repo: Path, ok: Sequence[int] = (0,),
 
 def _key(result: dict[str, Any]) -> str:
     params = result.get("params") or {}
-    if not params:
+    if not params or "[" in result["name"]:      # the name already carries its parameters
         return result["name"]
     return result["name"] + "[" + ",".join(f"{k}={v}" for k, v in params.items()) + "]"
 
@@ -250,8 +250,11 @@ def markdown(doc: dict[str, Any]) -> str:
     n_a = sum(len(p["alarms"]) for p in pairs)
     bad = sum(1 for p in pairs if p["alarms"])
     inc = sum((p.get("counts") or {}).get("inconclusive", 0) for p in pairs)
+    inc_dec = sum(1 for p in pairs for v in p.get("verdicts", [])
+                  if v.get("verdict") == "inconclusive" and v.get("_decides"))
     lines.append(f"- `run` + `compare`, {len(pairs)} A/A pairs: {bad} pairs called something "
-                 f"changed, {n_a} of {n_v} verdicts; {inc} inconclusive.")
+                 f"changed, {n_a} of {n_v} verdicts; {inc} inconclusive"
+                 + (f" ({inc_dec} of them on a metric that decides)." if inc_dec else "."))
     also = [p["also"] for p in pairs if p.get("also")]
     if also:
         lines.append(f"- the same pairs compared by `{doc.get('also_compare')}`: "
@@ -269,9 +272,12 @@ def markdown(doc: dict[str, Any]) -> str:
         g_alarm = sum(len(g["alarms"]) for g in gates)
         g_v = sum(len(g["verdicts"]) for g in gates)
         g_inc = sum(g["inconclusive"] for g in gates)
+        g_dec = sum(1 for g in gates for v in g["verdicts"]
+                    if v["verdict"] == "inconclusive" and v.get("_decides"))
         lines.append(f"- `gate`, {len(gates)} A/A gates: exit codes "
                      f"{[g['exit_code'] for g in gates]}, {g_alarm} of {g_v} verdicts changed, "
-                     f"{g_inc} inconclusive; seconds {[round(g['seconds']) for g in gates]}.")
+                     f"{g_inc} inconclusive" + (f" ({g_dec} on a metric that decides)" if g_dec else "")
+                     + f"; seconds {[round(g['seconds']) for g in gates]}.")
     lines.append("")
     lines.append("| run | load | seconds | shift cpu_time | shift wall_time | changed verdicts vs previous run |")
     lines.append("|---|---|---|---|---|---|")
