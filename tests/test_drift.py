@@ -121,3 +121,34 @@ def test_large_changes_are_still_found_between_separate_runs() -> None:
     new, _ = simulate(200, 11, change=0.25)
     assert new[VerdictKind.REGRESSED] >= 0.9 * 200, new
     assert Direction.LOWER is CPU.direction
+
+
+def _stored(store, label: str, commit: str, level: float, rng: np.random.Generator) -> int:
+    from perfloop.records import RunStatus
+    run_id = store.begin_run(label=label, commit=commit, branch="main", dirty=False,
+                             environment={"python": "3.12"}, settings={}, project="p")
+    for b in range(4):
+        samples = []
+        for w, g in enumerate(run_groups(rng, math.log(level))):
+            for i, v in enumerate(g):
+                samples += [Sample("cpu_time", v, worker=w, index=i),
+                            Sample("wall_time", v * 1.01, worker=w, index=i)]
+        store.add_result(run_id, BenchmarkResult(name=f"b{b}", kind="callable",
+                                                 status=ResultStatus.OK, samples=tuple(samples)))
+    store.finish_run(run_id, RunStatus.COMPLETE)
+    return run_id
+
+
+def test_compare_of_separate_runs_names_a_whole_run_shift_and_the_gate(store) -> None:
+    from perfloop.analysis.comparison import compare_runs
+    rng = np.random.default_rng(20)
+    base = _stored(store, "one", "a" * 40, 1.0, rng)
+    head = _stored(store, "two", "b" * 40, 0.91, rng)          # every benchmark 9% faster
+    cmp = compare_runs(store.get_run(base), store.get_run(head))
+    deciding = [v for v in cmp.verdicts if v.role == "decides"]
+    assert {v.metric for v in deciding} == {"cpu_time"}
+    assert all(v.verdict is VerdictKind.INCONCLUSIVE for v in deciding)   # no false alarm
+    assert cmp.design == "separate" and dict(cmp.run_noise)["cpu_time"].source == DEFAULT
+    notes = " | ".join(cmp.notes)
+    assert "moved together by about -9%" in notes
+    assert f"perfloop gate --base {'a' * 12} --head {'b' * 12}" in notes
