@@ -6,8 +6,9 @@ said, normalised to ``slower``, ``faster``, ``same``, ``inconclusive`` or ``erro
 wall seconds the whole verdict took (both runs and the comparison) and what the tool
 reported about the spread of its values.
 
-- perfloop: ``perfloop run --label`` twice, then ``perfloop compare --json``; verdict of
-  metric ``wall_time`` (regressed / improved / unchanged / inconclusive).
+- perfloop: ``perfloop run --label`` twice, then ``perfloop compare --json``; verdicts
+  (regressed / improved / unchanged / inconclusive) of ``wall_time`` and of the deciding time
+  metric: the one the verdict JSON names (``deciding_metric``), else ``cpu_time``.
 - pyperf: ``python bench.py -o X.json`` twice (``pyperf.Runner`` defaults), then
   ``python -m pyperf compare_to``; "not significant" or "N.NNx slower/faster".
 - pytest-benchmark: ``pytest --benchmark-save`` then ``pytest --benchmark-compare
@@ -119,33 +120,63 @@ class Perfloop(Tool):
         base = self._one_run(f"p{pair}-base", 0.0)
         head = self._one_run(f"p{pair}-head", slowdown)
         proc = _run([self.exe, "compare", str(base["run_id"]), str(head["run_id"]), "-C",
-                     str(self.project), "--metric", "wall_time", "--json"],
+                     str(self.project), "--json"],
                     cwd=self.project, env=_env(0.0, self.project))
         seconds = time.perf_counter() - start
         cmp = json.loads(proc.stdout)
-        verdicts = [v for v in cmp.get("verdicts", []) if v.get("metric") == "wall_time"]
-        if not verdicts:
-            raise ValueError(f"no wall_time verdict in perfloop compare output: {proc.stdout[:500]}")
-        v = verdicts[0]
-        raw = str(v.get("verdict"))
-        call = {"regressed": "slower", "improved": "faster", "unchanged": "same",
-                "inconclusive": "inconclusive"}.get(raw, "error")
+        by_metric = _by_metric(cmp.get("verdicts", []), proc.stdout)
         b, h = _perfloop_summary(base), _perfloop_summary(head)
-        ratio = h["median"] / b["median"] if b.get("median") and h.get("median") else None
-        return Verdict(self.name, call, raw, seconds, ratio, b.get("cv"), h.get("cv"),
-                       {"verdict": v, "base": b, "head": h,
+        for name, cell in by_metric["metrics"].items():
+            if b.get(name, {}).get("median") and h.get(name, {}).get("median"):
+                cell["ratio"] = h[name]["median"] / b[name]["median"]
+        decides = by_metric["metrics"][by_metric["decides"]]
+        return Verdict(self.name, decides["call"], decides["raw"], seconds, decides.get("ratio"),
+                       b[by_metric["decides"]].get("cv"), h[by_metric["decides"]].get("cv"),
+                       {**by_metric, "base": b, "head": h,
                         "run_seconds": [base.get("results", [{}])[0].get("duration"),
                                         head.get("results", [{}])[0].get("duration")]})
 
 
-def _perfloop_summary(run: dict[str, Any]) -> dict[str, Any]:
+TIME_METRICS = ("wall_time", "cpu_time", "instructions")
+_CALL = {"regressed": "slower", "improved": "faster", "unchanged": "same",
+         "inconclusive": "inconclusive"}
+
+
+def _by_metric(verdicts: Sequence[dict[str, Any]], text: str) -> dict[str, Any]:
+    """Each time metric's verdict, and which of them decides.
+
+    The deciding metric is the one perfloop names (``deciding_metric``, or the verdict whose
+    ``role`` is ``decides``); perfloop versions that name none are judged on ``cpu_time``,
+    the right metric for this CPU-bound workload.
+    """
+    metrics: dict[str, Any] = {}
+    named = None
+    for v in verdicts:
+        name = v.get("metric")
+        if name not in TIME_METRICS:
+            continue
+        raw = str(v.get("verdict"))
+        metrics[name] = {"call": _CALL.get(raw, "error"), "raw": raw, "verdict": v,
+                         "role": v.get("role")}
+        named = named or v.get("deciding_metric")
+    if named not in metrics:
+        named = next((m for m, c in metrics.items() if c["role"] == "decides" and m != "wall_time"),
+                     None)
+    decides = named if named in metrics else "cpu_time"
+    if decides not in metrics or "wall_time" not in metrics:
+        raise ValueError(f"no {decides} and wall_time verdicts in perfloop output: {text[:500]}")
+    return {"decides": decides, "decides_named": named is not None, "metrics": metrics}
+
+
+def _perfloop_summary(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{metric: summary} of the run's one benchmark, for its time metrics."""
     for result in run.get("results", []):
         if result.get("status") != "ok":
             raise StepFailed(f"perfloop benchmark {result.get('name')} {result.get('status')}: "
                              f"{result.get('error')} {result.get('stderr_tail') or ''}"[:1500])
-        for m in result.get("metrics", []):
-            if m.get("metric") == "wall_time":
-                return m
+        out = {m["metric"]: m for m in result.get("metrics", []) if m.get("metric") in TIME_METRICS}
+        if "wall_time" in out:
+            return out
     raise ValueError("no wall_time summary in perfloop run output")
 
 
@@ -272,15 +303,14 @@ class PerfloopGate(Tool):
         seconds = time.perf_counter() - start
         report = json.loads(proc.stdout)
         bench = report["benchmarks"][0]
-        m = next((m for m in bench.get("metrics", []) if m.get("metric") == "wall_time"), None)
-        if m is None:
-            raise ValueError(f"no wall_time verdict in perfloop gate output: {proc.stdout[:800]}")
-        raw = str(m.get("verdict"))
-        call = {"regressed": "slower", "improved": "faster", "unchanged": "same",
-                "inconclusive": "inconclusive"}.get(raw, "error")
-        ratio = m["head"] / m["base"] if m.get("base") and m.get("head") else None
-        return Verdict(self.name, call, raw, seconds, ratio, None, None,
-                       {"verdict": m, "status": bench.get("status"), "blocks": bench.get("blocks"),
+        by_metric = _by_metric(bench.get("metrics", []), proc.stdout)
+        for cell in by_metric["metrics"].values():
+            m = cell["verdict"]
+            cell["ratio"] = m["head"] / m["base"] if m.get("base") and m.get("head") else None
+        decides = by_metric["metrics"][by_metric["decides"]]
+        return Verdict(self.name, decides["call"], decides["raw"], seconds, decides.get("ratio"),
+                       None, None,
+                       {**by_metric, "status": bench.get("status"), "blocks": bench.get("blocks"),
                         "workers_per_side": bench.get("workers_per_side"),
                         "stopped": bench.get("stopped"), "confirmation": bench.get("confirmation"),
                         "exit_code": proc.returncode})

@@ -70,7 +70,7 @@ PERFLOOP_TOML = f'''\
 [[benchmark]]
 name = "{BENCH_NAME}"
 callable = "{MODULE}:work"
-metrics = ["wall_time"]
+metrics = ["wall_time", "cpu_time"]
 '''
 
 PYPERF_SCRIPT = f'''\

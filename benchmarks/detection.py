@@ -1,25 +1,28 @@
-"""Verdict quality and cost of ``perfloop compare`` against pyperf and pytest-benchmark.
+"""Verdict quality and cost of perfloop against pyperf and pytest-benchmark, quiet or loaded.
 
 A pure-Python, CPU-bound function (about 3 ms a call, :mod:`_workload`) is measured as base
 (no slowdown) and head (an injected slowdown of 0%, 2%, 5% or 10% more work) by each tool,
-in two separate runs followed by the tool's own comparison, the way its users do it:
+the way its users do it:
 
-- perfloop: ``perfloop run --label`` twice, ``perfloop compare --json`` (metric wall_time),
-  the project's settings left at perfloop's defaults;
-- pyperf: ``python bench.py -o X.json`` twice on ``pyperf.Runner`` defaults, then
+- ``perfloop``: ``perfloop run --label`` twice, ``perfloop compare --json``;
+- ``perfloop-gate``: ``perfloop gate``: base and head measured interleaved (A B B A) in one
+  command, sampled adaptively up to its cost limit; the slowdown is carried by a committed
+  file (base) and an uncommitted edit of it (head);
+- ``pyperf``: ``python bench.py -o X.json`` twice on ``pyperf.Runner`` defaults, then
   ``python -m pyperf compare_to``;
-- pytest-benchmark: ``pytest --benchmark-save``, then ``pytest --benchmark-compare
+- ``pytest-benchmark``: ``pytest --benchmark-save``, then ``pytest --benchmark-compare
   --benchmark-compare-fail=mean:5%``.
 
-Pairs of every size are interleaved through the run, and the order of the tools rotates
-from pair to pair, so that drift of the machine hits all sizes and all tools alike. A pair
-with 0% slowdown (A/A) is a false alarm when the tool calls a significant difference either
-way; a real slowdown is detected when the tool calls it slower. Wall seconds per verdict
-cover both runs and the comparison.
+perfloop's verdicts are judged twice: on the time metric that decides (the one its verdict
+JSON names, else ``cpu_time``) and on ``wall_time``. Pairs of every size are interleaved
+through the run, and the order of the tools rotates from pair to pair, so that drift of the
+machine hits all sizes and all tools alike. A pair with 0% slowdown (A/A) is a false alarm
+when the tool calls a significant difference either way; a real slowdown is detected when the
+tool calls it slower. Wall seconds per verdict cover the whole verdict (runs and comparison).
 
-``--tools perfloop-gate`` adds ``perfloop gate``: base and head measured interleaved
-(A B B A) in one command, sampled adaptively up to its cost limit; the slowdown is then carried
-by a committed file (base) and an uncommitted edit of it (head).
+``--load N`` starts N busy processes for the whole run (3 on 2 cores: a load average of 4 or
+more) and always stops them; the load average is recorded before and after every pair. The
+report gives, per condition, tool and metric, the calls and the targets, met or missed.
 
 ``--overhead`` measures instead what perfloop's harness adds per sample, against a bare
 ``timeit`` loop in this process, and the whole-process cost of a ``perfloop run`` per stored
@@ -27,11 +30,13 @@ value.
 
 Usage::
 
-    python benchmarks/detection.py                       # full run (40-70 minutes, by load)
     python benchmarks/detection.py --quick               # smoke test of the harness
+    python benchmarks/detection.py --pairs-aa 20 --pairs 10 --json benchmarks/results/q.json
+    python benchmarks/detection.py --load 3 --pairs-aa 20 --pairs 10 \\
+        --json benchmarks/results/loaded.json            # under a controlled load
     python benchmarks/detection.py --tools perfloop-gate --perfloop-args="--max-blocks 64" \\
         --pairs-aa 2 --pairs 2 --sizes 0.10 --json benchmarks/results/gate.json
-    python benchmarks/detection.py --report benchmarks/results/detection.json
+    python benchmarks/detection.py --report benchmarks/results/q.json benchmarks/results/loaded.json
     python benchmarks/detection.py --overhead
 """
 
@@ -54,11 +59,12 @@ from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _detection_report import markdown  # noqa: E402
+from _load import BackgroundLoad  # noqa: E402
 from _tools import BIN, Tool, make_tool  # noqa: E402
 from _workload import MODULE, write_project  # noqa: E402
 
-DEFAULT_TOOLS = ("perfloop", "pyperf", "pytest-benchmark")
-CALLS = ("slower", "faster", "same", "inconclusive", "error")
+DEFAULT_TOOLS = ("perfloop", "perfloop-gate", "pyperf", "pytest-benchmark")
 
 
 # --------------------------------------------------------------------------- schedule
@@ -80,6 +86,15 @@ def schedule(pairs_aa: int, pairs: int, sizes: Sequence[float], seed: int) -> li
 # --------------------------------------------------------------------------- running
 
 def run_pairs(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the schedule with ``args.load`` busy processes beside it (always stopped after)."""
+    with BackgroundLoad(args.load) as load:
+        if args.load:
+            print(f"background load: {args.load} busy processes, pids {load.pids}", flush=True)
+            time.sleep(args.load_settle)
+        return _run_pairs(args)
+
+
+def _run_pairs(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
     tools_names = [t.strip() for t in args.tools.split(",") if t.strip()]
     plan = schedule(args.pairs_aa, args.pairs, sizes, args.seed)
@@ -90,6 +105,8 @@ def run_pairs(args: argparse.Namespace) -> dict[str, Any]:
         "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_at_start": _loadavg()},
+        "load_processes": args.load,
+        "perfloop_commit": _head_commit(), "perfloop_exe": str(BIN / "perfloop"), "note": args.note,
         "tools": tools_names, "perfloop_args": perfloop_args, "sizes": sizes,
         "pairs_aa": args.pairs_aa, "pairs_per_size": args.pairs, "seed": args.seed,
         "tool_versions": _versions(), "pairs": [],
@@ -101,6 +118,11 @@ def run_pairs(args: argparse.Namespace) -> dict[str, Any]:
         print(f"project in {project}; {len(plan)} pairs x {len(tools)} tools", flush=True)
         begin = time.perf_counter()
         for i, slowdown in enumerate(plan):
+            if args.max_minutes and time.perf_counter() - begin > args.max_minutes * 60:
+                print(f"stopped at the time budget ({args.max_minutes:g} min) after {i} pairs",
+                      flush=True)
+                doc["stopped_early"] = i
+                break
             shift = i % len(tools)
             order: list[Tool] = tools[shift:] + tools[:shift]
             entry: dict[str, Any] = {"pair": i, "slowdown": slowdown, "order": [t.name for t in order],
@@ -108,20 +130,33 @@ def run_pairs(args: argparse.Namespace) -> dict[str, Any]:
             for tool in order:
                 v = tool.verdict(i, slowdown)
                 entry["verdicts"][tool.name] = v.to_dict()
+            entry["load_after"] = _loadavg()
             doc["pairs"].append(entry)
             doc["elapsed"] = time.perf_counter() - begin
             if args.json:
                 _write_json(args.json, doc)
-            calls = "  ".join(f"{name}={entry['verdicts'][name]['raw'][:40]} "
-                              f"({entry['verdicts'][name]['seconds']:.1f}s, "
-                              f"x{_fmt_ratio(entry['verdicts'][name]['ratio'])})"
-                              for name in tools_names)
-            print(f"[{i + 1}/{len(plan)} {doc['elapsed'] / 60:5.1f} min] +{slowdown:.0%}: {calls}",
-                  flush=True)
+            print(f"[{i + 1}/{len(plan)} {doc['elapsed'] / 60:5.1f} min, load {entry['load']}] "
+                  f"+{slowdown:.0%}: " + "  ".join(_line(name, entry["verdicts"][name])
+                                                  for name in tools_names), flush=True)
     doc["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     if args.json:
         _write_json(args.json, doc)
     return doc
+
+
+def _line(name: str, v: dict[str, Any]) -> str:
+    cells = v.get("detail", {}).get("metrics")
+    if cells:
+        said = "/".join(f"{m}:{c['raw'][:12]}" for m, c in cells.items())
+    else:
+        said = v["raw"][:40]
+    return f"{name}={said} ({v['seconds']:.1f}s, x{_fmt_ratio(v['ratio'])})"
+
+
+def _head_commit() -> str | None:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent)
+    return proc.stdout.strip() or None
 
 
 def _fmt_ratio(r: float | None) -> str:
@@ -152,172 +187,6 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-# --------------------------------------------------------------------------- report
-
-def _rate(k: int, n: int) -> str:
-    return f"{k}/{n} ({k / n:.0%})" if n else "-"
-
-
-def _upper95(k: int, n: int) -> float | None:
-    """One-sided 95% upper bound of a rate (Clopper-Pearson), to say what n pairs can show."""
-    if not n:
-        return None
-    if k >= n:
-        return 1.0
-    from scipy.stats import beta
-    return float(beta.ppf(0.95, k + 1, n - k))
-
-
-def _lower95(k: int, n: int) -> float | None:
-    if not n:
-        return None
-    if k == 0:
-        return 0.0
-    from scipy.stats import beta
-    return float(beta.ppf(0.05, k, n - k + 1))
-
-
-def summarize(doc: dict[str, Any]) -> dict[str, Any]:
-    """Per tool and slowdown: counts of each call, seconds per verdict, ratios and spreads."""
-    out: dict[str, Any] = {}
-    for tool in doc["tools"]:
-        per: dict[str, Any] = {}
-        seconds: list[float] = []
-        spreads: list[float] = []
-        for entry in doc["pairs"]:
-            v = entry["verdicts"].get(tool)
-            if v is None:
-                continue
-            key = f"{entry['slowdown']:g}"
-            cell = per.setdefault(key, {c: 0 for c in CALLS} | {"ratios": [], "raw": {}})
-            cell[v["call"]] += 1
-            cell["raw"][v["raw"][:30]] = cell["raw"].get(v["raw"][:30], 0) + 1
-            if v["call"] != "error":
-                seconds.append(v["seconds"])
-                if v.get("ratio"):
-                    cell["ratios"].append(v["ratio"])
-                spreads.extend(s for s in (v.get("base_spread"), v.get("head_spread")) if s)
-        out[tool] = {"by_slowdown": per,
-                     "median_seconds": statistics.median(seconds) if seconds else None,
-                     "median_spread": statistics.median(spreads) if spreads else None,
-                     "max_spread": max(spreads) if spreads else None}
-    return out
-
-
-def markdown(doc: dict[str, Any]) -> str:
-    s = summarize(doc)
-    sizes = [f"{x:g}" for x in doc["sizes"]]
-    lines = []
-    head = ["tool", "false alarms (A/A)"] + [f"detected at {float(x):.0%}" for x in sizes] + \
-           ["wrong direction", "inconclusive (A/A; real)", "errors", "median s / verdict"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
-    for tool, t in s.items():
-        per = t["by_slowdown"]
-        aa = per.get("0", {c: 0 for c in CALLS})
-        n_aa = sum(aa[c] for c in CALLS if c != "error")
-        fa = aa["slower"] + aa["faster"]
-        row = [_tool_label(tool, doc), _rate(fa, n_aa)
-               + (f", 95% bound {_upper95(fa, n_aa):.0%}" if n_aa else "")]
-        wrong = 0
-        inc_real = 0
-        n_real = 0
-        for x in sizes:
-            c = per.get(x, {k: 0 for k in CALLS})
-            n = sum(c[k] for k in CALLS if k != "error")
-            row.append(_rate(c["slower"], n))
-            wrong += c["faster"]
-            inc_real += c["inconclusive"]
-            n_real += n
-        row.append(f"{wrong}/{n_real}")
-        row.append(f"{aa['inconclusive']}; {inc_real}" if tool.startswith("perfloop") else "n/a")
-        row.append(str(sum(per.get(k, {}).get("error", 0) for k in per)))
-        row.append(f"{t['median_seconds']:.1f}" if t["median_seconds"] else "-")
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
-    lines.append("Measured noise (head/base ratio of each tool's own centre: perfloop median of "
-                 "values, pyperf and pytest-benchmark mean; spread = stdev/mean of one run's values):")
-    lines.append("")
-    lines.append("| tool | A/A ratio min / median / max | ratio at " + " | ratio at ".join(
-        f"{float(x):.0%}" for x in sizes) + " | spread of values, median (max) |")
-    lines.append("|" + "---|" * (3 + len(sizes)))
-    for tool, t in s.items():
-        per = t["by_slowdown"]
-        cells = [_tool_label(tool, doc), _ratio_range(per.get("0", {}).get("ratios", []))]
-        for x in sizes:
-            cells.append(_ratio_range(per.get(x, {}).get("ratios", [])))
-        sp = (f"{t['median_spread']:.1%} ({t['max_spread']:.0%})" if t["median_spread"] else "-")
-        cells.append(sp)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    calls = []
-    for tool, t in s.items():
-        parts = []
-        for x in ["0", *sizes]:
-            c = t["by_slowdown"].get(x)
-            if c:
-                parts.append(f"+{float(x):.0%}: " + ", ".join(f"{k} {v}" for k, v in sorted(c["raw"].items())))
-        calls.append(f"- {_tool_label(tool, doc)}: " + "; ".join(parts))
-    gate = _gate_cost(doc)
-    if gate:
-        lines.append("perfloop gate, worker processes per side it measured (A B B A blocks x 2) "
-                     "and why it stopped: " + gate)
-        lines.append("")
-    more = _more_workers(doc)
-    if more:
-        lines.append("perfloop's own estimate, on its inconclusive verdicts, of the extra worker "
-                     "processes per side that would likely decide: " + more)
-        lines.append("")
-    lines.append("Raw calls per slowdown:")
-    lines.append("")
-    lines.extend(calls)
-    return "\n".join(lines)
-
-
-def _gate_cost(doc: dict[str, Any]) -> str:
-    parts = []
-    for x in [0.0, *doc["sizes"]]:
-        details = [e["verdicts"]["perfloop-gate"]["detail"] for e in doc["pairs"]
-                   if e["slowdown"] == x and "perfloop-gate" in e["verdicts"]
-                   and e["verdicts"]["perfloop-gate"]["call"] != "error"]
-        workers = [d.get("workers_per_side") for d in details if d.get("workers_per_side")]
-        if workers:
-            stops: dict[str, int] = {}
-            for d in details:
-                stops[str(d.get("stopped"))] = stops.get(str(d.get("stopped")), 0) + 1
-            parts.append(f"+{x:.0%}: median {statistics.median(workers):g} (range {min(workers)}-"
-                         f"{max(workers)}; " + ", ".join(f"{k} {v}" for k, v in sorted(stops.items()))
-                         + ")")
-    return "; ".join(parts)
-
-
-def _more_workers(doc: dict[str, Any]) -> str:
-    if "perfloop" not in doc["tools"]:
-        return ""
-    parts = []
-    for x in [0.0, *doc["sizes"]]:
-        extra = [e["verdicts"]["perfloop"]["detail"]["verdict"].get("more_workers")
-                 for e in doc["pairs"] if e["slowdown"] == x and "perfloop" in e["verdicts"]
-                 and e["verdicts"]["perfloop"]["call"] == "inconclusive"]
-        extra = [m for m in extra if isinstance(m, (int, float))]
-        if extra:
-            parts.append(f"+{x:.0%}: median {statistics.median(extra):g} "
-                         f"(range {min(extra):g}-{max(extra):g}, {len(extra)} verdicts)")
-    return "; ".join(parts)
-
-
-def _tool_label(tool: str, doc: dict[str, Any]) -> str:
-    if tool.startswith("perfloop") and doc.get("perfloop_args"):
-        return f"perfloop `{' '.join(doc['perfloop_args'])}`"
-    return tool
-
-
-def _ratio_range(ratios: list[float]) -> str:
-    if not ratios:
-        return "-"
-    return f"{min(ratios):.3f} / {statistics.median(ratios):.3f} / {max(ratios):.3f}"
 
 
 # --------------------------------------------------------------------------- overhead
@@ -438,19 +307,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pairs-aa", type=int, default=16, help="A/A pairs (no slowdown); default 16")
     p.add_argument("--pairs", type=int, default=8, help="pairs per slowdown size; default 8")
     p.add_argument("--sizes", default="0.02,0.05,0.10", help="slowdowns, default 0.02,0.05,0.10")
-    p.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help="comma-separated, of perfloop, pyperf, pytest-benchmark, "
-                   "perfloop-gate; default the first three")
+    p.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help="comma-separated, of perfloop, perfloop-gate, pyperf, "
+                   "pytest-benchmark; default all four")
     p.add_argument("--perfloop-args", default="",
                    help='extra options for `perfloop run` (or `perfloop gate`), e.g. "--processes 40"')
     p.add_argument("--seed", type=int, default=1, help="seed of the pair order")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="start N busy background processes for the whole run (killed at the end, "
+                        "also on Ctrl-C); e.g. 3 on 2 cores for a load average of 4 or more")
+    p.add_argument("--load-settle", type=float, default=20.0, metavar="S",
+                   help="seconds to wait after starting --load before measuring; default 20")
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="stop starting new pairs after this many minutes (0: no limit)")
+    p.add_argument("--note", default="", help="what is measured (code, condition), for the report")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 A/A pair and 1 pair at 10%%")
     p.add_argument("--json", metavar="FILE", help="save raw per-pair results (rewritten after each pair)")
-    p.add_argument("--report", metavar="FILE", help="print the tables of a saved --json file and exit")
+    p.add_argument("--report", metavar="FILE", nargs="+",
+                   help="print the tables of saved --json files (say a quiet and a loaded run) and exit")
     p.add_argument("--overhead", action="store_true", help="measure perfloop's per-sample overhead")
     p.add_argument("--overhead-rounds", type=int, default=3, help="rounds of --overhead; default 3")
     args = p.parse_args(argv)
     if args.report:
-        print(markdown(json.loads(Path(args.report).read_text())))
+        print(markdown([json.loads(Path(f).read_text()) for f in args.report]))
         return 0
     if args.overhead:
         overhead(args)
@@ -459,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.pairs_aa, args.pairs, args.sizes = 1, 1, "0.10"
     doc = run_pairs(args)
     print()
-    print(markdown(doc))
+    print(markdown([doc]))
     return 0
 
 
