@@ -112,7 +112,7 @@ def test_the_gate_failure_line_shows_a_parametrised_name_as_written(
 
     (tmp_path / "perfloop.toml").write_text('[[benchmark]]\nname = "quote"\ncallable = "m:f"\n'
                                             'params = { items = [10] }\n')
-    monkeypatch.setattr("perfloop.cli.gate_cmds.run_gate",
+    monkeypatch.setattr("perfloop.workflows.gate.run_gate",   # imported where used
                         lambda *args, **kwargs: report("quote[items=10]\n::error::x"))
     with pytest.raises(SystemExit) as exited:
         main(["gate", "--base", "main", "-C", str(tmp_path), "--store", str(tmp_path / "s.db"),
