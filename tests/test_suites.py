@@ -507,7 +507,7 @@ def test_the_gate_fails_the_planted_slowdown_of_a_suite_benchmark_only(tmp_path)
                    cwd=root, check=True, capture_output=True)
     env = {k: v for k, v in _env(tmp_path).items() if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
     proc = subprocess.run([sys.executable, "-m", "perfloop", "gate", "--base", "main", "--head", "HEAD",
-                           "--blocks", "2", "--max-blocks", "2", "--confirm-blocks", "2", "--json",
+                           "--blocks", "4", "--max-blocks", "6", "--confirm-blocks", "4", "--json",
                            "-C", str(root), "--store", f"sqlite:///{tmp_path / 'g.db'}"],
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr

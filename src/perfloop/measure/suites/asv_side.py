@@ -30,6 +30,7 @@ import importlib
 import inspect
 import itertools
 import os
+import time
 import pickle
 import pkgutil
 import sys
@@ -225,7 +226,12 @@ def run(task: dict[str, Any], channel: ResultChannel) -> None:
                 channel.send("value", index=0, warmup=False, loops=1, wall_time=0.0, cpu_time=0.0,
                              custom={"track": float(value)})
             else:
+                # peakmem_: one call, whose process peak RSS is the value (sent with ``end``);
+                # the one value the parent asked for carries the call's own times
+                wall, cpu = time.perf_counter(), time.process_time()
                 fn(*args)
+                channel.send("value", index=0, warmup=False, loops=1,
+                             wall_time=time.perf_counter() - wall, cpu_time=time.process_time() - cpu)
         except Exception as exc:
             raise SuiteError("call", f"{type(exc).__name__}: {exc}") from exc
         peak = peak_rss_bytes()
