@@ -27,6 +27,7 @@ from .. import __version__
 from ..errors import RefNotFound, StoreError
 from ..store import Store
 from ..store.server_tables import UploadConflict
+from .dashboard import add_dashboard
 from .schemas import RunOut, RunSummaryOut, RunUpload, UploadOut
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024   # bytes; a run of 2,000 benchmarks x 100 samples is ~20 MB
@@ -170,6 +171,7 @@ def create_app(store_url: str, *, max_body: int = DEFAULT_MAX_BODY,
                 "hostname": run.hostname,
                 "benchmarks": [_result(r) for r in run.results]}
 
+    add_dashboard(app, store, public)
     return app
 
 

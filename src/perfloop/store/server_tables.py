@@ -217,6 +217,14 @@ class ServerTables:
         with self._read(f"listing runs of {project!r}") as session:
             return [_run_info(*row) for row in session.execute(query).all()]
 
+    def project_benchmarks(self, project: str) -> list[tuple[str, int]]:
+        """Benchmarks with results in ``project``'s runs, with how many runs, by name."""
+        query = (select(ResultRow.name, func.count(func.distinct(ResultRow.run_id)))
+                 .join(RunRow, RunRow.id == ResultRow.run_id).where(RunRow.project == project)
+                 .group_by(ResultRow.name).order_by(ResultRow.name))
+        with self._read(f"listing benchmarks of {project!r}") as session:
+            return [(str(name), int(n)) for name, n in session.execute(query).all()]
+
     def run_project(self, run_id: int) -> str | None:
         """The project a run belongs to, or None when there is no such run."""
         with self._read(f"reading run {run_id}") as session:
