@@ -11,7 +11,7 @@ from .. import __version__
 from ..errors import Interrupted, PerfloopError
 from ..measure.process import sigterm_as_interrupt, terminated
 from . import (audit_cmds, drill_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds,
-               journal_cmds, measure_cmds, params_cmds, risk_cmds)
+               journal_cmds, measure_cmds, params_cmds, risk_cmds, server_cmds)
 
 app = typer.Typer(
     name="perfloop",
@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 # One module per workflow; each adds its commands.
 for _module in (measure_cmds, gate_cmds, history_cmds, import_cmds, incident_cmds, journal_cmds,
-                params_cmds, audit_cmds, risk_cmds, drill_cmds):
+                params_cmds, audit_cmds, risk_cmds, drill_cmds, server_cmds):
     _module.register(app)
 
 

@@ -7,9 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import GateFailed, Interrupted, UsageError
+from ..errors import GateFailed, Interrupted, PerfloopError, UsageError
 from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
                      project_root)
+from .server_cmds import UploadProject, UploadToken, UploadUrl, report_upload, upload_stored
 
 
 def _result_dict(result) -> dict:
@@ -30,11 +31,18 @@ def run(
     timeout: Annotated[Optional[float], typer.Option(help="Override the per-benchmark timeout (s).", min=0.1)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every measurement warning in "
                                           "full (default: one line per benchmark).")] = False,
+    upload: UploadUrl = None,
+    token: UploadToken = None,
+    project: UploadProject = None,
     directory: ProjectDir = Path("."),
     store: StoreUrl = None,
     json: JsonFlag = False,
 ) -> None:
     """Run the project's benchmarks and store the run. Exits 1 when every benchmark failed.
+
+    With --upload URL (or PERFLOOP_SERVER) the stored run is then uploaded to a perfloop
+    server with a write token; a failed upload exits 1 and keeps the run in the local store
+    (`perfloop upload RUN` sends it later).
 
     Measurement warnings are grouped, one line per benchmark and each piece of advice once;
     --verbose or `perfloop show RUN` gives them in full.
@@ -54,11 +62,24 @@ def run(
         outcome = run_project(config, db, label=label, names=benchmark, progress=progress,
                               processes=processes, values=values, warmup=warmup, timeout=timeout)
     except RunInterrupted as exc:
+        db.close()
         if progress:
             progress.close()
         done = len(getattr(exc, "results", []) or [])
         raise Interrupted(f"the run kept {done} finished benchmark(s) and is stored with status "
                           "interrupted (see `perfloop runs`).") from None
+    except BaseException:
+        db.close()
+        raise
+    uploaded: dict | None = None
+    upload_error: PerfloopError | None = None
+    try:
+        if upload:
+            try:
+                uploaded = upload_stored(db, outcome.run_id, server=upload, token=token,
+                                         project=project or config.root.name)
+            except PerfloopError as e:
+                upload_error = e   # reported after the results: the local run is kept
     finally:
         db.close()
     failed = sum(1 for r in outcome.results if r.status.value != "ok")
@@ -66,12 +87,20 @@ def run(
         print_json({"run_id": outcome.run_id, "status": outcome.status.value,
                     "commit": outcome.git.commit, "branch": outcome.git.branch,
                     "dirty": outcome.git.dirty, "environment": outcome.environment_hash,
-                    "results": [_result_dict(r) for r in outcome.results]})
+                    "results": [_result_dict(r) for r in outcome.results],
+                    **({"upload": {"server_run_id": uploaded.get("run_id") if uploaded else None,
+                                   "created": uploaded.get("created") if uploaded else None,
+                                   "error": str(upload_error) if upload_error else None}}
+                       if upload else {})})
     else:
         render_results(console, outcome.results, title=f"run #{outcome.run_id}", detail=verbose,
                        more=f"in full: perfloop show {outcome.run_id}, or run --verbose")
         console.print(f"Stored run #{outcome.run_id}" + (f" with {failed} failed benchmark(s)" if failed else "")
                       + ". Compare it with another: perfloop compare BASE " + str(outcome.run_id))
+        if uploaded is not None:
+            report_upload(outcome.run_id, uploaded, json=False)
+    if upload_error is not None:
+        raise upload_error
     if outcome.results and failed == len(outcome.results):
         # Nothing was measured: a CI step must not pass on it.
         raise GateFailed(f"every benchmark of run #{outcome.run_id} failed ({failed} of {failed})",

@@ -31,6 +31,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -338,4 +339,47 @@ class CycleRow(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {CYCLE_STATUSES!r}", name="status"),
         Index(None, "project", "status"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The team server: API tokens and the uploads it has accepted.
+
+TOKEN_SCOPES = ("read", "write")
+
+
+class TokenRow(Base):
+    """An API token of one project: only the SHA-256 of the token is kept, never the token."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(f"scope IN {TOKEN_SCOPES!r}", name="scope"),
+        Index(None, "project"),
+    )
+
+
+class UploadRow(Base):
+    """An accepted upload: its client-chosen id is unique per project, so a retried upload (or
+    two racing retries) can only ever store its run once."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))
+    upload_id: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))     # SHA-256 of the uploaded run's content
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("project", "upload_id"),
+        Index(None, "run_id"),
     )

@@ -42,6 +42,7 @@ from ..errors import PerfloopError, RefNotFound, StoreError
 from ..records import BenchmarkResult, ResultStatus, RunStatus, Sample
 from .db import ENV_VAR, READ_ONLY, create_store_engine, migrate, safe_url, to_url
 from .journal import JournalTables
+from .server_tables import ServerTables
 from .models import EnvironmentRow, ResultRow, RunRow, SampleRow, utcnow
 
 REF_HINT = ("`perfloop runs` lists stored runs; run `perfloop run --label NAME` to make one")
@@ -119,7 +120,7 @@ def base_name_of(name: str) -> str:
     return name
 
 
-class Store(JournalTables):
+class Store(JournalTables, ServerTables):
     """The results store: runs, their results and samples, in SQLite or PostgreSQL; and the
     workflows' records (incidents, hypotheses, profiles, approvals, the journal of changes),
     whose methods :class:`~perfloop.store.journal.JournalTables` provides.

@@ -107,7 +107,7 @@ class ApprovalInfo:
 def load_series(store: Store, *, benchmark: str | None = None,
                 metrics: Sequence[str] | None = None, branch: str | None = None,
                 environment: str | None = None, mix_environments: bool = False,
-                since: datetime | None = None) -> list[Series]:
+                since: datetime | None = None, project: str | None = None) -> list[Series]:
     """Every series the filters select, each with its points oldest first.
 
     ``benchmark`` matches a full name (``quote[items=10]``) or a base name (``quote``, all its
@@ -115,7 +115,7 @@ def load_series(store: Store, *, benchmark: str | None = None,
     ``environment`` a fingerprint or a unique prefix of one. With ``mix_environments`` the
     environment classes of a branch are joined into one series (key environment None), in time
     order, so that the places where the class changes can be shown. ``since`` keeps runs started
-    at or after that time. Only results whose status is ``ok`` count: a failed or timed-out
+    at or after that time; ``project`` keeps one project's runs. Only results whose status is ``ok`` count: a failed or timed-out
     benchmark's partial samples do not describe its level.
     """
     conditions = [ResultRow.status == "ok", not_drill_run()]
@@ -127,6 +127,8 @@ def load_series(store: Store, *, benchmark: str | None = None,
         conditions.append(EnvironmentRow.fingerprint.startswith(environment))
     if since is not None:
         conditions.append(RunRow.started_at >= since)
+    if project is not None:   # a team server holds several projects' runs
+        conditions.append(RunRow.project == project)
     where = and_(*conditions)
     joined = (select(ResultRow.id)
               .join(RunRow, RunRow.id == ResultRow.run_id)

@@ -206,7 +206,8 @@ def analyze_series(series: Series, env_data: Mapping[int, Mapping[str, Any]] | N
 def benchmark_history(store: Store, benchmark: str, *, metrics: Sequence[str] | None = None,
                       branch: str | None = None, environment: str | None = None,
                       all_environments: bool = False,
-                      settings: DetectorSettings | None = None) -> list[SeriesHistory]:
+                      settings: DetectorSettings | None = None,
+                      project: str | None = None) -> list[SeriesHistory]:
     """The history of ``benchmark`` (a full or base name), one :class:`SeriesHistory` per
     parameter combination and metric.
 
@@ -215,7 +216,7 @@ def benchmark_history(store: Store, benchmark: str, *, metrics: Sequence[str] | 
     ``all_environments`` joins them all.
     """
     found = load_series(store, benchmark=benchmark, metrics=metrics, branch=branch,
-                        environment=environment, mix_environments=True)
+                        environment=environment, mix_environments=True, project=project)
     if not found:
         what = f"benchmark {benchmark!r}" + (f" metric {', '.join(metrics)}" if metrics else "")
         raise UsageError(f"no stored results for {what}"

@@ -1,0 +1,137 @@
+"""The upload API's request and response bodies, as Pydantic models (and so in the OpenAPI).
+
+Limits here bound what one request can ask the server to store; a payload outside them is
+refused with 422 before the store is touched.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from ..records import BenchmarkResult, ResultStatus, RunStatus, Sample
+from ..store.server_tables import UploadedRun
+
+MAX_RESULTS = 2_000
+MAX_SAMPLES = 200_000
+
+
+class SampleIn(BaseModel):
+    """One measured value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(min_length=1, max_length=100)
+    value: float = Field(allow_inf_nan=False)
+    worker: int = Field(0, ge=0, le=2**31 - 1)
+    index: int = Field(0, ge=0, le=2**31 - 1)
+    warmup: bool = False
+    loops: int = Field(1, ge=1, le=2**63 - 1)
+
+
+class ResultIn(BaseModel):
+    """What one benchmark produced in the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=500)
+    kind: str = Field(min_length=1, max_length=32)
+    status: Literal["ok", "failed", "timeout"] = "ok"
+    samples: list[SampleIn] = Field(default_factory=list, max_length=MAX_SAMPLES)
+    params: dict[str, Any] = Field(default_factory=dict)
+    units: dict[str, str] = Field(default_factory=dict)
+    directions: dict[str, Literal["lower", "higher"]] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list, max_length=1000)
+    error: str | None = Field(None, max_length=100_000)
+    stderr_tail: str | None = Field(None, max_length=100_000)
+    duration: float = Field(0.0, ge=0, allow_inf_nan=False)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def to_record(self) -> BenchmarkResult:
+        return BenchmarkResult(
+            name=self.name, kind=self.kind, status=ResultStatus(self.status),
+            samples=tuple(Sample(metric=s.metric, value=s.value, worker=s.worker, index=s.index,
+                                 warmup=s.warmup, loops=s.loops) for s in self.samples),
+            params=self.params, units=self.units, directions=self.directions,
+            warnings=tuple(self.warnings), error=self.error, stderr_tail=self.stderr_tail,
+            duration=self.duration, extra=self.extra)
+
+
+class RunUpload(BaseModel):
+    """A finished run with its results and samples, and the client's id for this upload.
+
+    ``upload_id`` makes the upload idempotent: sending the same body again (a retry after a
+    lost response) returns the run stored the first time.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    upload_id: str = Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
+    label: str | None = Field(None, max_length=200)
+    commit: str | None = Field(None, max_length=64)
+    branch: str | None = Field(None, max_length=255)
+    dirty: bool = False
+    environment: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None = None
+    status: Literal["complete", "interrupted"] = "complete"
+    perfloop_version: str = Field("", max_length=64)
+    hostname: str = Field("", max_length=255)
+    results: list[ResultIn] = Field(default_factory=list, max_length=MAX_RESULTS)
+
+    @field_validator("results")
+    @classmethod
+    def _unique_names(cls, results: list[ResultIn]) -> list[ResultIn]:
+        names = [r.name for r in results]
+        if len(names) != len(set(names)):
+            raise ValueError("two results have the same benchmark name")
+        return results
+
+    @field_validator("results")
+    @classmethod
+    def _not_too_many_samples(cls, results: list[ResultIn]) -> list[ResultIn]:
+        total = sum(len(r.samples) for r in results)
+        if total > MAX_SAMPLES:
+            raise ValueError(f"{total} samples in one upload; at most {MAX_SAMPLES}")
+        return results
+
+    def to_uploaded(self) -> UploadedRun:
+        """The run as the store takes it (ValueError when a result is inconsistent)."""
+        return UploadedRun(
+            label=self.label, commit=self.commit, branch=self.branch, dirty=self.dirty,
+            environment=self.environment, settings=self.settings, started_at=self.started_at,
+            finished_at=self.finished_at, status=RunStatus(self.status),
+            results=[r.to_record() for r in self.results],
+            perfloop_version=self.perfloop_version, hostname=self.hostname)
+
+
+class UploadOut(BaseModel):
+    """Where the upload was stored; ``created`` is false for a retry of a stored upload."""
+
+    run_id: int
+    created: bool
+
+
+class RunSummaryOut(BaseModel):
+    id: int
+    label: str | None
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    environment: str
+    results: int
+    failed: int
+
+
+class RunOut(RunSummaryOut):
+    environment_data: dict[str, Any]
+    settings: dict[str, Any]
+    perfloop_version: str
+    hostname: str
+    benchmarks: list[dict[str, Any]]

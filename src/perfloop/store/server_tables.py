@@ -1,0 +1,251 @@
+"""The store's API for a team server: project tokens and idempotent, all-or-nothing uploads.
+
+A token is shown once, when it is made; the store keeps only its SHA-256 and compares hashes
+in constant time, so a leaked database holds no usable token and a timing probe learns nothing::
+
+    token = store.create_token(project="shop", scope="write", name="ci")
+    record = store.check_token(token, project="shop", scope="write")   # None when refused
+
+An upload stores one run (results and samples) in one transaction, keyed by the client's
+``upload_id``: the ``uploads`` table's unique (project, upload_id) means a retry, even one racing
+the first attempt on another connection, returns the run already stored and adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Mapping, Sequence
+
+from sqlalchemy import Select, exc, func, select, update
+from sqlalchemy.orm import Session
+
+from ..errors import StoreError
+from ..records import BenchmarkResult, ResultStatus, RunStatus
+from .models import TOKEN_SCOPES, ResultRow, RunRow, TokenRow, UploadRow, utcnow
+
+TOKEN_PREFIX = "plt_"
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A stored token, without the token itself (the ``tokens`` table)."""
+
+    id: int
+    project: str
+    scope: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UploadedRun:
+    """A run as a client uploads it: what :meth:`ServerTables.store_upload` stores."""
+
+    label: str | None
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    environment: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+    status: RunStatus
+    results: Sequence[BenchmarkResult]
+    perfloop_version: str = ""
+    hostname: str = ""
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """Where an upload went: the run's id, and whether this request stored it (False: a retry)."""
+
+    run_id: int
+    created: bool
+
+
+class UploadConflict(StoreError):
+    """The upload id was used before for a different run."""
+
+
+def hash_token(token: str) -> str:
+    """The hex SHA-256 of a token: what the store keeps."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class ServerTables:
+    """Mixed into :class:`~perfloop.store.Store`: tokens and uploads of a team server."""
+
+    # provided by Store
+    _read: Callable[[str], AbstractContextManager[Session]]
+    _write: Callable[[str], AbstractContextManager[Session]]
+    _environment_id: Callable[[Session, str, dict[str, Any]], int]
+    _insert_samples: Callable[..., None]
+    _info_query: Callable[[], Select[Any]]
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def create_token(self, *, project: str, scope: str, name: str = "") -> str:
+        """Make a token for ``project`` with ``scope`` (read or write); the token, shown once."""
+        if scope not in TOKEN_SCOPES:
+            raise StoreError(f"unknown token scope {scope!r}", hint="use read or write")
+        if not project.strip():
+            raise StoreError("a token needs a project name", hint="e.g. --project shop")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._write("creating a token") as session:
+            session.add(TokenRow(project=project, scope=scope, name=name,
+                                 token_hash=hash_token(token), created_at=utcnow()))
+        return token
+
+    def check_token(self, token: str, *, project: str, scope: str) -> TokenRecord | None:
+        """The token's record when ``token`` belongs to ``project`` and allows ``scope`` (a write
+        token also reads); None otherwise."""
+        presented = hash_token(token)
+        allowed = ("read", "write") if scope == "read" else ("write",)
+        with self._read("checking a token") as session:
+            rows = session.scalars(select(TokenRow).where(TokenRow.project == project)).all()
+        found = None
+        for row in rows:
+            # every row is compared, in constant time: no early exit to time
+            if hmac.compare_digest(row.token_hash, presented) and row.scope in allowed:
+                found = row
+        if found is None:
+            return None
+        return TokenRecord(id=found.id, project=found.project, scope=found.scope,
+                           name=found.name, created_at=found.created_at)
+
+    def tokens(self, *, project: str | None = None) -> list[TokenRecord]:
+        """Stored tokens (never the tokens themselves), oldest first."""
+        query = select(TokenRow).order_by(TokenRow.id)
+        if project is not None:
+            query = query.where(TokenRow.project == project)
+        with self._read("listing tokens") as session:
+            return [TokenRecord(id=r.id, project=r.project, scope=r.scope, name=r.name,
+                                created_at=r.created_at) for r in session.scalars(query)]
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    def store_upload(self, project: str, upload_id: str, run: UploadedRun) -> UploadOutcome:
+        """Store an uploaded run with its results and samples in one transaction, once.
+
+        The same ``upload_id`` again returns the run stored the first time; with different
+        content it raises :class:`UploadConflict`. Any failure stores nothing.
+        """
+        digest = _digest(run)
+        with self._write(f"storing upload {upload_id!r}") as session:
+            existing = self._existing_upload(session, project, upload_id, digest)
+            if existing is not None:
+                return UploadOutcome(existing, created=False)
+            try:
+                # Claim the upload id first: a racing retry on PostgreSQL waits here for this
+                # transaction, then fails on the unique constraint and returns our run.
+                with session.begin_nested():
+                    claim = UploadRow(project=project, upload_id=upload_id, digest=digest,
+                                      created_at=utcnow())
+                    session.add(claim)
+            except exc.IntegrityError:
+                existing = self._existing_upload(session, project, upload_id, digest)
+                if existing is None:
+                    raise
+                return UploadOutcome(existing, created=False)
+            run_id = self._insert_uploaded_run(session, project, run)
+            session.execute(update(UploadRow).where(UploadRow.id == claim.id)
+                            .values(run_id=run_id))
+            return UploadOutcome(run_id, created=True)
+
+    def _existing_upload(self, session: Session, project: str, upload_id: str,
+                         digest: str) -> int | None:
+        row = session.execute(select(UploadRow.run_id, UploadRow.digest).where(
+            UploadRow.project == project, UploadRow.upload_id == upload_id)).first()
+        if row is None:
+            return None
+        if row.digest != digest:
+            raise UploadConflict(f"upload id {upload_id!r} of project {project!r} was already "
+                                 "used for a different run",
+                                 hint="give each run its own upload id")
+        return int(row.run_id)
+
+    def _insert_uploaded_run(self, session: Session, project: str, run: UploadedRun) -> int:
+        from .repository import _normal_sha, _plain, base_name_of, environment_fingerprint
+
+        env = _plain(run.environment, "the environment")
+        row = RunRow(label=run.label or None, commit=_normal_sha(run.commit),
+                     branch=run.branch or None, dirty=bool(run.dirty),
+                     status=RunStatus(run.status).value, started_at=run.started_at,
+                     finished_at=run.finished_at, project=project,
+                     settings=_plain(run.settings, "the settings"),
+                     perfloop_version=run.perfloop_version, hostname=run.hostname, pid=0)
+        row.environment_id = self._environment_id(session, environment_fingerprint(env), env)
+        session.add(row)
+        session.flush()
+        for result in run.results:
+            result_row = ResultRow(
+                run_id=row.id, name=result.name, base_name=base_name_of(result.name),
+                kind=result.kind, params=_plain(result.params, f"params of {result.name!r}"),
+                status=ResultStatus(result.status).value, error=result.error,
+                stderr_tail=result.stderr_tail, warnings=list(result.warnings),
+                units=_plain(result.units, f"units of {result.name!r}"),
+                directions=_plain(result.directions, f"directions of {result.name!r}"),
+                extra=_plain(result.extra, f"extra data of {result.name!r}"),
+                duration=float(result.duration), created_at=run.finished_at or run.started_at)
+            session.add(result_row)
+            session.flush()
+            self._insert_samples(session, result_row.id, result.samples)
+        return row.id
+
+    # -- reading by project --------------------------------------------------------------------
+
+    def projects(self) -> list[tuple[str, int]]:
+        """Projects that have stored runs, with how many, by name."""
+        with self._read("listing projects") as session:
+            rows = session.execute(select(RunRow.project, func.count()).group_by(RunRow.project)
+                                   .order_by(RunRow.project)).all()
+        return [(str(p), int(n)) for p, n in rows]
+
+    def project_runs(self, project: str, *, limit: int = 50, offset: int = 0) -> list[Any]:
+        """Runs of ``project``, newest first (as :class:`~perfloop.store.RunInfo`)."""
+        from .repository import _run_info
+
+        query = (self._info_query().where(RunRow.project == project)
+                 .order_by(RunRow.started_at.desc(), RunRow.id.desc())
+                 .limit(max(limit, 0)).offset(max(offset, 0)))
+        with self._read(f"listing runs of {project!r}") as session:
+            return [_run_info(*row) for row in session.execute(query).all()]
+
+    def project_benchmarks(self, project: str) -> list[tuple[str, int]]:
+        """Benchmarks with results in ``project``'s runs, with how many runs, by name."""
+        query = (select(ResultRow.name, func.count(func.distinct(ResultRow.run_id)))
+                 .join(RunRow, RunRow.id == ResultRow.run_id).where(RunRow.project == project)
+                 .group_by(ResultRow.name).order_by(ResultRow.name))
+        with self._read(f"listing benchmarks of {project!r}") as session:
+            return [(str(name), int(n)) for name, n in session.execute(query).all()]
+
+    def run_project(self, run_id: int) -> str | None:
+        """The project a run belongs to, or None when there is no such run."""
+        with self._read(f"reading run {run_id}") as session:
+            return session.scalar(select(RunRow.project).where(RunRow.id == run_id))
+
+
+def _digest(run: UploadedRun) -> str:
+    """A hash of the run's content, to tell a true retry from a reused upload id."""
+    from .repository import _json_default
+
+    content = {
+        "label": run.label, "commit": run.commit, "branch": run.branch, "dirty": run.dirty,
+        "environment": run.environment, "settings": run.settings,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "status": RunStatus(run.status).value,
+        "results": [{"name": r.name, "kind": r.kind, "status": ResultStatus(r.status).value,
+                     "params": r.params, "units": r.units, "directions": r.directions,
+                     "warnings": list(r.warnings), "error": r.error, "duration": r.duration,
+                     "samples": [[s.metric, s.value, s.worker, s.index, s.warmup, s.loops]
+                                 for s in r.samples]}
+                    for r in run.results]}
+    body = json.dumps(content, default=_json_default, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
