@@ -15,7 +15,7 @@ import itertools
 import time
 from typing import Any, Callable
 
-from ..worker import ResultChannel, calibrate
+from ..worker import ResultChannel, calibrate, zero_arg_timer
 
 Timer = Callable[[int], tuple[float, float, Any]]
 
@@ -56,16 +56,7 @@ def call_timer(fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict[
             return t1 - t0, c1 - c0, ret
         return timer_args
 
-    def timer(loops: int) -> tuple[float, float, Any]:
-        it, ret = repeat(None, loops), None
-        c0 = process_time()
-        t0 = perf_counter()
-        for _ in it:
-            ret = fn()
-        t1 = perf_counter()
-        c1 = process_time()
-        return t1 - t0, c1 - c0, ret
-    return timer
+    return zero_arg_timer(fn)
 
 
 def _setup_arguments(made: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
