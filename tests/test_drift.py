@@ -123,10 +123,12 @@ def test_large_changes_are_still_found_between_separate_runs() -> None:
     assert Direction.LOWER is CPU.direction
 
 
-def _stored(store, label: str, commit: str, level: float, rng: np.random.Generator) -> int:
+def _stored(store, label: str, commit: str, level: float, rng: np.random.Generator,
+            settings: dict | None = None) -> int:
     from perfloop.records import RunStatus
     run_id = store.begin_run(label=label, commit=commit, branch="main", dirty=False,
-                             environment={"python": "3.12"}, settings={}, project="p")
+                             environment={"python": "3.12"}, settings=settings or {},
+                             project="p")
     for b in range(4):
         samples = []
         for w, g in enumerate(run_groups(rng, math.log(level))):
@@ -152,3 +154,17 @@ def test_compare_of_separate_runs_names_a_whole_run_shift_and_the_gate(store) ->
     notes = " | ".join(cmp.notes)
     assert "moved together by about -9%" in notes
     assert f"perfloop gate --base {'a' * 12} --head {'b' * 12}" in notes
+
+
+def test_drill_and_interleaved_runs_are_not_repeats_of_their_commit(store) -> None:
+    from perfloop.analysis.drift import measured_run_noise
+    rng = np.random.default_rng(21)
+    commit = "c" * 40
+    plain = [_stored(store, f"r{i}", commit, 1.0, rng) for i in range(4)]
+    # a drill slows its runs fourfold at the same commit; interleaved runs have their own analysis
+    _stored(store, "drill", commit, 4.0, rng, settings={"drill": 1})
+    _stored(store, "gate", commit, 1.0, rng, settings={"interleaved": True})
+    env = store.get_run(plain[0]).environment_hash
+    noise = measured_run_noise(store, env, ["cpu_time"], fallback=0.03)["cpu_time"]
+    assert noise.source == MEASURED and noise.runs == 4 and noise.pairs == 3, noise
+    assert noise.value < 0.05, noise          # the fourfold drill run would make it ~50%

@@ -179,7 +179,7 @@ def test_a_drill_on_the_example_shop_end_to_end(shop: Path) -> None:  # noqa: F8
     ok(shop, "run", bench, "--label", "during", *small)
     slowed = data(shop, "compare", "before", "during")
     cpu = {v["metric"]: v for v in slowed["verdicts"] if v["benchmark"] == bench}["cpu_time"]
-    assert cpu["verdict"] == "regressed", cpu
+    assert cpu["verdict"] == "regressed", json.dumps(cpu, indent=1)
     # a profile of the slowed benchmark puts the target first by self time
     prof = data(shop, "profile", "--benchmark", bench, "--explore", "--duration", "2")
     spots = prof["targets"][0]["hot_spots"] if "targets" in prof else prof["hot_spots"]
@@ -195,7 +195,7 @@ def test_a_drill_on_the_example_shop_end_to_end(shop: Path) -> None:  # noqa: F8
     ok(shop, "run", bench, "--label", "after", *small)
     restored = data(shop, "compare", "during", "after")
     cpu = {v["metric"]: v for v in restored["verdicts"] if v["benchmark"] == bench}["cpu_time"]
-    assert cpu["verdict"] == "improved", cpu
+    assert cpu["verdict"] == "improved", json.dumps(cpu, indent=1)
     # history leaves the drill's run out: before and after are its points, during is not
     series = data(shop, "history", bench, "--metric", "cpu_time")
     labels = {p.get("label") for s in series.get("series", []) for p in s.get("points", [])}

@@ -133,12 +133,24 @@ def estimate(ratios: Iterable[float], *, runs: int, pairs: int,
 
 
 def is_repeat_candidate(run: Any) -> bool:
-    """A run that can serve as an A/A repeat: complete, clean, measured on its own."""
+    """A run that can serve as an A/A repeat: complete, clean, measured on its own.
+
+    A run taken while a drill ran is not: it measured an injected slowdown, not the commit.
+    """
     status = getattr(run.status, "value", run.status)
     label = run.label or ""
     return (status == "complete" and not run.dirty and bool(run.commit)
             and not label.startswith("gate-")
-            and not (getattr(run, "settings", None) or {}).get("interleaved"))
+            and not (getattr(run, "settings", None) or {}).get("interleaved")
+            and not (getattr(run, "settings", None) or {}).get("drill"))
+
+
+def _repeats(runs: Sequence[Any]) -> list[Any]:
+    """The runs whose commit has two or more runs among ``runs``, in their order."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.commit] = counts.get(run.commit, 0) + 1
+    return [r for r in runs if counts[r.commit] >= 2]
 
 
 def measured_run_noise(store: Any, environment_hash: str, metrics: Iterable[str], *,
@@ -149,11 +161,9 @@ def measured_run_noise(store: Any, environment_hash: str, metrics: Iterable[str]
     """
     infos = [i for i in store.list_runs(limit=400)
              if i.environment_hash == environment_hash and is_repeat_candidate(i)]
-    counts: dict[str, int] = {}
-    for info in infos:
-        counts[info.commit] = counts.get(info.commit, 0) + 1
-    chosen = [i for i in infos if counts[i.commit] >= 2][:limit]
-    runs = [store.get_run(i.id) for i in chosen]
+    chosen = _repeats(infos)[:limit]
+    # a listing does not carry settings: read the runs, and drop interleaved and drill runs
+    runs = _repeats([r for r in (store.get_run(i.id) for i in chosen) if is_repeat_candidate(r)])
     out = {}
     for metric in dict.fromkeys(metrics):
         ratios, used, pairs = aa_ratios(runs, metric)

@@ -3,8 +3,11 @@
 perfloop puts this directory first on ``PYTHONPATH`` and names a JSON file in
 ``PERFLOOP_DRILL``; Python imports ``sitecustomize`` at start-up, so this module runs before the
 program. It installs an import hook that, right after the drill's target module has executed,
-replaces the target function with a wrapper that calls it and then spends ``factor`` times the
-call's own duration busy on the CPU. The busy frame carries the target's name, file and line,
+replaces the target function with a wrapper that calls it and then does ``factor`` times the
+call's own work again: it spins on the CPU for ``factor`` times the call's CPU time (the calling
+thread's, so the extra work is the same on a busy host, where a wall-clock spin would stretch
+with every wait for a core), and when the call mostly waited (I/O, locks, sleep) it also waits
+``factor`` times the call's waiting time. The busy frame carries the target's name, file and line,
 so a profiler charges the extra time to the target itself, as a real slowdown would be. No
 source file is edited: when the drill stops, perfloop no longer sets the variables and the
 code runs as it is.
@@ -39,8 +42,8 @@ def _wrap(target: Callable[..., Any], factor: float) -> Callable[..., Any]:
     import functools
 
     def spin(seconds: float) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
             pass
 
     depth = threading.local()
@@ -50,13 +53,16 @@ def _wrap(target: Callable[..., Any], factor: float) -> Callable[..., Any]:
         # only the outermost call spins: a recursive target would otherwise compound it
         outer = not getattr(depth, "n", 0)
         depth.n = getattr(depth, "n", 0) + 1
-        start = time.perf_counter()
+        cpu, wall = time.thread_time(), time.perf_counter()
         try:
             return target(*args, **kwargs)
         finally:
             depth.n -= 1
             if outer:
-                spin((time.perf_counter() - start) * factor)
+                cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+                spin(cpu * factor)
+                if wall > 2.0 * cpu:          # a call that mostly waited waits longer too
+                    time.sleep((wall - cpu) * factor)
 
     # A profile shows the wrapper and the busy loop as the target itself: where a real
     # slowdown of that function would show, and with no name that gives the drill away.
