@@ -48,7 +48,7 @@ _SETTING_LIMITS: dict[str, float] = {
     "timeout": 7 * 86400.0, "tolerance": 1e12, "run_noise": 1e12,   # range checked below
 }
 #: Values of the ``decide_on`` setting.
-DECIDE_ON = ("auto", "wall_time", "cpu_time", "instructions")
+DECIDE_ON = ("auto", "wall_time", "cpu_time", "cpu_norm", "instructions")
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_RUN_NOISE = 0.03   # see docs/statistics.md, "Separately measured runs"
 
@@ -68,8 +68,12 @@ class Settings:
     run_noise: float = DEFAULT_RUN_NOISE
     timeout: float = 300.0      # seconds for the whole benchmark before it is killed
     # The time metric that decides: "auto" (CPU time for CPU-bound code, wall time for code
-    # that waits; see docs/statistics.md), or "wall_time", "cpu_time", "instructions".
+    # that waits; see docs/statistics.md), or "wall_time", "cpu_time", "cpu_norm", "instructions".
     decide_on: str = "auto"
+    # Time a fixed reference workload beside every value of a callable (cpu_norm: CPU time in
+    # units of it, which a change of the host's speed does not move); costs about half of
+    # min_time per value.
+    reference: bool = True
 
     def __post_init__(self) -> None:
         for name in ("processes", "values"):
@@ -172,7 +176,7 @@ class ProjectConfig:
 _SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
     "processes": int, "values": int, "warmup": int,
     "min_time": (int, float), "tolerance": (int, float), "timeout": (int, float),
-    "run_noise": (int, float), "decide_on": str,
+    "run_noise": (int, float), "decide_on": str, "reference": bool,
 }
 _HTTP_LIMITS: dict[str, float] = {"rate": 1e6, "duration": 86400.0, "request_timeout": 3600.0,
                                    "connections": 100_000}

@@ -33,6 +33,10 @@ _L, _H = Direction.LOWER, Direction.HIGHER
 BUILTIN: dict[str, Metric] = {m.name: m for m in (
     Metric("wall_time", "s", _L, "elapsed wall-clock time per call"),
     Metric("cpu_time", "s", _L, "user + system CPU time per call"),
+    Metric("cpu_norm", "ref", _L, "CPU time per call in units of the host's reference "
+           "workload timed beside it: a change of the host's speed does not move it"),
+    Metric("host_reference", "s", _L, "CPU time of the fixed reference workload beside each "
+           "value: the host's speed, not the code's"),
     Metric("peak_rss", "B", _L, "peak resident set size of the process (tree)"),
     Metric("peak_alloc", "B", _L, "peak Python allocation (tracemalloc; slows the code)"),
     Metric("instructions", "count", _L, "instructions executed (valgrind)"),
@@ -44,6 +48,12 @@ BUILTIN: dict[str, Metric] = {m.name: m for m in (
     Metric("throughput", "req/s", _H, "completed requests per second"),
     Metric("error_rate", "ratio", _L, "share of requests that failed"),
 )}
+
+#: CPU time relative to the reference workload, and the reference itself (measured with
+#: ``cpu_time`` by callables, see :func:`perfloop.measure.worker.reference_workload`).
+CPU_NORM, HOST_REFERENCE = "cpu_norm", "host_reference"
+#: Metrics that describe the host, not the code: shown, never given a verdict.
+HOST_METRICS = frozenset({HOST_REFERENCE})
 
 #: Metrics each kind of target measures when a benchmark names none.
 DEFAULT_METRICS: dict[str, tuple[str, ...]] = {

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..config import DEFAULT_TOLERANCE
 from ..errors import UsageError
-from ..metrics import Direction, Metric, get_metric
+from ..metrics import HOST_METRICS, Direction, Metric, get_metric
 from ..records import BenchmarkResult, ResultStatus
 from . import paired as paired_stats
 from . import stats
@@ -199,7 +199,7 @@ def compare_results(base: BenchmarkResult, head: BenchmarkResult, *, tolerance: 
         tolerance = float(head.extra.get("tolerance", DEFAULT_TOLERANCE))
     base_groups = _measured(base)
     head_groups = _measured(head)
-    names = [m for m in base_groups if m in head_groups]
+    names = [m for m in base_groups if m in head_groups and m not in HOST_METRICS]
     if metrics is not None:
         names = [m for m in dict.fromkeys(metrics) if m in base_groups and m in head_groups]
     status = [f"{side} result {r.status.value}: compared the samples it left"

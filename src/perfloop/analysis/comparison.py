@@ -22,7 +22,7 @@ from .drift import CONFIGURED, DEFAULT, FLAG, INTERLEAVED, RunNoise
 
 #: Metrics that move with the machine's state between two runs (speed, contention), and so
 #: carry run-to-run drift. Memory, instruction counts, error rates and custom values do not.
-DRIFTING_METRICS = frozenset({"wall_time", "cpu_time", "throughput"})
+DRIFTING_METRICS = frozenset({"wall_time", "cpu_time", "cpu_norm", "throughput"})
 
 
 def drifts(metric: str) -> bool:

@@ -5,7 +5,9 @@ process CPU time does not count it. Measured on a busy 2-core machine, the ratio
 blocks spread 0.5-2.2% (cv) in CPU time and 19-35% in wall time. For code that only computes,
 the two measure the same work, so CPU time decides and wall time is shown as context. Code that
 waits (I/O, locks, sleep, subprocesses) spends time that CPU time does not see: wall time must
-decide, or a change that adds waiting would pass unseen.
+decide, or a change that adds waiting would pass unseen. Where the worker timed the host's
+reference workload beside each value, ``cpu_norm`` (CPU time in units of that workload) stands
+in for CPU time: a change of the host's own speed moves both and cancels out of it.
 
 The classification reads the data, per side. Noise only ever *lowers* the ratio CPU time /
 wall time of a single-threaded value (waiting for a core adds wall time, never CPU time), so the
@@ -34,7 +36,7 @@ CPU_BOUND_SHARE = 0.9
 #: Above this share the code runs on several cores at once: wall time decides.
 PARALLEL_SHARE = 1.1
 #: The time metrics one of which decides; the others are context.
-TIME_METRICS = ("instructions", "cpu_time", "wall_time")
+TIME_METRICS = ("instructions", "cpu_norm", "cpu_time", "wall_time")
 AUTO = "auto"
 #: Values of ``decide_on``.
 DECIDE_ON = (AUTO, *TIME_METRICS)
@@ -90,7 +92,7 @@ def choose(base: BenchmarkResult, head: BenchmarkResult, metrics: Iterable[str],
         if decide_on in have:
             return Choice(decide_on, "forced by decide_on in the configuration", bs, hs)
         # Forced to a metric that was not measured: fall through to the automatic choice.
-    steady = "instructions" if "instructions" in have else "cpu_time" if "cpu_time" in have else None
+    steady = next((m for m in ("instructions", "cpu_norm", "cpu_time") if m in have), None)
     if "wall_time" not in have:
         return Choice(steady, "the only time metric measured", bs, hs)
     if steady is None:

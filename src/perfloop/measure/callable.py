@@ -31,6 +31,7 @@ and records ``timeout``. The worker's stdout is discarded.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import sys
@@ -39,13 +40,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import BenchmarkSpec
-from ..metrics import BUILTIN
+from ..metrics import BUILTIN, CPU_NORM, HOST_REFERENCE
 from ..records import BenchmarkResult, ResultStatus, Sample
 from .command import (_declared, describe_exit, failed_result, resolve_dir, run_child, stderr_note,
                       timeout_message)
 from .worker import PROTOCOL_VERSION
 
 WORKER_MODULE = "perfloop.measure.worker"
+#: Bounds of the reference workload's time before each value (:func:`reference_seconds`).
+REFERENCE_MIN, REFERENCE_MAX = 0.002, 0.05
 
 
 class ProtocolError(Exception):
@@ -152,6 +155,14 @@ class WorkerSession:
         for metric in ("wall_time", "cpu_time"):
             if metric in self.metrics:
                 self.samples.append(Sample(metric, float(msg[metric]) / loops, loops=loops, **tag))
+        reference = msg.get("reference")
+        if reference is not None and "cpu_time" in self.metrics:
+            reference = float(reference)
+            if not (math.isfinite(reference) and reference > 0.0):
+                raise ValueError(f"reference must be a positive time, got {reference!r}")
+            self.samples += [
+                Sample(HOST_REFERENCE, reference, **tag),
+                Sample(CPU_NORM, float(msg["cpu_time"]) / loops / reference, loops=loops, **tag)]
         for metric, value in (msg.get("custom") or {}).items():
             if metric not in BUILTIN:
                 self.samples.append(Sample(metric, float(value), **tag))
@@ -163,6 +174,17 @@ def new_token() -> str:
     return secrets.token_hex(16)
 
 
+def reference_seconds(spec: BenchmarkSpec) -> float | None:
+    """How long the reference workload runs before each value (None: not at all).
+
+    Half of ``min_time``, between 2 and 50 ms: long enough that its own noise stays below the
+    host's, short enough to cost less than the value it accompanies. Only with ``cpu_time``.
+    """
+    if not spec.settings.reference or "cpu_time" not in spec.metrics:
+        return None
+    return min(REFERENCE_MAX, max(REFERENCE_MIN, spec.settings.min_time / 2.0))
+
+
 def worker_task(spec: BenchmarkSpec, loops: int | None) -> dict[str, Any]:
     """The explicit task one worker receives; ``loops=None`` asks it to calibrate."""
     root = Path(spec.root)
@@ -172,6 +194,7 @@ def worker_task(spec: BenchmarkSpec, loops: int | None) -> dict[str, Any]:
             "teardown": spec.teardown, "params": dict(spec.params), "loops": loops,
             "values": s.values, "warmup": s.warmup, "min_time": s.min_time,
             "metrics": list(spec.metrics), "tracemalloc": spec.tracemalloc, "sys_path": sys_path,
+            "reference": reference_seconds(spec),
             # a benchmark of a pytest or asv suite (perfloop.measure.suites): the tool finds it
             **({"suite": spec.suite.to_task(str(root.resolve()))} if spec.suite is not None else {})}
 

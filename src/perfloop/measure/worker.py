@@ -26,9 +26,11 @@ Messages, in order (each a JSON object on one line, ``"type"`` first, ``"token"`
 
     hello        {"version", "pid", "timer_resolution"}
     calibration  {"loops"}                       only when the task asked to calibrate
-    value        {"index", "warmup", "loops", "wall_time", "cpu_time", "custom"}
+    value        {"index", "warmup", "loops", "wall_time", "cpu_time", "custom"[, "reference"]}
                  wall_time/cpu_time are totals over ``loops`` calls; custom is the dict of
-                 numbers the last call returned (or {})
+                 numbers the last call returned (or {}); reference, when the task asked for
+                 it, is the CPU time of one call of the reference workload run just before
+                 this value (see :func:`reference_workload`)
     alloc        {"peak_alloc"}                  only with the tracemalloc flag
     end          {"peak_rss"}                    the worker finished cleanly
     error        {"phase", "error"}              then a traceback on stderr and exit code 1
@@ -39,6 +41,8 @@ Protocol versions (``PROTOCOL_VERSION``):
        then makes ``warmup`` x ``loops`` calls and ``count_calls`` calls, and sends no values.
     3: the token on stdin and in every message; the result pipe moved to a private
        descriptor; the parent checks the count and the indexes of the values.
+    4: a task may carry ``reference`` (seconds): before every value the worker times a fixed
+       reference workload for about that long and sends its CPU time per call with the value.
 
 This module imports only the standard library: whatever it imports is in the memory and the
 start-up time of every worker, and so in the target's peak RSS.
@@ -58,7 +62,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 #: Calibration stops doubling here even if one value is still shorter than min_time: a
 #: callable that fast is a no-op, and more loops would only overflow the patience of the user.
@@ -182,6 +186,39 @@ def zero_arg_timer(fn: Callable[[], Any]) -> Callable[[int], tuple[float, float,
     return timer
 
 
+def reference_workload() -> int:
+    """The host's yardstick: fixed pure-Python work, timed beside every value when asked.
+
+    A shared host's speed changes from one minute to the next (another tenant, a frequency
+    change) by up to tens of percent, and every benchmark measured meanwhile moves with it. The
+    same fixed work, timed in the same process just before each value, moves too, so CPU time
+    divided by it (``cpu_norm``) keeps the code's cost and loses much of the host's. It mixes
+    what interpreted code does (integer arithmetic, int-keyed dict and list operations, calls,
+    attribute-free loops) and hashes no strings, so ``PYTHONHASHSEED`` does not move it. Never
+    change it: stored ``cpu_norm`` values are in units of this function.
+    """
+    table: dict[int, int] = {}
+    items: list[int] = []
+    x = 0
+    for i in range(600):
+        x = (x * 31 + i) & 0xFFFF
+        table[x & 255] = table.get(x & 255, 0) + i
+        items.append(x % 97)
+    items.sort()
+    return x + len(table) + sum(items[::7]) + max(abs(v) for v in table.values())
+
+
+def reference_timer(seconds: float) -> Callable[[], float]:
+    """Calibrate the reference workload to last about ``seconds``; returns a function timing
+    one such run, as the CPU time of one call."""
+    timer = zero_arg_timer(reference_workload)
+    loops = calibrate(timer, seconds)
+
+    def measure() -> float:
+        return timer(loops)[1] / loops
+    return measure
+
+
 def calibrate(timer: Callable[[int], tuple[float, float, Any]], min_time: float) -> int:
     """The smallest power-of-two loop count whose total lasts at least ``min_time``."""
     loops = 1
@@ -232,10 +269,12 @@ def run_task(task: dict[str, Any], channel: ResultChannel) -> None:
                 timer(loops)
             timer(int(counted))
             warmup = values = 0
+        reference = reference_timer(float(task["reference"])) if task.get("reference") else None
         for index in range(warmup + values):
+            extra = {"reference": reference()} if reference is not None else {}
             wall, cpu, ret = timer(loops)
             channel.send("value", index=index, warmup=index < warmup, loops=loops,
-                         wall_time=wall, cpu_time=cpu, custom=custom_metrics(ret))
+                         wall_time=wall, cpu_time=cpu, custom=custom_metrics(ret), **extra)
             del ret
     except Exception as exc:
         raise WorkerFailure("call", exc) from exc

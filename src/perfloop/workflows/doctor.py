@@ -70,7 +70,7 @@ MAX_PROCESSES = 200             # beyond this, more processes is not a realistic
 LOAD_SHARE = 0.25
 #: Another process using more than this share of one CPU is named as a competitor.
 BUSY_PERCENT = 10.0
-CPU_METRICS = frozenset({"wall_time", "cpu_time"})
+CPU_METRICS = frozenset({"wall_time", "cpu_time", "cpu_norm"})
 _TRIM_STEP = int(round(1 / TRIM))   # counts between two steps of the trimming
 
 
@@ -625,7 +625,7 @@ def run_doctor(store: Store | None, *, machine: Machine | None = None,
                                           processes=processes, recent=recent,
                                           confidence=confidence, power=power)
         if used:
-            drift = measured_run_noise(store, used, ("cpu_time", "wall_time"),
+            drift = measured_run_noise(store, used, ("cpu_norm", "cpu_time", "wall_time"),
                                        fallback=DEFAULT_RUN_NOISE)
             deciding = deciding_metrics(store, used)
     return DoctorReport(checks=tuple(checks), noise=tuple(noise), environment=used,

@@ -82,7 +82,7 @@ LABEL_BASE, LABEL_HEAD = "gate-base", "gate-head"
 LABEL_CONFIRM_BASE, LABEL_CONFIRM_HEAD = "gate-confirm-base", "gate-confirm-head"
 WORKTREES = Path(".perfloop") / "worktrees"
 
-TIME_METRICS = frozenset({"wall_time", "cpu_time", "instructions", "latency_p50", "latency_p90",
+TIME_METRICS = frozenset({"wall_time", "cpu_time", "cpu_norm", "instructions", "latency_p50", "latency_p90",
                           "latency_p99", "latency_p999", "latency_max"})
 MEMORY_METRICS = frozenset({"peak_rss", "peak_alloc"})
 TAIL_METRICS = ("latency_p99", "latency_p999", "latency_max")

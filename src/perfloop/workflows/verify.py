@@ -50,7 +50,7 @@ STALE_AFTER_SECONDS = 3600.0
 #: "As expected" means at least this fraction of the expected improvement was measured.
 EXPECTED_FRACTION = 0.5
 
-TIME_METRICS = ("wall_time", "cpu_time", "instructions", "latency_p50", "latency_p90", "latency_p99",
+TIME_METRICS = ("wall_time", "cpu_time", "cpu_norm", "instructions", "latency_p50", "latency_p90", "latency_p99",
                 "latency_p999", "latency_max")
 MEMORY_METRICS = ("peak_rss", "peak_alloc")
 TAIL_METRICS = ("latency_p99", "latency_p999", "latency_max")

@@ -15,7 +15,7 @@ import itertools
 import time
 from typing import Any, Callable
 
-from ..worker import ResultChannel, calibrate, zero_arg_timer
+from ..worker import ResultChannel, calibrate, reference_timer, zero_arg_timer
 
 Timer = Callable[[int], tuple[float, float, Any]]
 
@@ -94,8 +94,10 @@ def timed_values(task: dict[str, Any], channel: ResultChannel, timer: Timer, *,
         for _ in range(warmup):
             ret = timer(loops)[2]
         return timer(int(counted))[2] if counted else ret
+    reference = reference_timer(float(task["reference"])) if task.get("reference") else None
     for index in range(warmup + values):
+        extra = {"reference": reference()} if reference is not None else {}
         wall, cpu, ret = timer(loops)
         channel.send("value", index=index, warmup=index < warmup, loops=loops,
-                     wall_time=wall, cpu_time=cpu, custom={})
+                     wall_time=wall, cpu_time=cpu, custom={}, **extra)
     return ret
