@@ -27,14 +27,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..metrics import DECIDING_TIME_METRICS
 from ..records import BenchmarkResult
 
 #: Least-disturbed CPU/wall share from which a side counts as CPU-bound.
 CPU_BOUND_SHARE = 0.9
 #: Above this share the code runs on several cores at once: wall time decides.
 PARALLEL_SHARE = 1.1
-#: The time metrics one of which decides; the others are context.
-TIME_METRICS = ("instructions", "cpu_time", "wall_time")
+#: The time metrics one of which decides, steadiest first; the others are context.
+TIME_METRICS = DECIDING_TIME_METRICS
 AUTO = "auto"
 #: Values of ``decide_on``.
 DECIDE_ON = (AUTO, *TIME_METRICS)
