@@ -13,25 +13,24 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
 
+from perfloop.analysis.compare import Verdict
 from perfloop.config import load_config
 from perfloop.records import BenchmarkResult, ResultStatus, RunStatus, Sample
 from perfloop.report.github import render_annotations
 from perfloop.report.junit import render_junit
 from perfloop.report.markdown import render_markdown
 from perfloop.store import Store
-from perfloop.store.models import ChangeRow
 from perfloop.workflows.approvals import (Approval, applicable, parse_trailers, record_approval)
 from perfloop.workflows.gate import GateOptions, run_gate
 from perfloop.workflows.interleave import SamplingPolicy
 
 from gitutil import git
+from verdictutil import made_verdict
 
 MODULE = '''
 FACTOR = {factor}
@@ -167,10 +166,10 @@ def test_approved_regression_passes_and_is_journaled(repo, tmp_path: Path) -> No
     assert "approved" in proc.stdout and "correctness first" in proc.stdout
     listed = json.loads(perfloop(project, "approvals", "--json", store=store).stdout)
     assert listed[0]["benchmark"] == "toy" and listed[0]["commit"] == shas["slow"]
-    with Store.open(store) as opened, opened._read("test") as session:
-        changes = session.scalars(select(ChangeRow)).all()
-        assert [(c.workflow, c.status) for c in changes] == [("regression", "approved")]
-        assert "correctness first" in (changes[0].notes or "")
+    with Store.open(store) as opened:
+        changes = opened.changes()
+    assert [(c.workflow, c.status) for c in changes] == [("regression", "approved")]
+    assert "correctness first" in (changes[0].notes or "")
 
 
 @pytest.mark.slow
@@ -210,18 +209,9 @@ def test_bad_base_ref_is_a_usage_error(repo, tmp_path: Path) -> None:
 # decisions with injected measurement and verdicts (no timing)
 
 
-@dataclass
-class V:
-    benchmark: str
-    metric: str
-    verdict: str
-    change: float
-    p_value: float
-    ci_low: float = 0.0
-    ci_high: float = 0.0
-    unit: str = "units"
-    direction: str = "lower"
-    more_workers: int | None = None
+def V(benchmark: str, metric: str, verdict: str, change: float, p_value: float,
+      ci_low: float = 0.0, ci_high: float = 0.0, **more) -> Verdict:
+    return made_verdict(benchmark, metric, verdict, change, p_value, ci_low, ci_high, **more)
 
 
 def fake_measure(spec, deadline, on_progress) -> BenchmarkResult:
@@ -422,7 +412,8 @@ def test_a_stored_base_run_clears_without_a_worktree(small_repo: Path, store: St
 
 
 def test_each_benchmark_is_judged_at_its_own_tolerance(small_repo: Path, store: Store, monkeypatch) -> None:
-    import perfloop.workflows.gate as gate_module
+    import perfloop.analysis.compare
+    from perfloop.workflows.gate import make_decide
     (small_repo / "perfloop.toml").write_text(
         '[[benchmark]]\nname = "loose"\ncallable = "toymod:work"\nmetrics = ["cost"]\ntolerance = 0.2\n'
         'custom_metrics = { cost = { unit = "units" } }\n'
@@ -434,14 +425,12 @@ def test_each_benchmark_is_judged_at_its_own_tolerance(small_repo: Path, store: 
         seen[head.name] = tolerance
         return [V(head.name, "cost", "unchanged", 0.0, 0.5)]
 
-    import types
-    fake = types.ModuleType("perfloop.analysis.compare")
-    fake.compare_results = compare_results  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "perfloop.analysis.compare", fake)
+    # the gate's decide calls perfloop.analysis.compare.compare_results when it compares
+    monkeypatch.setattr(perfloop.analysis.compare, "compare_results", compare_results)
     report = run_gate(load_config(small_repo), store, GateOptions(**OPTS), measure=fake_measure)
     assert report.passed and seen == {"loose": 0.2, "strict": 0.05}
     seen.clear()
-    override = gate_module.make_decide(0.1, 0.99, {"loose": 0.2})   # an override wins
+    override = make_decide(0.1, 0.99, {"loose": 0.2})   # an override wins
     override(fake_measure(load_config(small_repo).benchmarks[0], None, None),
              fake_measure(load_config(small_repo).benchmarks[0], None, None))
     assert seen == {"loose": 0.1}
