@@ -157,10 +157,7 @@ def gate(
     Example: `perfloop gate --base origin/main --markdown gate.md --junit gate.xml`
     """
     from ..config import load_config
-    from ..report.github import append_step_summary, render_annotations
-    from ..report.junit import render_junit
-    from ..report.markdown import render_markdown
-    from ..workflows.gate import in_github_actions, run_gate
+    from ..workflows.gate import run_gate
     root = project_root(directory)
     config = load_config(root)
     options = GateOptions.build(
@@ -175,6 +172,21 @@ def gate(
         report = run_gate(config, db, options, on_event=on_event)
     finally:
         db.close()
+    _publish(report, config.path, markdown=markdown, junit=junit, github=github, json=json)
+    if not report.passed:
+        # main() escapes Rich markup itself (escaping here too showed quote\[items=10]); a name
+        # must not break the line, though.
+        raise GateFailed(printable(report.failure_message()),
+                         hint="fix it, or approve it: perfloop approve BENCHMARK --reason \"...\"")
+
+
+def _publish(report: GateReport, config_path: Path | None, *, markdown: Path | None,
+             junit: Path | None, github: bool | None, json: bool) -> None:
+    """The report where it was asked for: files, GitHub Actions, and the terminal or JSON."""
+    from ..report.github import append_step_summary, render_annotations
+    from ..report.junit import render_junit
+    from ..report.markdown import render_markdown
+    from ..workflows.gate import in_github_actions
     text = render_markdown(report)
     if markdown is not None:
         _write_file(markdown, text, "markdown")
@@ -182,9 +194,9 @@ def gate(
         _write_file(junit, render_junit(report), "junit")
     if github if github is not None else in_github_actions():
         config_file = None
-        if config.path is not None and os.environ.get("GITHUB_WORKSPACE"):
+        if config_path is not None and os.environ.get("GITHUB_WORKSPACE"):
             try:
-                config_file = str(config.path.relative_to(Path(os.environ["GITHUB_WORKSPACE"]).resolve()))
+                config_file = str(config_path.relative_to(Path(os.environ["GITHUB_WORKSPACE"]).resolve()))
             except ValueError:
                 config_file = None
         annotations = render_annotations(report, config_file=config_file)
@@ -197,11 +209,6 @@ def gate(
         print_json(report.to_dict())
     else:
         render_gate(report)
-    if not report.passed:
-        # main() escapes Rich markup itself (escaping here too showed quote\[items=10]); a name
-        # must not break the line, though.
-        raise GateFailed(printable(report.failure_message()),
-                         hint="fix it, or approve it: perfloop approve BENCHMARK --reason \"...\"")
 
 
 def approve(
