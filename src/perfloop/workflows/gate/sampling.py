@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from ...config import DEFAULT_TOLERANCE, BenchmarkSpec
 from ...measure.runner import MeasureFunction
 from ...records import BenchmarkResult, ResultStatus
-from ..interleave import (BASE, FAILED, Interleaved, SamplingPolicy, kind_of, measure_interleaved,
+from ..interleave import (BASE, FAILED, Interleaved, SamplingPolicy, measure_interleaved,
                           single_process)
 from .options import FAIL
 from .outcome import NEW, MetricOutcome
@@ -135,12 +135,12 @@ def cleared_by_stored(item: Work, head_spec: BenchmarkSpec, stored: StoredBase, 
     result = ctx.measure(spec, time.monotonic() + spec.settings.timeout, _no_progress)
     if result.status is not ResultStatus.OK:
         return False
-    verdicts = list(ctx.decide(base_result, result))
-    if not verdicts or any(kind_of(v) not in ("unchanged", "improved") for v in verdicts):
+    found = outcomes(ctx.decide(base_result, result), item.name)
+    if not found or any(m.verdict not in ("unchanged", "improved") for m in found):
         ctx.say(f"{item.name}: not cleared by the stored base; measuring both, interleaved")
         return False
     ctx.runs.add(head, result, {"against_run": stored.run_id})
-    item.metrics = outcomes(verdicts, item.name)
+    item.metrics = found
     item.source = f"stored run #{stored.run_id}"
     item.stopped = "decided"
     return True
