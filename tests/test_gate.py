@@ -494,3 +494,23 @@ def test_compare_on_the_gates_runs_gives_the_gates_verdicts(small_repo: Path, st
     mixed = compare_runs(store.get_run(report.run_ids["gate-base"]),
                          store.get_run(report.run_ids["gate-confirm-head"]))
     assert mixed.design == "separate" and mixed.run_noise
+
+
+def test_the_gate_commands_defaults_are_the_workflows() -> None:
+    import typer.main
+    from perfloop.cli.app import app
+    command = typer.main.get_command(app).commands["gate"]   # type: ignore[attr-defined]
+    given = {p.name: p.default for p in command.params}
+    built = GateOptions.build("main", blocks=given["blocks"], max_blocks=given["max_blocks"],
+                              max_seconds=given["max_seconds"],
+                              confirm_blocks=given["confirm_blocks"], q=given["fdr"],
+                              confidence=given["confidence"], tolerance=given["tolerance"],
+                              on_inconclusive=given["on_inconclusive"].value,
+                              reuse_base=given["reuse_base"],
+                              max_base_age_hours=given["max_base_age"])
+    assert built == GateOptions(base="main")
+    # a cost limit below the first look is raised to it; a bad value is a usage error
+    assert GateOptions.build("main", blocks=6, max_blocks=2).sampling.max_blocks == 6
+    from perfloop.errors import UsageError
+    with pytest.raises(UsageError):
+        GateOptions.build("main", max_seconds=0.0)
