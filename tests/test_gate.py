@@ -514,3 +514,31 @@ def test_the_gate_commands_defaults_are_the_workflows() -> None:
     from perfloop.errors import UsageError
     with pytest.raises(UsageError):
         GateOptions.build("main", max_seconds=0.0)
+
+
+def test_side_effect_rules_shared_with_verify() -> None:
+    from perfloop.analysis.side_effects import side_effects
+
+    def moved(bench: str, metric: str, kind: str, change: float, unit: str = "s") -> Verdict:
+        return made_verdict(bench, metric, kind, change, unit=unit)
+
+    # one benchmark: time bought with memory, said once (not again as a cross-benchmark trade)
+    same = side_effects([moved("cache", "wall_time", "improved", -0.3),
+                         moved("cache", "peak_rss", "regressed", 0.5, "B")])
+    assert same == ["improved wall_time -30.0% but regressed peak_rss +50.0% (time bought with "
+                    "memory): judge the trade, not the improvement alone"]
+    # two benchmarks: a latency-for-memory trade across them, and nothing within either
+    across = side_effects([moved("checkout", "wall_time", "improved", -0.2),
+                           moved("report", "peak_rss", "regressed", 0.09, "B")],
+                          name_benchmarks=True)
+    assert len(across) == 1 and across[0].startswith(
+        "trades latency for memory: faster (wall_time -20.0% (checkout)) but more memory "
+        "(peak_rss +9.0% (report))")
+    # a median that held hides a worse tail; p90 is not the tail
+    tail = side_effects([moved("api", "latency_p50", "unchanged", 0.002),
+                         moved("api", "latency_p90", "regressed", 0.1),
+                         moved("api", "latency_p99", "regressed", 0.3)], name_benchmarks=True)
+    assert tail == ["api: the median held (+0.2%) but the tail got worse: latency_p99 +30.0%"]
+    assert side_effects([moved("api", "latency_p50", "regressed", 0.1),
+                         moved("api", "latency_p99", "regressed", 0.3)]) == []
+    assert side_effects([moved("a", "wall_time", "unchanged", 0.0)]) == []
