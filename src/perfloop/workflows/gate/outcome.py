@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .options import FAIL, PASS, WARN, GateOptions
@@ -79,9 +80,9 @@ class MetricOutcome:
             design=verdict.design)
 
 
-def _kind(value: object) -> str:
+def _kind(value: str | Enum) -> str:
     """An enum's value (VerdictKind, Direction) or a plain string, as a string."""
-    return str(getattr(value, "value", value))
+    return str(value.value) if isinstance(value, Enum) else value
 
 
 def _num(value: float | None) -> float | None:
