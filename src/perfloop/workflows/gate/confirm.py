@@ -49,8 +49,9 @@ def confirm(work: Sequence[Work], ctx: Measuring, options: GateOptions, checkout
             base: Revision, head: Revision) -> None:
     """Measure every candidate regression again, with more blocks; keep it only if confirmed.
 
-    ``base`` and ``head`` are the sides of the first look: their commits are checked out again
-    (the head's None: the working tree) and their confirmation runs labelled apart.
+    ``base`` and ``head`` are the sides of the first look, measured again from the same code
+    (the head from the working tree unless ``options.head`` names a commit) into runs of their
+    own, labelled ``gate-confirm-base`` and ``gate-confirm-head``.
     """
     policy = confirmation_policy(options)
     for item in work:
