@@ -7,7 +7,6 @@ the repository, the store and the approvals are real.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,22 +20,10 @@ from perfloop.workflows.gate import GateOptions, run_gate
 from perfloop.workflows.interleave import SamplingPolicy
 
 from gitutil import git
+from verdictutil import made_verdict as V
 
 OPTIONS = GateOptions(base="HEAD~1", head="HEAD", sampling=SamplingPolicy(blocks=1, max_blocks=1),
                       confirm_blocks=2)
-
-
-@dataclass
-class V:
-    benchmark: str
-    metric: str
-    verdict: str
-    change: float
-    p_value: float
-    ci_low: float
-    ci_high: float
-    unit: str = "units"
-    direction: str = "lower"
 
 
 @pytest.fixture

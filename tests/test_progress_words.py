@@ -4,7 +4,6 @@ counts that say why they grow, no internal jargon for why sampling stopped."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +17,7 @@ from perfloop.workflows.gate import GateOptions, run_gate
 from perfloop.workflows.interleave import SamplingPolicy
 
 from gitutil import git
+from verdictutil import made_verdict as V
 
 
 def test_progress_shows_the_full_parametrised_name() -> None:
@@ -31,20 +31,6 @@ def test_progress_shows_the_full_parametrised_name() -> None:
     progress.close()
     text = out.getvalue()
     assert "checkout[items=10]" in text and "checkout[items=100]" in text
-
-
-@dataclass
-class V:
-    benchmark: str
-    metric: str
-    verdict: str
-    change: float = 0.0
-    p_value: float = 0.5
-    ci_low: float = -0.5
-    ci_high: float = 0.5
-    unit: str = "units"
-    direction: str = "lower"
-    more_workers: int | None = None
 
 
 def test_gate_progress_says_why_blocks_are_added_and_why_it_stopped(tmp_path: Path,

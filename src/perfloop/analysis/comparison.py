@@ -16,17 +16,13 @@ from ..measure.environment import EnvDifference, diff_environments
 from ..records import ResultStatus
 from ..store import StoredRun
 from ..config import DEFAULT_RUN_NOISE
-from ..metrics import Direction
+from ..metrics import BUILTIN, Direction, drifts
 from .compare import Verdict, VerdictKind, compare_results, decide
 from .drift import CONFIGURED, DEFAULT, FLAG, INTERLEAVED, RunNoise
 
-#: Metrics that move with the machine's state between two runs (speed, contention), and so
-#: carry run-to-run drift. Memory, instruction counts, error rates and custom values do not.
-DRIFTING_METRICS = frozenset({"wall_time", "cpu_time", "cpu_norm", "throughput"})
-
-
-def drifts(metric: str) -> bool:
-    return metric in DRIFTING_METRICS or metric.startswith("latency_")
+#: Drifting metrics (see :data:`perfloop.metrics.BUILTIN`) whose drift is estimated from
+#: stored repeat runs; latency percentiles take the configured or default ``run_noise``.
+DRIFTING_METRICS = frozenset(n for n, m in BUILTIN.items() if m.drifts and m.quantile is None)
 
 
 def with_run_noise(v: Verdict, run_noise: float, source: str = "") -> Verdict:

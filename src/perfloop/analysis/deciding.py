@@ -29,14 +29,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..metrics import DECIDING_TIME_METRICS
 from ..records import BenchmarkResult
 
 #: Least-disturbed CPU/wall share from which a side counts as CPU-bound.
 CPU_BOUND_SHARE = 0.9
 #: Above this share the code runs on several cores at once: wall time decides.
 PARALLEL_SHARE = 1.1
-#: The time metrics one of which decides; the others are context.
-TIME_METRICS = ("instructions", "cpu_norm", "cpu_time", "wall_time")
+#: The time metrics one of which decides, steadiest first; the others are context.
+TIME_METRICS = DECIDING_TIME_METRICS
 AUTO = "auto"
 #: Values of ``decide_on``.
 DECIDE_ON = (AUTO, *TIME_METRICS)
@@ -92,7 +93,7 @@ def choose(base: BenchmarkResult, head: BenchmarkResult, metrics: Iterable[str],
         if decide_on in have:
             return Choice(decide_on, "forced by decide_on in the configuration", bs, hs)
         # Forced to a metric that was not measured: fall through to the automatic choice.
-    steady = next((m for m in ("instructions", "cpu_norm", "cpu_time") if m in have), None)
+    steady = next((m for m in TIME_METRICS if m != "wall_time" and m in have), None)
     if "wall_time" not in have:
         return Choice(steady, "the only time metric measured", bs, hs)
     if steady is None:

@@ -11,9 +11,12 @@ import typer
 from rich.markup import escape
 
 from ..errors import ConfigError, GateFailed, UsageError
-
 from ..report.escape import printable, terminal
 from ..report.tables import print_table
+# The options alone (light): their defaults are the command's defaults.
+from ..workflows.gate.options import (DEFAULT_CONFIDENCE, DEFAULT_CONFIRM_BLOCKS,
+                                      DEFAULT_MAX_BASE_AGE_HOURS, DEFAULT_ON_INCONCLUSIVE,
+                                      DEFAULT_Q, DEFAULT_SAMPLING, FAIL, PASS, WARN, GateOptions)
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
@@ -23,12 +26,14 @@ STATUS_STYLE = {"fail": "bold red", "warn": "yellow", "approved": "cyan", "new":
 
 
 class OnInconclusive(str, Enum):
-    warn = "warn"
-    passes = "pass"
-    fail = "fail"
+    """The gate's policies for an undecided verdict, as choices of --on-inconclusive."""
+
+    warn = WARN
+    passes = PASS
+    fail = FAIL
 
 
-def _write(path: Path, text: str, what: str) -> None:
+def _write_file(path: Path, text: str, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -101,24 +106,27 @@ def gate(
         help="Benchmarks to gate (name or base name); all when omitted.", show_default=False)] = None,
     head: Annotated[Optional[str], typer.Option(
         help="Head git ref (default: the working tree, uncommitted changes included).")] = None,
-    blocks: Annotated[int, typer.Option(help="A B B A blocks measured before the first verdict.", min=1)] = 4,
-    max_blocks: Annotated[int, typer.Option(help="Cost limit: most blocks per benchmark.", min=1)] = 16,
+    blocks: Annotated[int, typer.Option(help="A B B A blocks measured before the first verdict.",
+                                        min=1)] = DEFAULT_SAMPLING.blocks,
+    max_blocks: Annotated[int, typer.Option(help="Cost limit: most blocks per benchmark.",
+                                            min=1)] = DEFAULT_SAMPLING.max_blocks,
     max_seconds: Annotated[float, typer.Option(help="Cost limit: most seconds of sampling per benchmark.",
-                                               min=1.0)] = 300.0,
+                                               min=1.0)] = DEFAULT_SAMPLING.max_seconds,
     confirm_blocks: Annotated[int, typer.Option(help="Blocks measured afresh to confirm a regression.",
-                                                min=1)] = 8,
+                                                min=1)] = DEFAULT_CONFIRM_BLOCKS,
     fdr: Annotated[float, typer.Option("--fdr", help="False discovery rate across the suite "
-                                                     "(Benjamini-Hochberg q).")] = 0.05,
-    confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.99,
+                                                     "(Benjamini-Hochberg q).")] = DEFAULT_Q,
+    confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = DEFAULT_CONFIDENCE,
     tolerance: Annotated[Optional[float], typer.Option(
         help="Relative change that matters (default: each benchmark's own, 5%).")] = None,
     on_inconclusive: Annotated[OnInconclusive, typer.Option(
         "--on-inconclusive", help="What an undecided verdict does: warn (pass, and say so), pass, "
-                                  "or fail.")] = OnInconclusive.warn,   # the gate's DEFAULT_ON_INCONCLUSIVE
+                                  "or fail.")] = OnInconclusive(DEFAULT_ON_INCONCLUSIVE),
     reuse_base: Annotated[bool, typer.Option(
         "--reuse-base", help="Let a stored run of the base commit, from this environment, clear "
                              "benchmarks without measuring the base again.")] = False,
-    max_base_age: Annotated[float, typer.Option(help="Hours a reused base run may be old.", min=0.01)] = 24.0,
+    max_base_age: Annotated[float, typer.Option(help="Hours a reused base run may be old.",
+                                                min=0.01)] = DEFAULT_MAX_BASE_AGE_HOURS,
     values: Annotated[Optional[int], typer.Option(help="Override values per worker.", min=1)] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Override warmup values per worker.", min=0)] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Override seconds per value.", min=0.0)] = None,
@@ -149,40 +157,46 @@ def gate(
     Example: `perfloop gate --base origin/main --markdown gate.md --junit gate.xml`
     """
     from ..config import load_config
-    from ..report.github import append_step_summary, render_annotations
-    from ..report.junit import render_junit
-    from ..report.markdown import render_markdown
-    from ..workflows.gate import GateOptions, in_github_actions, run_gate
-    from ..workflows.interleave import SamplingPolicy
+    from ..workflows.gate import run_gate
     root = project_root(directory)
     config = load_config(root)
-    try:
-        options = GateOptions(
-            base=base, head=head, benchmarks=tuple(benchmark or ()),
-            sampling=SamplingPolicy(blocks=blocks, max_blocks=max(max_blocks, blocks),
-                                    max_seconds=max_seconds),
-            confirm_blocks=confirm_blocks, q=fdr, confidence=confidence, tolerance=tolerance,
-            on_inconclusive=on_inconclusive.value, reuse_base=reuse_base,
-            max_base_age=max_base_age * 3600.0,
-            overrides={"values": values, "warmup": warmup, "min_time": min_time, "timeout": timeout})
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+    options = GateOptions.build(
+        base, head=head, benchmarks=tuple(benchmark or ()), blocks=blocks, max_blocks=max_blocks,
+        max_seconds=max_seconds, confirm_blocks=confirm_blocks, q=fdr, confidence=confidence,
+        tolerance=tolerance, on_inconclusive=on_inconclusive.value, reuse_base=reuse_base,
+        max_base_age_hours=max_base_age,
+        overrides={"values": values, "warmup": warmup, "min_time": min_time, "timeout": timeout})
     db = open_store(root, store, config=config)
     on_event = None if json else (lambda message: err_console.print(f"[dim]{escape(message)}[/]"))
     try:
         report = run_gate(config, db, options, on_event=on_event)
     finally:
         db.close()
+    _publish(report, config.path, markdown=markdown, junit=junit, github=github, json=json)
+    if not report.passed:
+        # main() escapes Rich markup itself (escaping here too showed quote\[items=10]); a name
+        # must not break the line, though.
+        raise GateFailed(printable(report.failure_message()),
+                         hint="fix it, or approve it: perfloop approve BENCHMARK --reason \"...\"")
+
+
+def _publish(report: GateReport, config_path: Path | None, *, markdown: Path | None,
+             junit: Path | None, github: bool | None, json: bool) -> None:
+    """The report where it was asked for: files, GitHub Actions, and the terminal or JSON."""
+    from ..report.github import append_step_summary, render_annotations
+    from ..report.junit import render_junit
+    from ..report.markdown import render_markdown
+    from ..workflows.gate import in_github_actions
     text = render_markdown(report)
     if markdown is not None:
-        _write(markdown, text, "markdown")
+        _write_file(markdown, text, "markdown")
     if junit is not None:
-        _write(junit, render_junit(report), "junit")
+        _write_file(junit, render_junit(report), "junit")
     if github if github is not None else in_github_actions():
         config_file = None
-        if config.path is not None and os.environ.get("GITHUB_WORKSPACE"):
+        if config_path is not None and os.environ.get("GITHUB_WORKSPACE"):
             try:
-                config_file = str(config.path.relative_to(Path(os.environ["GITHUB_WORKSPACE"]).resolve()))
+                config_file = str(config_path.relative_to(Path(os.environ["GITHUB_WORKSPACE"]).resolve()))
             except ValueError:
                 config_file = None
         annotations = render_annotations(report, config_file=config_file)
@@ -195,11 +209,6 @@ def gate(
         print_json(report.to_dict())
     else:
         render_gate(report)
-    if not report.passed:
-        # main() escapes Rich markup itself (escaping here too showed quote\[items=10]); a name
-        # must not break the line, though.
-        raise GateFailed(printable(report.failure_message()),
-                         hint="fix it, or approve it: perfloop approve BENCHMARK --reason \"...\"")
 
 
 def approve(

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from typing import Any, Iterable
 
+from ..metrics import UPPER_PERCENTILES
 from ..store import ChangeRecord
 from .audit import AuditContext, Detector, Finding, Resemblance, register_detector
 from .gitlog import Commit
@@ -24,7 +25,6 @@ INCONCLUSIVE_GATES = 3
 SHOWN = 5                              # evidence lines per finding before "... and N more"
 GATE_LABELS = ("gate-base", "gate-head", "gate-confirm-base", "gate-confirm-head")
 AVERAGES = {"wall_time", "cpu_time", "latency_p50", "latency_mean", "mean"}
-TAIL = {"latency_p90", "latency_p95", "latency_p99", "latency_p999", "latency_max"}
 _LATENCY_GOAL = re.compile(r"\b(p9\d(\.9)?|tail|latency|response time|slow requests?)\b", re.IGNORECASE)
 _THROUGHPUT_GOAL = re.compile(r"\b(throughput|rps|qps|requests per second|req/s)\b", re.IGNORECASE)
 _JUDGED = ("profile-and-patch", "manual", "risk-budget")
@@ -255,7 +255,7 @@ def ignoring_tail(ctx: AuditContext) -> list[Finding]:
     http = _http_benchmarks(ctx)
     lines, subjects = [], []
     for name, metrics in sorted(http.items()):
-        if metrics and not TAIL & set(metrics):
+        if metrics and not UPPER_PERCENTILES & set(metrics):
             lines.append(f"HTTP benchmark {name} measures {', '.join(metrics)}: no p90/p99/max")
             subjects.append(name)
     for c in ctx.changes:

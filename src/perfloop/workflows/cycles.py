@@ -32,12 +32,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import ProjectConfig
 from ..errors import UsageError
+from ..metrics import TAIL_METRICS
 from ..store import ChangeRecord, CycleRecord, Store
 from ..store.models import utcnow
 from .risk import Assessment, assess
 
 WORKFLOW = "risk-budget"
-TAIL_METRICS = ("latency_p99", "latency_p999", "latency_max")
 STAGNATION_DAYS = 7.0          # a proposal older than this, with half the budget left: stagnation
 ACTIVE = ("scheduled", "applied")
 BAD = ("rolled-back", "breaks-floor", "rollback-failed")

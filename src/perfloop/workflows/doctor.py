@@ -53,6 +53,7 @@ from ..analysis.stats import TRIM, effective_units, trim_count
 from ..analysis.compare import THRESHOLD_SHARE
 from ..analysis.deciding import choose
 from ..analysis.drift import RunNoise, measured_run_noise
+from ..metrics import DECIDING_TIME_METRICS, drifts
 from ..records import ResultStatus
 from ..config import DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, ProjectConfig, Settings
 from ..store import Store
@@ -70,7 +71,6 @@ MAX_PROCESSES = 200             # beyond this, more processes is not a realistic
 LOAD_SHARE = 0.25
 #: Another process using more than this share of one CPU is named as a competitor.
 BUSY_PERCENT = 10.0
-CPU_METRICS = frozenset({"wall_time", "cpu_time", "cpu_norm"})
 _TRIM_STEP = int(round(1 / TRIM))   # counts between two steps of the trimming
 
 
@@ -521,7 +521,7 @@ def estimate_noise(series: Series, *, processes: int, tolerance: float, recent: 
                                      f"its {tolerance * 100:g}% tolerance")
     fix = (f"raise processes to {needed}" if needed is not None
            else f"more than {MAX_PROCESSES} processes would be needed")
-    if key.metric in CPU_METRICS:
+    if key.metric in DECIDING_TIME_METRICS and drifts(key.metric):   # instructions would not
         fix += ", or use the instructions metric"
     elif needed is None:
         fix += "; measure longer periods or reduce what varies"

@@ -43,13 +43,14 @@ class _StoreSink:
         spec = self.specs.get(result.name)
         if spec is not None:
             extra = {**result.extra, "tolerance": spec.settings.tolerance,
-                     "settings": _settings_dict(spec)}
+                     "settings": settings_dict(spec)}
             result = replace(result, extra=extra)
         self.store.add_result(self.run_id, result)
         self.results.append(result)
 
 
-def _settings_dict(spec: BenchmarkSpec) -> dict[str, Any]:
+def settings_dict(spec: BenchmarkSpec) -> dict[str, Any]:
+    """The settings a result was measured with, as stored beside it (compare reads them)."""
     s = spec.settings
     return {"processes": s.processes, "values": s.values, "warmup": s.warmup,
             "min_time": s.min_time, "tolerance": s.tolerance, "timeout": s.timeout,
@@ -81,7 +82,7 @@ def run_project(config: ProjectConfig, store: Store, *, label: str | None = None
     env = fingerprint()
     git = git_state(config.root)
     settings: dict[str, Any] = {
-        "perfloop": __version__, "benchmarks": {s.name: _settings_dict(s) for s in specs},
+        "perfloop": __version__, "benchmarks": {s.name: settings_dict(s) for s in specs},
         # conditions vary run to run; the shared environment row keeps only identity
         "conditions": {k: env.get(k) for k in sorted(CONDITION_KEYS)}}
     if drill is not None:
@@ -101,4 +102,4 @@ def run_project(config: ProjectConfig, store: Store, *, label: str | None = None
     return RunOutcome(run_id, RunStatus.COMPLETE, tuple(sink.results), git, environment_hash(env))
 
 
-__all__ = ["RunOutcome", "RunInterrupted", "run_project", "with_overrides"]
+__all__ = ["RunOutcome", "RunInterrupted", "run_project", "settings_dict", "with_overrides"]

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import __version__
 from ..analysis.compare import Verdict, VerdictKind
 from ..analysis.comparison import DRIFTING_METRICS, Comparison, compare_runs
+from ..analysis.side_effects import side_effects as side_effects_of
 from ..analysis.drift import measured_run_noise
 from ..config import DEFAULT_RUN_NOISE, BenchmarkSpec, ProjectConfig
 from ..errors import UsageError
@@ -50,10 +51,6 @@ STALE_AFTER_SECONDS = 3600.0
 #: "As expected" means at least this fraction of the expected improvement was measured.
 EXPECTED_FRACTION = 0.5
 
-TIME_METRICS = ("wall_time", "cpu_time", "cpu_norm", "instructions", "latency_p50", "latency_p90", "latency_p99",
-                "latency_p999", "latency_max")
-MEMORY_METRICS = ("peak_rss", "peak_alloc")
-TAIL_METRICS = ("latency_p99", "latency_p999", "latency_max")
 #: When the incident's metric is not measured by a benchmark, what stands in for it, in order.
 STAND_INS = ("latency_p99", "wall_time", "cpu_time", "instructions")
 
@@ -344,23 +341,7 @@ def judge(verdicts: Sequence[Verdict], target: str | None, expected_effect: floa
     side_effects = [f"{v.metric} of {v.benchmark} regressed {_pct(v.change)} "
                     f"(from {v.base_location:.4g} to {v.head_location:.4g} {v.unit})".rstrip()
                     for v in regressed]
-    tradeoffs: list[str] = []
-    improved_time = [v for v in verdicts if v.verdict is VerdictKind.IMPROVED and
-                     (v.metric in TIME_METRICS or v.unit == "s" or v.metric.endswith((":p50", ":p99", ":mean")))]
-    worse_memory = [v for v in verdicts if v.verdict is VerdictKind.REGRESSED and
-                    (v.metric in MEMORY_METRICS or v.unit == "B")]
-    if improved_time and worse_memory:
-        fast = ", ".join(f"{v.metric} {_pct(v.change)} ({v.benchmark})" for v in improved_time[:3])
-        mem = ", ".join(f"{v.metric} {_pct(v.change)} ({v.benchmark})" for v in worse_memory[:3])
-        tradeoffs.append(f"trades latency for memory: faster ({fast}) but more memory ({mem}); "
-                         f"check that memory stays bounded under real traffic before shipping")
-    for bench in {v.benchmark for v in verdicts}:
-        mine = {v.metric: v for v in verdicts if v.benchmark == bench}
-        p50 = mine.get("latency_p50")
-        tails = [mine[m] for m in TAIL_METRICS if m in mine and mine[m].verdict is VerdictKind.REGRESSED]
-        if p50 is not None and p50.verdict is VerdictKind.IMPROVED and tails:
-            tradeoffs.append(f"{bench}: the median got better ({_pct(p50.change)}) but the tail got "
-                             f"worse ({', '.join(f'{t.metric} {_pct(t.change)}' for t in tails)})")
+    tradeoffs = side_effects_of(verdicts, name_benchmarks=True)
 
     kinds = [v.verdict for v in targets]
     if not targets:
