@@ -44,7 +44,7 @@ BIN = Path(sys.executable).parent
 EXE = str(BIN / "perfloop") if (BIN / "perfloop").exists() else "perfloop"
 CHANGED = ("regressed", "improved")
 # Benchmarks whose time is spent on the CPU of the measured process (not the HTTP service).
-CPU_METRICS = ("cpu_time", "wall_time")
+CPU_METRICS = ("cpu_time", "wall_time", "cpu_norm", "host_reference")
 DECIDING_KEYS = ("deciding_metric", "decided_by", "decision_metric", "decides")
 
 
@@ -279,19 +279,21 @@ def markdown(doc: dict[str, Any]) -> str:
                      f"{g_inc} inconclusive" + (f" ({g_dec} on a metric that decides)" if g_dec else "")
                      + f"; seconds {[round(g['seconds']) for g in gates]}.")
     lines.append("")
-    lines.append("| run | load | seconds | shift cpu_time | shift wall_time | changed verdicts vs previous run |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("| run | load | seconds | shift cpu_time | shift wall_time | shift cpu_norm | "
+                 "shift host_reference | changed verdicts vs previous run |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     sh = doc.get("shifts", {})
     for i, r in enumerate(doc["runs"]):
         alarms = pairs[i - 1]["alarms"] if i else []
         text = "; ".join(f"{a['benchmark']} {a['metric']} {_pct(a['change'])} "
                          f"[{_pct(a['ci_low'])}, {_pct(a['ci_high'])}] {a['verdict']}"
                          for a in alarms) or ("-" if i else "(first)")
-        cs = sh.get("cpu_time", [None] * len(doc["runs"]))[i]
-        ws = sh.get("wall_time", [None] * len(doc["runs"]))[i]
+        cells = []
+        for metric in CPU_METRICS:
+            x = sh.get(metric, [None] * len(doc["runs"]))[i]
+            cells.append(_pct(math.expm1(x) if x is not None else None))
         lines.append(f"| {i + 1} | {r['load'][0] if r.get('load') else '?'} | {r['seconds']:.0f} | "
-                     f"{_pct(math.expm1(cs) if cs is not None else None)} | "
-                     f"{_pct(math.expm1(ws) if ws is not None else None)} | {text} |")
+                     f"{' | '.join(cells)} | {text} |")
     for j, g in enumerate(gates):
         text = "; ".join(f"{a['benchmark']} {a['metric']} {_pct(a['change'])} {a['verdict']}"
                          for a in g["alarms"]) or "-"

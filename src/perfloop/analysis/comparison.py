@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from statistics import NormalDist
+from statistics import NormalDist, median
 from typing import Any, Mapping, Sequence
 
 from ..measure.environment import EnvDifference, diff_environments
 from ..records import ResultStatus
 from ..store import StoredRun
 from ..config import DEFAULT_RUN_NOISE
-from ..metrics import BUILTIN, Direction, drifts
+from ..metrics import BUILTIN, HOST_REFERENCE, Direction, drifts
 from .compare import Verdict, VerdictKind, compare_results, decide
 from .drift import CONFIGURED, DEFAULT, FLAG, INTERLEAVED, RunNoise
 
@@ -177,6 +177,12 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
                      "analysed block by block as the gate did, with no drift term")
     else:
         notes.extend(_separate_notes(verdicts, used, base, head))
+        host = host_shift(base, head, names)
+        if host is not None and abs(host) >= HOST_SHIFT_NOTE:
+            way = "slower" if host > 0 else "faster"
+            notes.append(f"the host's reference workload took {abs(host):.0%} {way} in the head "
+                         "run than in the base run: the machine's speed changed; cpu_norm (CPU "
+                         "time in units of that workload) leaves that out")
     base_env, head_env = _environment_of(base), _environment_of(head)
     env_diffs = diff_environments(base_env, head_env)
     if base.dirty or head.dirty:
@@ -199,6 +205,24 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
         failed=tuple(failed), notes=tuple(notes),
         design=INTERLEAVED if paired else "separate",
         run_noise=tuple(sorted(used.items())))
+
+
+#: Smallest shift of the host's reference workload between two runs that a comparison names.
+HOST_SHIFT_NOTE = 0.03
+
+
+def host_shift(base: StoredRun, head: StoredRun, names: Sequence[str]) -> float | None:
+    """The relative change of the host's reference workload from ``base`` to ``head``: the
+    median over the benchmarks ``names`` that timed it on both sides (None when none did)."""
+    from .drift import location
+    b = {r.name: r for r in base.results}
+    h = {r.name: r for r in head.results}
+    logs = []
+    for name in names:
+        lb, lh = location(b[name], HOST_REFERENCE), location(h[name], HOST_REFERENCE)
+        if lb and lh:
+            logs.append(math.log(lh / lb))
+    return math.expm1(median(logs)) if logs else None
 
 
 def _run_noise(metric: str, flag: float | None, settings: Mapping[str, Any],
