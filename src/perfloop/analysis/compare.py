@@ -204,7 +204,7 @@ def compare_results(base: BenchmarkResult, head: BenchmarkResult, *, tolerance: 
         names = [m for m in dict.fromkeys(metrics) if m in base_groups and m in head_groups]
     status = [f"{side} result {r.status.value}: compared the samples it left"
               for side, r in (("base", base), ("head", head)) if r.status is not ResultStatus.OK]
-    per_block = _workers_per_block(base, head) if paired else None
+    per_block = _workers_per_block(base, head) if paired else _same_seeds(base, head)
     verdicts = []
     for name in names:
         metric = get_metric(name, unit=head.units.get(name) or base.units.get(name, ""),
@@ -262,6 +262,13 @@ def _waiting_added(wall: Verdict, cpu: Verdict | None, tolerance: float) -> bool
     return math.log1p(wall.change) - math.log1p(max(cpu.change, -0.99)) > THRESHOLD_SHARE * tolerance
 
 
+def _same_seeds(base: BenchmarkResult, head: BenchmarkResult) -> int | None:
+    """1 when worker ``w`` ran with the same hash seed on both sides: the two runs can then be
+    compared worker by worker, like one-worker blocks (None otherwise)."""
+    seeds = {r.extra.get("hash_seeds") for r in (base, head)}
+    return 1 if len(seeds) == 1 and seeds != {None} else None
+
+
 def _workers_per_block(base: BenchmarkResult, head: BenchmarkResult) -> int | None:
     """Workers per side in one A B B A block when both results say they were interleaved."""
     info = [r.extra.get("interleaved") for r in (base, head)]
@@ -303,22 +310,25 @@ def compare_paired(base: Groups, head: Groups, *, metric: Metric, benchmark: str
                   base_location=stats.trimmed_mean(np.asarray(b_med)),
                   head_location=stats.trimmed_mean(np.asarray(h_med)), design="paired")
     n = len(ratios)
+    # one-worker "blocks": two runs whose worker w ran with the same hash seed on both sides
+    unit, units = ("worker pair", "worker pairs") if workers_per_block == 1 else ("block", "blocks")
+    design = "paired workers (same hash seed)" if workers_per_block == 1 else "paired blocks"
     if n < 2 and not no_spread:
         change = math.expm1(float(ratios.mean()))
         return Verdict(verdict=VerdictKind.INCONCLUSIVE, change=change, ci_low=math.nan,
-                       ci_high=math.nan, p_value=1.0, test="paired blocks (too few)",
+                       ci_high=math.nan, p_value=1.0, test=f"{design} (too few)",
                        more_workers=workers_per_block,
-                       note="one block: its spread is unknown until a second block is measured",
+                       note=f"one {unit}: its spread is unknown until a second is measured",
                        **common)
     iv = paired_stats.paired_interval(ratios, confidence=confidence, exact=no_spread)
     change, low, high = math.expm1(iv.estimate), math.expm1(iv.low), math.expm1(iv.high)
     kind = decide(low, high, tolerance, metric.direction)
     notes = []
-    test = f"paired blocks: {paired_stats.PAIRED_TRIM:.0%}-trimmed t (Yuen), {n} blocks"
+    test = f"{design}: {paired_stats.PAIRED_TRIM:.0%}-trimmed t (Yuen), {n} {units}"
     if iv.exact:
         test = "exact (no spread)"
         notes.append(f"no spread between the workers of either side in {n} "
-                     f"block{'s' * (n > 1)}: the change is exact")
+                     f"{unit if n == 1 else units}: the change is exact")
     more: int | None = None
     if kind is VerdictKind.INCONCLUSIVE:
         tol = math.log1p(tolerance)
@@ -328,11 +338,11 @@ def compare_paired(base: Groups, head: Groups, *, metric: Metric, benchmark: str
                                               limit=MAX_MORE_WORKERS // workers_per_block)
         if extra is None:
             notes.append(f"inconclusive; more than {MAX_MORE_WORKERS // workers_per_block} more "
-                         "blocks would be needed at this noise")
+                         f"{units} would be needed at this noise")
         else:
             extra = max(extra, 1)
             more = extra * workers_per_block
-            notes.append(f"inconclusive; about {extra} more block{'s' * (extra > 1)} would "
+            notes.append(f"inconclusive; about {extra} more {unit if extra == 1 else units} would "
                          "likely decide")
     elif kind is VerdictKind.UNCHANGED and (low > 0.0 or high < 0.0):
         notes.append("significant but within tolerance")
