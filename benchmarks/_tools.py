@@ -137,7 +137,7 @@ class Perfloop(Tool):
                                         head.get("results", [{}])[0].get("duration")]})
 
 
-TIME_METRICS = ("wall_time", "cpu_time", "instructions")
+TIME_METRICS = ("wall_time", "cpu_time", "cpu_norm", "instructions")
 _CALL = {"regressed": "slower", "improved": "faster", "unchanged": "same",
          "inconclusive": "inconclusive"}
 

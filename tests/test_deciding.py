@@ -145,3 +145,46 @@ def test_real_workers_are_classified(tmp_path: Path, name: str, decides: str) ->
     assert measured.status is ResultStatus.OK, measured.error
     choice = choose(measured, measured, ["wall_time", "cpu_time"], tolerance=0.05)
     assert choice.metric == decides, (choice.reason, cpu_share(measured))
+
+
+def test_time_waiting_for_a_core_is_taken_out_before_classifying() -> None:
+    """At a load of 4 a value of CPU-bound code spends most of its wall time waiting for a
+    core; the worker measures that (runqueue_time) and the classification leaves it out."""
+    def measured(runqueue: bool, sleeping: float) -> BenchmarkResult:
+        samples = []
+        for w in range(4):
+            for i in range(3):
+                cpu, queued = 1e-3, 3e-3                  # 1 ms computing, 3 ms waiting for a core
+                samples += [Sample("cpu_time", cpu, worker=w, index=i),
+                            Sample("wall_time", cpu + queued + sleeping, worker=w, index=i)]
+                if runqueue:
+                    samples.append(Sample("runqueue_time", queued, worker=w, index=i))
+        return BenchmarkResult(name="b", kind="callable", status=ResultStatus.OK,
+                               samples=tuple(samples))
+    busy, unmeasured = measured(True, 0.0), measured(False, 0.0)
+    assert cpu_share(busy) == pytest.approx(1.0) and cpu_share(unmeasured) == pytest.approx(0.25)
+    assert choose(busy, busy, ["wall_time", "cpu_time"], tolerance=0.05).metric == "cpu_time"
+    assert choose(unmeasured, unmeasured, ["wall_time", "cpu_time"],
+                  tolerance=0.05).metric == "wall_time"
+    # code that sleeps 2 ms still waits, whatever the queue took
+    sleepy = measured(True, 2e-3)
+    assert cpu_share(sleepy) == pytest.approx(1 / 3)
+    assert choose(sleepy, sleepy, ["wall_time", "cpu_time"], tolerance=0.05).metric == "wall_time"
+
+
+def test_workers_report_their_wait_for_a_core_where_linux_does(tmp_path: Path) -> None:
+    from perfloop.measure.worker import runqueue_clock
+    if runqueue_clock() is None:
+        pytest.skip("this kernel does not report /proc/thread-self/schedstat")
+    (tmp_path / "work.py").write_text(WORKLOADS)
+    (tmp_path / "perfloop.toml").write_text(
+        '[defaults]\nprocesses = 2\nvalues = 2\nwarmup = 0\nmin_time = 0.005\n'
+        '[[benchmark]]\nname = "busy"\ncallable = "work:busy"\n')
+    [spec] = load_config(tmp_path).benchmarks
+    measured = measure_spec(spec, time.monotonic() + 120, lambda fraction: None)
+    assert measured.status is ResultStatus.OK, measured.error
+    walls = {(s.worker, s.index): s.value for s in measured.samples if s.metric == "wall_time"}
+    queued = {(s.worker, s.index): s.value for s in measured.samples
+              if s.metric == "runqueue_time"}
+    assert set(queued) == set(walls)
+    assert all(0.0 <= queued[k] <= walls[k] * 1.01 for k in walls)

@@ -17,9 +17,9 @@ def test_categories_of_the_builtin_metrics() -> None:
     assert metrics.UPPER_PERCENTILES == latencies - {"latency_p50"}
     # the host's reference workload drifts with the host; cpu_norm is meant to drift less
     assert metrics.DRIFTING_METRICS == {"wall_time", "cpu_time", "cpu_norm", "host_reference",
-                                        "throughput", *latencies}
+                                        "runqueue_time", "throughput", *latencies}
     assert metrics.DECIDING_TIME_METRICS == ("instructions", "cpu_norm", "cpu_time", "wall_time")
-    assert metrics.HOST_METRICS == {"host_reference"}
+    assert metrics.HOST_METRICS == {"host_reference", "runqueue_time"}
 
 
 def test_users_of_the_table_see_its_categories() -> None:
@@ -27,7 +27,7 @@ def test_users_of_the_table_see_its_categories() -> None:
     assert cycles.TAIL_METRICS == metrics.TAIL_METRICS
     # drift is estimated from repeat runs for these; latencies take run_noise
     assert comparison.DRIFTING_METRICS == {"wall_time", "cpu_time", "cpu_norm", "host_reference",
-                                           "throughput"}
+                                           "runqueue_time", "throughput"}
 
 
 def test_custom_metrics_by_name_and_unit() -> None:

@@ -71,6 +71,8 @@ BUILTIN: dict[str, Metric] = {m.name: m for m in (
            deciding_rank=2),
     Metric("host_reference", "s", _L, "CPU time of the fixed reference workload beside each "
            "value: the host's speed, not the code's", drifts=True),
+    Metric("runqueue_time", "s", _L, "time per call the process was ready to run but waited "
+           "for a core (Linux schedstat): the machine's load, not the code", drifts=True),
     Metric("peak_rss", "B", _L, "peak resident set size of the process (tree)", is_memory=True),
     Metric("peak_alloc", "B", _L, "peak Python allocation (tracemalloc; slows the code)",
            is_memory=True),
@@ -104,8 +106,10 @@ DECIDING_TIME_METRICS = tuple(sorted((n for n, m in BUILTIN.items() if m.decidin
 #: CPU time relative to the reference workload, and the reference itself (measured with
 #: ``cpu_time`` by callables, see :func:`perfloop.measure.worker.reference_workload`).
 CPU_NORM, HOST_REFERENCE = "cpu_norm", "host_reference"
+#: Time spent waiting for a core, per call (measured with ``wall_time`` where Linux reports it).
+RUNQUEUE_TIME = "runqueue_time"
 #: Metrics that describe the host, not the code: shown, never given a verdict.
-HOST_METRICS = frozenset({HOST_REFERENCE})
+HOST_METRICS = frozenset({HOST_REFERENCE, RUNQUEUE_TIME})
 
 #: Metrics each kind of target measures when a benchmark names none.
 DEFAULT_METRICS: dict[str, tuple[str, ...]] = {

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..metrics import DECIDING_TIME_METRICS
+from ..metrics import DECIDING_TIME_METRICS, RUNQUEUE_TIME
 from ..records import BenchmarkResult
 
 #: Least-disturbed CPU/wall share from which a side counts as CPU-bound.
@@ -61,12 +61,15 @@ def cpu_share(result: BenchmarkResult) -> float | None:
     """CPU time over wall time of the least disturbed values of ``result`` (None without both).
 
     Values are paired by worker and index and the highest ratio is taken: waiting for a core
-    only ever lowers it. Measured with 8 values of a busy loop at a load average of 19 on 2
+    only ever lowers it. Where the worker measured the time each value waited for a core
+    (``runqueue_time``, Linux), that time is taken out of the wall time first, so the ratio is
+    the code's own, however busy the machine. Measured with 8 values of a busy loop at a load average of 19 on 2
     cores, 6 values read 0.11-0.20 and 2 read 1.00; a sleeping function read at most 0.05, a
     function waiting on a lock at most 0.10: a mean of several values would have blurred that.
     """
     wall: dict[tuple[int, int], float] = {}
     cpu: dict[tuple[int, int], float] = {}
+    queued: dict[tuple[int, int], float] = {}
     for s in result.samples:
         if s.warmup:
             continue
@@ -74,7 +77,14 @@ def cpu_share(result: BenchmarkResult) -> float | None:
             wall[(s.worker, s.index)] = s.value
         elif s.metric == "cpu_time":
             cpu[(s.worker, s.index)] = s.value
-    ratios = [cpu[k] / w for k, w in wall.items() if k in cpu and w > 0.0]
+        elif s.metric == RUNQUEUE_TIME:
+            queued[(s.worker, s.index)] = s.value
+    ratios = []
+    for k, w in wall.items():
+        # the time waiting for a core, where the kernel reported it, is nobody's waiting
+        own = w - min(queued.get(k, 0.0), w)
+        if k in cpu and own > 0.0:
+            ratios.append(cpu[k] / own)
     return max(ratios) if ratios else None
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import BenchmarkSpec
-from ..metrics import BUILTIN, CPU_NORM, HOST_REFERENCE
+from ..metrics import BUILTIN, CPU_NORM, HOST_REFERENCE, RUNQUEUE_TIME
 from ..records import BenchmarkResult, ResultStatus, Sample
 from .command import (_declared, describe_exit, failed_result, resolve_dir, run_child, stderr_note,
                       timeout_message)
@@ -157,6 +157,12 @@ class WorkerSession:
         for metric in ("wall_time", "cpu_time"):
             if metric in self.metrics:
                 self.samples.append(Sample(metric, float(msg[metric]) / loops, loops=loops, **tag))
+        queued = msg.get("runqueue")
+        if queued is not None and "wall_time" in self.metrics:
+            queued = float(queued)
+            if not (math.isfinite(queued) and queued >= 0.0):
+                raise ValueError(f"runqueue must be a time of at least 0, got {queued!r}")
+            self.samples.append(Sample(RUNQUEUE_TIME, queued / loops, loops=loops, **tag))
         reference = msg.get("reference")
         if reference is not None and "cpu_time" in self.metrics:
             reference = float(reference)

@@ -26,11 +26,13 @@ Messages, in order (each a JSON object on one line, ``"type"`` first, ``"token"`
 
     hello        {"version", "pid", "timer_resolution"}
     calibration  {"loops"}                       only when the task asked to calibrate
-    value        {"index", "warmup", "loops", "wall_time", "cpu_time", "custom"[, "reference"]}
+    value        {"index", "warmup", "loops", "wall_time", "cpu_time", "custom"[, "reference"]
+                  [, "runqueue"]}
                  wall_time/cpu_time are totals over ``loops`` calls; custom is the dict of
                  numbers the last call returned (or {}); reference, when the task asked for
                  it, is the CPU time of one call of the reference workload run just before
-                 this value (see :func:`reference_workload`)
+                 this value (see :func:`reference_workload`); runqueue, where the kernel
+                 reports it, the total time the thread waited for a core during the value
     alloc        {"peak_alloc"}                  only with the tracemalloc flag
     end          {"peak_rss"}                    the worker finished cleanly
     error        {"phase", "error"}              then a traceback on stderr and exit code 1
@@ -43,6 +45,8 @@ Protocol versions (``PROTOCOL_VERSION``):
        descriptor; the parent checks the count and the indexes of the values.
     4: a task may carry ``reference`` (seconds): before every value the worker times a fixed
        reference workload for about that long and sends its CPU time per call with the value.
+       Where Linux reports it, every value carries ``runqueue``: the seconds the measuring
+       thread spent ready to run but waiting for a core during the value.
 
 This module imports only the standard library: whatever it imports is in the memory and the
 start-up time of every worker, and so in the target's peak RSS.
@@ -208,6 +212,38 @@ def reference_workload() -> int:
     return x + len(table) + sum(items[::7]) + max(abs(v) for v in table.values())
 
 
+SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def runqueue_clock() -> Callable[[], float] | None:
+    """A clock of the seconds this thread has waited for a core, or None where the kernel
+    does not report it (``/proc/thread-self/schedstat``, second field, in nanoseconds).
+
+    Waiting for a core adds wall time that is neither the code's computing nor its own waiting
+    (I/O, locks, sleep): on a busy machine it is most of a value's wall time, and subtracting
+    it tells code that computes from code that waits however loaded the machine is.
+    """
+    def read() -> float:
+        with open(SCHEDSTAT, "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    try:
+        read()
+    except (OSError, ValueError, IndexError):
+        return None
+    return read
+
+
+def timed_value(timer: Callable[[int], tuple[float, float, Any]], loops: int,
+                runqueue: Callable[[], float] | None) -> tuple[float, float, Any, dict[str, float]]:
+    """``timer(loops)`` and, when there is a runqueue clock, the time it waited for a core."""
+    if runqueue is None:
+        wall, cpu, ret = timer(loops)
+        return wall, cpu, ret, {}
+    q0 = runqueue()
+    wall, cpu, ret = timer(loops)
+    return wall, cpu, ret, {"runqueue": max(runqueue() - q0, 0.0)}
+
+
 def reference_timer(seconds: float) -> Callable[[], float]:
     """Calibrate the reference workload to last about ``seconds``; returns a function timing
     one such run, as the CPU time of one call."""
@@ -270,11 +306,13 @@ def run_task(task: dict[str, Any], channel: ResultChannel) -> None:
             timer(int(counted))
             warmup = values = 0
         reference = reference_timer(float(task["reference"])) if task.get("reference") else None
+        queue = runqueue_clock()
         for index in range(warmup + values):
             extra = {"reference": reference()} if reference is not None else {}
-            wall, cpu, ret = timer(loops)
+            wall, cpu, ret, waited = timed_value(timer, loops, queue)
             channel.send("value", index=index, warmup=index < warmup, loops=loops,
-                         wall_time=wall, cpu_time=cpu, custom=custom_metrics(ret), **extra)
+                         wall_time=wall, cpu_time=cpu, custom=custom_metrics(ret), **extra,
+                         **waited)
             del ret
     except Exception as exc:
         raise WorkerFailure("call", exc) from exc
