@@ -52,6 +52,7 @@ from perfloop.analysis.hypothesis import check_hypothesis               # noqa: 
 from perfloop.analysis.waiting import waiting                           # noqa: E402
 from perfloop.config import BenchmarkSpec, load_config                  # noqa: E402
 from perfloop.analysis import profilers                                  # noqa: E402
+from perfloop.analysis.profilers import callables, worker                # noqa: E402
 from perfloop.workflows.profiling import hot_spot_table                 # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
@@ -134,11 +135,11 @@ def _unprofiled(spec: BenchmarkSpec, duration: float) -> tuple[float, float, flo
     ``profile_callable`` sends when py-spy watches from outside, without py-spy."""
     request = {"version": 1, "mode": "callable", "callable": spec.callable, "setup": spec.setup,
                "teardown": spec.teardown, "params": dict(spec.params),
-               "paths": profilers._resolve_paths(spec), "duration": duration, "profiler": "none",
+               "paths": callables.resolve_paths(spec), "duration": duration, "profiler": "none",
                "memory_check": False}
-    res, _trace, _doc, _err = profilers._run_worker(request, cwd=str(Path(spec.root).resolve()),
-                                                    env=spec.env, timeout=duration * 4 + 60,
-                                                    what=spec.name)
+    res, _trace, _doc, _err = worker.run_worker(request, cwd=str(Path(spec.root).resolve()),
+                                                 env=spec.env, timeout=duration * 4 + 60,
+                                                 what=spec.name)
     return _per_call(res)
 
 
