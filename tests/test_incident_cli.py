@@ -109,8 +109,9 @@ def test_the_whole_loop_on_the_shop_hot_spot(shop: Path) -> None:
     assert row["as_expected"] is True
     measured = {(v["benchmark"], v["metric"]) for v in report["comparison"]["verdicts"]}
     assert measured == {("checkout[items=20]", m) for m in ("wall_time", "cpu_time", "peak_rss")}
-    if not report["side_effects"]:
-        assert report["verdict"] == "verified", report["reading"]
+    # the fix only moves work out of a loop: nothing else gets worse (README: same peak RSS)
+    assert report["side_effects"] == [] and report["tradeoffs"] == []
+    assert report["verdict"] == "verified", report["reading"]
     assert report["attribution"]["attributable"] is True
     assert "apply_discounts" in report["attribution"]["summary"]
 
@@ -153,7 +154,10 @@ def test_a_patch_that_trades_latency_for_memory_is_reported_as_such(shop: Path) 
     verdicts = {(v["benchmark"], v["metric"]): v for v in report["comparison"]["verdicts"]}
     assert verdicts[("report", "peak_rss")]["verdict"] == "regressed"
     assert any("trades latency for memory" in t for t in report["tradeoffs"]), report["tradeoffs"]
-    assert report["verdict"] in ("trade-off", "regressed")       # never "verified"
+    # never "verified": a trade-off while the report's time holds, "regressed" when the report,
+    # which pays for the memo's keys and never hits it, is slower as well
+    slower_report = rows["report"]["verdict"] == "regressed"
+    assert report["verdict"] == ("regressed" if slower_report else "trade-off"), report["reading"]
     assert any(s.startswith("peak_rss of report regressed") for s in report["side_effects"])
 
 
