@@ -3,7 +3,7 @@
 The shop's hot spot is known (``shop.pricing:apply_discounts`` prepares every rule once per cart
 line); its fix makes checkout several times faster, far above the noise of a shared machine, so
 the verdicts asserted here are the ones no noise can flip. Measurements use few processes and
-values to stay fast; the tests that measure are marked slow.
+values to stay fast; the tests are marked slow (each step is a perfloop process of its own).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def apply_patch(root: Path, name: str) -> None:
     subprocess.run(["patch", "-p1", "-s", "-i", f"patches/{name}"], cwd=root, check=True)
 
 
+@pytest.mark.slow   # a perfloop process per step
 def test_refusals_say_what_to_run(shop: Path) -> None:
     state = data(shop, "mode")
     assert state["mode"] == "development" and state["incident"] is None and state["open_loops"] == []
