@@ -41,85 +41,25 @@ import os
 import statistics
 import sys
 import tempfile
-import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from _known_programs import PROGRAMS                                    # noqa: E402
 from perfloop.analysis.hypothesis import check_hypothesis               # noqa: E402
 from perfloop.analysis.waiting import waiting                           # noqa: E402
 from perfloop.config import BenchmarkSpec, load_config                  # noqa: E402
 from perfloop.analysis import profilers                                  # noqa: E402
+from perfloop.analysis.profilers import callables, worker                # noqa: E402
 from perfloop.workflows.profiling import hot_spot_table                 # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
 HOT_SPOT = {"checkout": "shop.pricing:parse_condition"}   # by base name; from the example's README
 
-# programs with a known answer: source, callable, the true row 1
-PROGRAMS = {
-    "cpu": ("""
-        def helper(n):
-            s = 0
-            for i in range(n):
-                s += i * i % 7
-            return s
-
-        def run(rounds):
-            total = 0
-            for _ in range(rounds):
-                total += helper(4000)
-                total += len([x for x in range(200)])
-            return total
-
-        def main():
-            return run(20)
-        """, "main", "helper"),
-    "threads": ("""
-        import threading
-
-        def crunch():
-            s = 0
-            for i in range(300000):
-                s += i * i % 11
-            return s
-
-        def main():
-            threads = [threading.Thread(target=crunch) for _ in range(2)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        """, "main", "crunch"),
-    "lock": ("""
-        import threading
-
-        LOCK = threading.Lock()
-        BALANCE = [0]
-
-        def apply_entry(amount):
-            s = 0
-            for i in range(20000):
-                s += i % 3
-            BALANCE[0] += amount
-
-        def post(amount):
-            with LOCK:
-                apply_entry(amount)
-
-        def worker(n):
-            for _ in range(n):
-                post(1)
-
-        def main():
-            threads = [threading.Thread(target=worker, args=(30,)) for _ in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        """, "main", "post"),
-}
+# programs with a known answer, shared with tests/test_profile_causes.py
+BENCHMARKED = ("cpu", "threads", "lock")
 
 
 def _per_call(res: dict[str, Any]) -> tuple[float, float, float]:
@@ -134,11 +74,11 @@ def _unprofiled(spec: BenchmarkSpec, duration: float) -> tuple[float, float, flo
     ``profile_callable`` sends when py-spy watches from outside, without py-spy."""
     request = {"version": 1, "mode": "callable", "callable": spec.callable, "setup": spec.setup,
                "teardown": spec.teardown, "params": dict(spec.params),
-               "paths": profilers._resolve_paths(spec), "duration": duration, "profiler": "none",
+               "paths": callables.resolve_paths(spec), "duration": duration, "profiler": "none",
                "memory_check": False}
-    res, _trace, _doc, _err = profilers._run_worker(request, cwd=str(Path(spec.root).resolve()),
-                                                    env=spec.env, timeout=duration * 4 + 60,
-                                                    what=spec.name)
+    res, _trace, _doc, _err = worker.run_worker(request, cwd=str(Path(spec.root).resolve()),
+                                                 env=spec.env, timeout=duration * 4 + 60,
+                                                 what=spec.name)
     return _per_call(res)
 
 
@@ -222,13 +162,13 @@ def run(rounds: int, duration: float) -> dict[str, Any]:
 def _program_specs(directory: Path) -> list[tuple[str, BenchmarkSpec, str]]:
     from perfloop.config import Settings
     out = []
-    for name, (source, function, truth) in PROGRAMS.items():
-        module = f"known_{name}"
-        (directory / f"{module}.py").write_text(textwrap.dedent(source))
+    for name in BENCHMARKED:
+        program, module = PROGRAMS[name], f"known_{name}"
+        program.write(directory, module)
         spec = BenchmarkSpec(name=name, base_name=name, kind="callable", settings=Settings(),
-                             metrics=("wall_time",), callable=f"{module}:{function}",
+                             metrics=("wall_time",), callable=f"{module}:{program.entry}",
                              root=str(directory))
-        out.append((name, spec, f"{module}:{truth}"))
+        out.append((name, spec, f"{module}:{program.hot_spot}"))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -275,8 +276,11 @@ def test_predict_before_fit() -> None:
 @pytest.fixture(scope="module")
 def tigerbeetle() -> dict:
     if not TIGERBEETLE.exists():
-        pytest.skip(f"{TIGERBEETLE} is absent: the TigerBeetle series is kept in shared/ beside "
-                    "the repository")
+        why = (f"real-data test not run: {TIGERBEETLE} is absent (the TigerBeetle series is kept "
+               "in shared/data/peers/ beside the repository)")
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI has the data, so its absence is an error")
+        pytest.skip(why)
     return json.loads(TIGERBEETLE.read_text())
 
 
@@ -293,16 +297,21 @@ def test_tigerbeetle(tigerbeetle: dict) -> None:
     - Otava's expected [15, 71] (p 0.01 and 0.05): both found exactly. Otava's 10 and 11 at
       p 0.1 and 0.2 are the spike's two edges, not reported here.
     - perfloop also reports 61 (about +3%, 23.7k to 24.5k for ten runs before the jump at 71)
-      and two steps in the slow climb from 27.7k to 29.4k (at 149, +2%, and 192, +3%).
+      and two steps in the slow climb from 27.7k to 29.4k (at 149, +2%, and 192, +3%). These
+      are not documented with the series, so they are only bounded in number, not pinned.
     """
     found = indices(tigerbeetle["values"])
-    assert found == [15, 61, 71, 95, 149, 192]
-    docstring = tigerbeetle["visible_shifts_per_upstream_docstring"]
-    assert [s for s in docstring if near(found, s)] == [16, 71, 97]
-    assert not near(found, 10, tolerance=1)
-    for expected in tigerbeetle["otava_expected"].values():
-        assert set(expected) & {15, 71} <= set(found)
-    assert {15, 71} <= set(found)
+    spike = 10
+    visible = [s for s in tigerbeetle["visible_shifts_per_upstream_docstring"] if s != spike]
+    for shift in visible:                        # within two points of where the docstring puts it
+        assert near(found, shift), (shift, found)
+    assert not near(found, spike, tolerance=1), found      # nor its second edge, 11
+    strict = [tigerbeetle["otava_expected"][f"window30_p{p}_mag0.05"] for p in ("0.01", "0.05")]
+    for expected in strict:
+        assert set(expected) <= set(found), (expected, found)
+    documented = [*visible, *(i for expected in strict for i in expected)]
+    undocumented = [f for f in found if not near(documented, f)]
+    assert len(undocumented) <= 3, undocumented
 
 
 def test_a_clear_step_in_a_short_series_is_never_lost_to_a_chance_autocorrelation() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from gitutil import git
+
+from perfloop.store import Store
 
 MODULE = '''
 import os, time
@@ -97,8 +100,17 @@ def test_run_show_compare_with_known_verdicts(project: Path):
     assert [r["label"] for r in listed] == ["fast", "slow", "same", "base"]
     assert all(r["status"] == "complete" for r in listed)
 
-    shown = perfloop(project, "show", "slow", check=True).stdout
-    assert "toy" in shown and "cost" in shown and "median" in shown
+    # show: n, median, IQR and p99 of the stored values (quantiles by linear interpolation)
+    shown = " ".join(perfloop(project, "show", "slow", check=True).stdout.split())
+    with Store.open(f"sqlite:///{project / '.perfloop' / 'perfloop.db'}") as db:
+        [slow_run] = [r for r in db.list_runs() if r.label == "slow"]
+        [stored] = db.get_run(slow_run.id).results
+    values = stored.values("cost")
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    numbers = [f"{len(values)}", f"{statistics.median(values):.4g} units", f"{q[74] - q[24]:.4g} units",
+               f"{q[98]:.4g} units"]
+    assert len(values) == 9 and statistics.median(values) == pytest.approx(1.1 * 102, rel=0.01)
+    assert "toy" in shown and f"cost {' '.join(numbers)}" in shown, (numbers, shown)
 
     gated = perfloop(project, "compare", "base", "slow", "--metric", "cost", "--check")
     assert gated.returncode == 1 and "regressed" in gated.stdout

@@ -278,7 +278,9 @@ def test_too_few_workers_and_values_is_inconclusive() -> None:
     assert v.verdict is VerdictKind.INCONCLUSIVE
     assert "too few" in v.note and v.more_workers >= 1 and v.p_value == 1.0
     assert math.isnan(v.ci_low) and math.isnan(v.ci_high)
-    assert json.dumps(v.to_dict(), allow_nan=False)
+    # the undefined interval goes out as JSON null, which strict JSON allows (NaN it does not)
+    data = json.loads(json.dumps(v.to_dict(), allow_nan=False))
+    assert data["ci_low"] is None and data["ci_high"] is None and data["verdict"] == "inconclusive"
     one = compare_groups([[1.0, 1.1]], [[1.2, 1.3, 1.25]], metric=WALL)
     assert one.verdict is VerdictKind.INCONCLUSIVE and one.more_workers == 1
     empty = compare_groups([], [[1.0, 1.1, 1.2]], metric=WALL)
@@ -347,7 +349,16 @@ def test_same_input_same_verdict_and_mapping_equals_sequence() -> None:
     assert compare_groups(base, head, metric=WALL) == first
     as_map = compare_groups({7 + i: g for i, g in enumerate(base)}, dict(enumerate(head)), metric=WALL)
     assert as_map == first
-    assert compare_groups(base, head, metric=WALL, resamples=0).verdict in VerdictKind
+
+
+def test_no_resamples_is_the_t_interval_which_the_bootstrap_only_widens() -> None:
+    # a 10% slowdown the t interval alone decides; the bootstrap-t never narrows an interval
+    base, head = pair(18, 0.10)
+    t_only = compare_groups(base, head, metric=WALL, resamples=0)
+    checked = compare_groups(base, head, metric=WALL)
+    assert t_only.verdict is checked.verdict is VerdictKind.REGRESSED
+    assert t_only.change == checked.change
+    assert checked.ci_low <= t_only.ci_low < t_only.ci_high <= checked.ci_high
 
 
 @pytest.mark.parametrize("seed", range(12))

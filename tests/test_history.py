@@ -183,7 +183,9 @@ def test_detect_lists_every_series_newest_first(planted: Store) -> None:
     # since: only shifts whose new level starts at or after that time
     since = load_series(planted, benchmark="quote", branch="main", mix_environments=True)[0].points[45].started_at
     assert [c.change.after.commit for c in detect_all(planted, since=since).changes] == [sha(50)]
-    assert json.dumps(detection.to_dict())        # JSON-ready
+    data = json.loads(json.dumps(detection.to_dict(), allow_nan=False))     # JSON-ready, strictly
+    assert [c["commit_after"] for c in data["change_points"]] == [sha(50), sha(20)]
+    assert (data["series"], data["too_short"], len(data["series_searched"])) == (5, 1, 5)
 
 
 def test_approvals_show_in_the_history(planted: Store) -> None:

@@ -3,7 +3,7 @@
 The shop's hot spot is known (``shop.pricing:apply_discounts`` prepares every rule once per cart
 line); its fix makes checkout several times faster, far above the noise of a shared machine, so
 the verdicts asserted here are the ones no noise can flip. Measurements use few processes and
-values to stay fast; the tests that measure are marked slow.
+values to stay fast; the tests are marked slow (each step is a perfloop process of its own).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def apply_patch(root: Path, name: str) -> None:
     subprocess.run(["patch", "-p1", "-s", "-i", f"patches/{name}"], cwd=root, check=True)
 
 
+@pytest.mark.slow   # a perfloop process per step
 def test_refusals_say_what_to_run(shop: Path) -> None:
     state = data(shop, "mode")
     assert state["mode"] == "development" and state["incident"] is None and state["open_loops"] == []
@@ -109,8 +110,9 @@ def test_the_whole_loop_on_the_shop_hot_spot(shop: Path) -> None:
     assert row["as_expected"] is True
     measured = {(v["benchmark"], v["metric"]) for v in report["comparison"]["verdicts"]}
     assert measured == {("checkout[items=20]", m) for m in ("wall_time", "cpu_time", "peak_rss")}
-    if not report["side_effects"]:
-        assert report["verdict"] == "verified", report["reading"]
+    # the fix only moves work out of a loop: nothing else gets worse (README: same peak RSS)
+    assert report["side_effects"] == [] and report["tradeoffs"] == []
+    assert report["verdict"] == "verified", report["reading"]
     assert report["attribution"]["attributable"] is True
     assert "apply_discounts" in report["attribution"]["summary"]
 
@@ -153,7 +155,10 @@ def test_a_patch_that_trades_latency_for_memory_is_reported_as_such(shop: Path) 
     verdicts = {(v["benchmark"], v["metric"]): v for v in report["comparison"]["verdicts"]}
     assert verdicts[("report", "peak_rss")]["verdict"] == "regressed"
     assert any("trades latency for memory" in t for t in report["tradeoffs"]), report["tradeoffs"]
-    assert report["verdict"] in ("trade-off", "regressed")       # never "verified"
+    # never "verified": a trade-off while the report's time holds, "regressed" when the report,
+    # which pays for the memo's keys and never hits it, is slower as well
+    slower_report = rows["report"]["verdict"] == "regressed"
+    assert report["verdict"] == ("regressed" if slower_report else "trade-off"), report["reading"]
     assert any(s.startswith("peak_rss of report regressed") for s in report["side_effects"])
 
 

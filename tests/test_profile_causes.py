@@ -15,7 +15,6 @@ The shares asserted are far from the thresholds, so a loaded machine does not fl
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,117 +27,12 @@ from perfloop.config import BenchmarkSpec, Settings
 from perfloop.errors import UsageError
 from perfloop.workflows.profiling import hot_spot_table
 
-CPU_APP = '''
-def helper(n):
-    s = 0
-    for i in range(n):
-        s += i * i % 7
-    return s
-
-
-def run(rounds):
-    total = 0
-    for _ in range(rounds):
-        total += helper(4000)
-        total += len([x for x in range(200)])
-    return total
-
-
-def unrelated():
-    return sum(range(10))
-
-
-def main():
-    return run(ROUNDS)
-
-
-ROUNDS = 1000
-if __name__ == "__main__":
-    import time
-    end = time.time() + 1.5
-    while time.time() < end:
-        main()
-'''
-
-LEDGER = '''
-import threading
-
-LOCK = threading.Lock()
-BALANCE = [0]
-
-
-def apply_entry(amount):
-    s = 0
-    for i in range(20000):
-        s += i % 3
-    BALANCE[0] += amount + s * 0
-
-
-def post(amount):
-    with LOCK:
-        apply_entry(amount)
-
-
-def worker(n):
-    for _ in range(n):
-        post(1)
-
-
-def main():
-    threads = [threading.Thread(target=worker, args=(60,)) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-POLLER = '''
-import select
-import time
-
-
-def tick():
-    return sum(range(200))
-
-
-def poll(rounds):
-    for _ in range(rounds):
-        time.sleep(0.01)
-        select.select([], [], [], 0.005)
-        tick()
-
-
-if __name__ == "__main__":
-    poll(100)
-'''
-
-THREADED = '''
-import threading
-
-
-def crunch():
-    s = 0
-    for i in range(300000):
-        s += i * i % 11
-    return s
-
-
-def fan_out():
-    threads = [threading.Thread(target=crunch) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-'''
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _known_programs import CPU, LOCK, POLL, THREADS  # noqa: E402  (shared with profile_overhead.py)
 
 def _write(tmp_path: Path, name: str, source: str) -> Path:
     path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
+    path.write_text(source)
     return path
 
 
@@ -203,8 +97,8 @@ def test_waiting_kinds_from_stdlib_native_and_source_lines(tmp_path: Path) -> No
 
 
 def test_names_are_looked_up_in_the_source(tmp_path: Path) -> None:
-    _write(tmp_path, "threaded", THREADED)
-    assert locate("threaded:crunch", [str(tmp_path)]).endswith("threaded.py:5")
+    THREADS.write(tmp_path, "threaded")
+    assert locate("threaded:crunch", [str(tmp_path)]).endswith(f"threaded.py:{THREADS.line_of('def crunch')}")
     assert locate("threaded:cruncj", [str(tmp_path)]) is None
     profile = Profile(frames=(Frame("fan_out", str(tmp_path / "threaded.py"), 8, "threaded", "user"),),
                       stacks=(Stack((0,), 1.0),))
@@ -219,7 +113,7 @@ def test_names_are_looked_up_in_the_source(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cpu_hot_spot_in_a_helper_under_a_loop(tmp_path: Path) -> None:
-    _write(tmp_path, "cpuapp", CPU_APP)
+    CPU.write(tmp_path, "cpuapp")
     result = profile_callable(_spec(tmp_path, "cpuapp:main"), duration=1.0)
     assert result.profiler == "pyinstrument"
     table = hot_spot_table(result.profile)
@@ -240,13 +134,15 @@ def test_cpu_hot_spot_in_a_helper_under_a_loop(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_lock_contention_is_named_with_its_call_site(tmp_path: Path) -> None:
     _need_py_spy()
-    _write(tmp_path, "ledger", LEDGER)
+    LOCK.write(tmp_path, "ledger")
     result = profile_command([sys.executable, str(tmp_path / "ledger.py")], cwd=str(tmp_path))
     found = waiting(result.profile)
     assert found.mostly and found.main_kind == "lock", found.to_dict()
     site = next(s for s in found.sites if s.kind == "lock")
-    assert site.function == "ledger:post" and site.caller == "ledger:worker" and site.line == 16
-    assert "waiting to acquire a lock in ledger:post (line 16), called from ledger:worker" in found.reading()
+    line = LOCK.line_of("with LOCK:")
+    assert site.function == "ledger:post" and site.caller == "ledger:worker" and site.line == line
+    assert (f"waiting to acquire a lock in ledger:post (line {line}), called from ledger:worker"
+            in found.reading())
     assert site.holder == "ledger:apply_entry" and site.holder_share > 0.02
     assert "likely the lock's holders" in found.reading()
     cpu = check_hypothesis(result.profile, ["ledger:apply_entry"], off_cpu=None)
@@ -257,7 +153,7 @@ def test_lock_contention_is_named_with_its_call_site(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sleeping_and_polling_is_waiting_not_a_lock(tmp_path: Path) -> None:
     _need_py_spy()
-    _write(tmp_path, "poller", POLLER)
+    POLL.write(tmp_path, "poller")
     result = profile_command([sys.executable, str(tmp_path / "poller.py")], cwd=str(tmp_path))
     found = waiting(result.profile)
     assert found.mostly and "lock" not in found.by_kind, found.to_dict()
@@ -268,7 +164,7 @@ def test_sleeping_and_polling_is_waiting_not_a_lock(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_threads_are_seen_by_default_and_names_that_exist_are_not_misspelt(tmp_path: Path) -> None:
-    _write(tmp_path, "threaded", THREADED)
+    THREADS.write(tmp_path, "threaded")
     spec = _spec(tmp_path, "threaded:fan_out")
     one = profile_callable(spec, duration=0.8, profiler="pyinstrument")
     check = check_hypothesis(one.profile, ["threaded:crunch"], paths=[str(tmp_path)])
@@ -290,7 +186,7 @@ def test_an_in_process_profiler_refuses_a_command_that_is_not_python(tmp_path: P
 
 @pytest.mark.slow
 def test_pyinstrument_on_a_python_command_is_what_runs(tmp_path: Path) -> None:
-    _write(tmp_path, "cpuapp", CPU_APP)
+    CPU.write(tmp_path, "cpuapp")
     result = profile_command([sys.executable, str(tmp_path / "cpuapp.py")], cwd=str(tmp_path),
                              profiler="pyinstrument")
     assert result.profiler == "pyinstrument" and not result.fallback

@@ -24,6 +24,7 @@ from perfloop.analysis.profiles import (
 from perfloop.config import BenchmarkSpec, Settings
 from perfloop.errors import TargetError, TargetTimeout, UsageError
 from perfloop.analysis import profilers
+from perfloop.analysis.profilers import commands
 from perfloop.analysis.profilers import (
     PY_SPY_INSTALL, PySpyStatus, check_py_spy, profile_callable, profile_command, profile_pid,
 )
@@ -397,7 +398,7 @@ def _no_py_spy() -> PySpyStatus:
 
 
 def test_without_py_spy_callables_fall_back_to_pyinstrument(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(profilers, "check_py_spy", _no_py_spy)
+    monkeypatch.setattr(profilers.pyspy, "check_py_spy", _no_py_spy)
     result = profile_callable(_spec("pipeline"), duration=DURATION, profiler="py-spy")
     assert result.profiler == "pyinstrument" and result.requested == "py-spy" and result.fallback
     assert any("py-spy is not usable here" in n and "pip install py-spy" in n for n in result.notes)
@@ -405,7 +406,7 @@ def test_without_py_spy_callables_fall_back_to_pyinstrument(monkeypatch: pytest.
 
 
 def test_without_py_spy_python_commands_fall_back_to_pyinstrument(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(profilers, "check_py_spy", _no_py_spy)
+    monkeypatch.setattr(profilers.pyspy, "check_py_spy", _no_py_spy)
     result = profile_command([sys.executable, PROFMOD])
     assert result.profiler == "pyinstrument" and result.fallback and result.exit_code == 0
     assert any("ran the Python program under pyinstrument" in n for n in result.notes)
@@ -418,16 +419,16 @@ def test_without_py_spy_python_commands_fall_back_to_pyinstrument(monkeypatch: p
 
 
 def test_python_program_detection() -> None:
-    detect = profilers._python_program
+    detect = commands.python_program
     assert detect(["python3", "-u", "-m", "shop.cli", "run"]).mode == "module"
     assert detect(["python", "-X", "dev", "app.py", "--port", "1"]).argv == ("app.py", "--port", "1")
     assert detect([sys.executable, "-c", "print(1)"]).mode == "code"
     assert detect(["/bin/sh", "-c", "true"]) is None
     assert detect(["python"]) is None
-    assert profilers._command_argv("python -m shop.report --days 3") == ["python", "-m", "shop.report",
+    assert commands.command_argv("python -m shop.report --days 3") == ["python", "-m", "shop.report",
                                                                          "--days", "3"]
-    assert profilers._command_argv("make bench | tee out") == ["/bin/sh", "-c", "make bench | tee out"]
-    assert profilers._command_argv("FOO=1 python x.py")[:2] == ["/bin/sh", "-c"]
+    assert commands.command_argv("make bench | tee out") == ["/bin/sh", "-c", "make bench | tee out"]
+    assert commands.command_argv("FOO=1 python x.py")[:2] == ["/bin/sh", "-c"]
 
 
 # -- py-spy, where it may attach ----------------------------------------------------------------

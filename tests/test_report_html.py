@@ -134,7 +134,38 @@ def test_comparison_distributions_with_verdicts(filled: Store) -> None:
     [figure] = figures.values()
     assert [d["type"] for d in figure["data"]] == ["box", "box"]
     assert figure["data"][0]["y"] == pytest.approx(base.results[0].values("wall_time"))
-    assert 'class="verdict-row"' in html and "regressed" in html
+    [row] = verdict_rows(html)
+    assert row[:2] == ["render&lt;/script&gt;&lt;b&gt;", "wall_time"] and row[-1] == "regressed"
+
+
+def verdict_rows(html: str) -> list[list[str]]:
+    """The cells of each row of the comparison table, as the page shows them."""
+    rows = re.findall(r'<tr class="verdict-row">(.*?)</tr>', html, flags=re.DOTALL)
+    return [[c.strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.DOTALL)] for r in rows]
+
+
+def test_the_comparison_table_names_the_benchmark_that_regressed(store: Store) -> None:
+    # "slow" is 20% slower on the head run, "steady" is not: only its row may say regressed
+    from perfloop.analysis.comparison import compare_runs
+    rng = np.random.default_rng(4)
+    ids = []
+    for i, slowdown in enumerate((1.0, 1.2)):
+        run_id = store.begin_run(label=f"r{i}", commit=sha(i), branch="main", dirty=False,
+                                 environment=ENV_A, settings={}, project="/p")
+        for name, level in (("slow", slowdown), ("steady", 1.0)):
+            samples = tuple(Sample("wall_time", float(level * (1 + 0.01 * rng.standard_normal())),
+                                   worker=w, index=k) for w in range(8) for k in range(3))
+            store.add_result(run_id, BenchmarkResult(name, "callable", "ok", samples=samples))
+        store.finish_run(run_id, RunStatus.COMPLETE)
+        ids.append(run_id)
+    html = render_report(comparison=compare_runs(store.get_run(ids[0]), store.get_run(ids[1])))
+    verdicts = {(row[0], row[1]): row[-1] for row in verdict_rows(html)}
+    assert set(verdicts) == {("slow", "wall_time"), ("steady", "wall_time")}
+    assert verdicts["slow", "wall_time"] == "regressed"
+    # separate runs: drift between them may leave "steady" undecided, never called a change
+    assert verdicts["steady", "wall_time"] in ("unchanged", "inconclusive")
+    [change] = [row[4] for row in verdict_rows(html) if row[0] == "slow"]
+    assert change.startswith("+") and 15 <= float(change.strip("+%")) <= 25, change
 
 
 def test_report_command_writes_the_file(filled: Store, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("scipy", "numpy", "sqlalchemy", "pandas", "pyinstrument", "alembic", "fastapi")
 
 
@@ -23,6 +25,7 @@ def test_importing_the_cli_imports_no_heavy_library() -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+@pytest.mark.slow   # one fresh interpreter per command
 def test_command_help_imports_no_heavy_library() -> None:
     for command in ("gate", "runs", "report", "compare", "import", "incident", "journal", "audit",
                     "params", "risk", "change", "cycle", "drill", "advise", "mode"):
