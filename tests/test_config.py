@@ -73,7 +73,7 @@ server = { command = ["python", "-m", "uvicorn", "app:app"], ready_url = "http:/
     ('[[benchmark]]\nname = "a"\ncommand = "x"\nserver = { command = "y", ready_url = "http://h" }\n',
      "benchmark.a.server", "only applies to http"),
     ('[[benchmark]]\nname = "a"\nhttp = { url = "ftp://x" }\n', "benchmark.a.http.url", "http://"),
-    ('[defaults]\nprocesses = 0\n[[benchmark]]\nname = "a"\ncallable = "m:f"\n', "defaults", "at least 1"),
+    ('[defaults]\nprocesses = 0\n[[benchmark]]\nname = "a"\ncallable = "m:f"\n', "defaults.processes", "at least 1"),
     ('[[benchmark]]\nname = "a"\ncallable = "m:f"\n[[benchmark]]\nname = "a"\ncommand = "x"\n',
      "benchmark", "duplicate"),
     ('colour = "red"\n', None, "unknown top-level"),

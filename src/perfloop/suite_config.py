@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import Settings, _settings, _str_map, _SETTING_TYPES
+from .config import SETTING_RULES, Settings, settings_from, str_list, str_map
 from .errors import ConfigError
 from .metrics import DEFAULT_METRICS
 
 TOOLS = ("pytest", "asv")
 #: What a suite's timed benchmarks can measure (asv's peakmem_ and track_ have their own metric).
 SUITE_METRICS = ("wall_time", "cpu_time", "peak_rss")
-_SUITE_KEYS = {*TOOLS, "args", "pythonpath", "env", "metrics", *_SETTING_TYPES}
+_SUITE_KEYS = {*TOOLS, "args", "pythonpath", "env", "metrics", *SETTING_RULES}
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,9 @@ def _suite(item: Any, index: int, defaults: Settings, root: Path, where: str) ->
     if bad:
         raise ConfigError(f"metric(s) {', '.join(bad)} not available for a suite", path=where,
                           key=f"{key}.metrics", hint=f"suites measure: {', '.join(SUITE_METRICS)}")
-    return SuiteSpec(tool=tool, path=path, settings=_settings(item, defaults, where, key),
+    return SuiteSpec(tool=tool, path=path, settings=settings_from(item, defaults, where, key),
                      metrics=tuple(dict.fromkeys(metrics)), args=tuple(args), pythonpath=tuple(paths),
-                     env=_str_map(item.get("env"), where, f"{key}.env"))
+                     env=str_map(item.get("env"), where, f"{key}.env"))
 
 
 __all__ = ["SuiteSpec", "SuiteTarget", "TOOLS", "parse_suites"]
