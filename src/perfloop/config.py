@@ -174,14 +174,14 @@ class Number:
 
     def describe(self) -> str:
         noun = "an integer" if self.integer else "a fraction" if self.fraction else "a number"
-        low = f"above {self.low:g}" if self.low_open else f"at least {self.low:g}"
-        high = f"below {self.high:g}" if self.high_open else f"at most {self.high:g}"
-        return f"{noun} {low} and {high}"
+        low = f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        high = f"less than {self.high:g}" if self.high_open else f"at most {self.high:g}"
+        return f"{noun}, {low} and {high}"
 
     def problem(self, name: str, value: object) -> tuple[str, str] | None:
         """(problem, fix) when ``value`` is unfit for key ``name``; None when it is fit."""
         fix = f"e.g. {name} = {self.example}"
-        wrong = f"{name} must be {self.describe()}, got {_shown(value)}"
+        wrong = f"{name} must be {self.describe()}, got {shown(value)}"
         if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
             return wrong, fix
         if isinstance(value, float) and not math.isfinite(value):
@@ -204,7 +204,7 @@ class Choice:
     def problem(self, name: str, value: object) -> tuple[str, str] | None:
         if isinstance(value, str) and value in self.options:
             return None
-        return (f"{name} must be one of {', '.join(self.options)}, got {_shown(value)}",
+        return (f"{name} must be one of {', '.join(self.options)}, got {shown(value)}",
                 f'e.g. {name} = "{self.options[0]}"')
 
 
@@ -347,7 +347,7 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
                           key="benchmark", hint="give each [[benchmark]] a unique name")
     store = data.get("store")
     if store is not None and not isinstance(store, str):
-        raise ConfigError(f"store must be a SQLAlchemy URL string, got {_shown(store)}", path=where,
+        raise ConfigError(f"store must be a SQLAlchemy URL string, got {shown(store)}", path=where,
                           key="store", hint='e.g. store = "sqlite:///.perfloop/perfloop.db"')
     risk = _table(data.get("risk", {}), where, "risk", 'e.g. [risk.boundaries] storage = ["app/db.py"]')
     return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store,
@@ -389,7 +389,7 @@ def _inherit(item: Any, shared: Mapping[str, Any]) -> Any:
 
 def _table(raw: object, where: str, key: str, fix: str) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"must be a table, got {_shown(raw)}", path=where, key=key, hint=fix)
+        raise ConfigError(f"must be a table, got {shown(raw)}", path=where, key=key, hint=fix)
     return raw
 
 
@@ -422,7 +422,7 @@ def str_map(raw: object, where: str, key: str) -> dict[str, str]:
         return {}
     if not isinstance(raw, Mapping) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
                                                for v in raw.values()):
-        raise ConfigError(f"must be a table of strings, got {_shown(raw)}", path=where, key=key,
+        raise ConfigError(f"must be a table of strings, got {shown(raw)}", path=where, key=key,
                           hint=f'e.g. {key.rsplit(".", 1)[-1]} = {{ NAME = "value" }}')
     return {str(k): str(v) for k, v in raw.items()}
 
@@ -434,19 +434,19 @@ def str_list(raw: object, where: str, key: str, fix: str, *, one: bool = False,
         raw = [raw]
     if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw) or (not raw and not empty):
         noun = "a non-empty list of strings" if not empty else "a list of strings"
-        raise ConfigError(f"{key.rsplit('.', 1)[-1]} must be {noun}, got {_shown(raw)}", path=where,
+        raise ConfigError(f"{key.rsplit('.', 1)[-1]} must be {noun}, got {shown(raw)}", path=where,
                           key=key, hint=fix)
     return tuple(raw)
 
 
 def _string(raw: object, where: str, key: str, fix: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise ConfigError(f"{key.rsplit('.', 1)[-1]} must be a non-empty string, got {_shown(raw)}",
+        raise ConfigError(f"{key.rsplit('.', 1)[-1]} must be a non-empty string, got {shown(raw)}",
                           path=where, key=key, hint=fix)
     return raw
 
 
-def _shown(value: Any, limit: int = 60) -> str:
+def shown(value: Any, limit: int = 60) -> str:
     """A value as an error message may quote it: repr, shortened."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
@@ -460,10 +460,10 @@ def name_problem(name: str) -> tuple[str, str] | None:
     """
     bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf")})
     if bad:
-        return (f"the benchmark name {_shown(name)} contains control characters ({', '.join(bad[:5])})",
+        return (f"the benchmark name {shown(name)} contains control characters ({', '.join(bad[:5])})",
                 "use printable characters only in names and parameter values")
     if len(name) > MAX_NAME:
-        return (f"the benchmark name {_shown(name)} is {len(name)} characters long",
+        return (f"the benchmark name {shown(name)} is {len(name)} characters long",
                 f"names (with their parameters) are at most {MAX_NAME} characters")
     return None
 
@@ -481,7 +481,7 @@ def _command(raw: object, where: str, key: str) -> tuple[str, ...] | str:
         return raw
     if isinstance(raw, list) and raw and all(isinstance(a, str) for a in raw):
         return tuple(raw)
-    raise ConfigError(f"must be an argv list of strings or a shell string, got {_shown(raw)}",
+    raise ConfigError(f"must be an argv list of strings or a shell string, got {shown(raw)}",
                       path=where, key=key,
                       hint='e.g. command = ["python", "-m", "shop.cli"] or command = "make bench"')
 
@@ -490,7 +490,7 @@ def _function(raw: object, where: str, key: str) -> str:
     """A ``module:function`` reference (callable, setup, teardown)."""
     name = key.rsplit(".", 1)[-1]
     if not isinstance(raw, str) or ":" not in raw:
-        raise ConfigError(f"{name} must be 'module:function', got {_shown(raw)}", path=where,
+        raise ConfigError(f"{name} must be 'module:function', got {shown(raw)}", path=where,
                           key=key, hint=f'e.g. {name} = "shop.pricing:quote"')
     return raw
 
@@ -562,7 +562,7 @@ def _custom_metrics(raw: object, where: str, key: str) -> dict[str, tuple[str, s
                               hint="allowed: unit, direction")
         unit = decl.get("unit", "")
         if not isinstance(unit, str):
-            raise ConfigError(f"unit must be a string, got {_shown(unit)}", path=where,
+            raise ConfigError(f"unit must be a string, got {shown(unit)}", path=where,
                               key=f"{here}.unit", hint='e.g. unit = "ms" (or "" for a count)')
         _check(Choice(_DIRECTIONS), "direction", decl.get("direction", "lower"), where,
                f"{here}.direction")
@@ -613,7 +613,7 @@ def _http(raw: object, where: str, key: str) -> HttpSpec:
     if not isinstance(url, str):
         raise ConfigError("http needs a url", path=where, key=key, hint=fix)
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"url must start with http:// or https://, got {_shown(url)}", path=where,
+        raise ConfigError(f"url must start with http:// or https://, got {shown(url)}", path=where,
                           key=f"{key}.url", hint='e.g. url = "http://127.0.0.1:8000/health"')
     headers = str_map(table.get("headers"), where, f"{key}.headers")
     body = table.get("body")
@@ -622,11 +622,11 @@ def _http(raw: object, where: str, key: str) -> HttpSpec:
         body = json.dumps(table["json"])
         headers.setdefault("content-type", "application/json")
     if body is not None and not isinstance(body, str):
-        raise ConfigError(f"body must be a string, got {_shown(body)}", path=where, key=f"{key}.body",
+        raise ConfigError(f"body must be a string, got {shown(body)}", path=where, key=f"{key}.body",
                           hint='e.g. body = "a=1", or json = { a = 1 } for a JSON body')
     method = table.get("method", "GET")
     if not isinstance(method, str) or method.upper() not in _HTTP_METHODS:
-        raise ConfigError(f"unsupported method {_shown(method)}", path=where, key=f"{key}.method",
+        raise ConfigError(f"unsupported method {shown(method)}", path=where, key=f"{key}.method",
                           hint=f"one of {', '.join(_HTTP_METHODS)}")
     given = {name: _number(rule, name, table[name], where, f"{key}.{name}")
              for name, rule in _HTTP_RULES.items() if name in table}

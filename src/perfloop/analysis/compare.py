@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
-from ..config import DEFAULT_TOLERANCE
+from ..config import DEFAULT_TOLERANCE, check_setting
 from ..errors import UsageError
 from ..metrics import Direction, Metric, get_metric
 from ..records import BenchmarkResult, ResultStatus
@@ -399,12 +399,8 @@ def _too_few(base_groups: list[list[float]], head_groups: list[list[float]],
 
 
 def _check_settings(tolerance: float, confidence: float, resamples: int) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise UsageError(f"confidence must be a fraction between 0 and 1, got {confidence!r}",
-                         hint="e.g. 0.99 for 99%")
-    if not 0.0 < tolerance < 1.0:
-        raise UsageError(f"tolerance must be a fraction between 0 and 1, got {tolerance!r}",
-                         hint="e.g. 0.05 for 5%")
+    check_setting("confidence", confidence)   # the bounds a configuration file is held to
+    check_setting("tolerance", tolerance)
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 0:
         raise UsageError(f"resamples must be a non-negative integer, got {resamples!r}",
                          hint="2000 is the default; 0 skips the bootstrap check")

@@ -350,13 +350,12 @@ def doctor(
 
     Example: `perfloop doctor --processes 20 --json`, `perfloop doctor --calibrate 4`
     """
-    from ..config import find_config, load_config
+    from ..config import check_setting, find_config, load_config
     from ..errors import ConfigError
     from ..measure.environment import fingerprint
     from ..workflows.doctor import run_doctor
 
-    if not 0.5 < confidence < 1:
-        raise UsageError(f"--confidence {confidence}: must be between 0.5 and 1", hint="e.g. 0.99")
+    check_setting("confidence", confidence, option="--confidence")
     if not 0.05 < power < 1:
         raise UsageError(f"--power {power}: must be between 0.05 and 1", hint="e.g. 0.8")
     root = project_root(directory)

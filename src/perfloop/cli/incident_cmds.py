@@ -507,11 +507,12 @@ def verify(
 
     Example: `perfloop verify` (after `perfloop baseline` and your patch), or `perfloop verify --check` in a script
     """
+    from ..config import check_setting
     from ..report.text import render_comparison
     from ..workflows.verify import verify as run_verify
     from .progress import RichProgress
-    if tolerance is not None and not 0 < tolerance < 1:
-        raise UsageError(f"--tolerance {tolerance}: must be a fraction between 0 and 1", hint="e.g. 0.05")
+    if tolerance is not None:
+        check_setting("tolerance", tolerance, option="--tolerance")
     root, config, db = _context(directory, store)
     assert config is not None
     progress = None if json else RichProgress(err_console)

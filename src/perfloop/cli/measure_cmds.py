@@ -200,16 +200,13 @@ def compare(
     from ..analysis.compare import VerdictKind
     from ..analysis.comparison import DRIFTING_METRICS, compare_runs, interleaved_with
     from ..analysis.drift import measured_run_noise
-    from ..config import DEFAULT_RUN_NOISE
+    from ..config import DEFAULT_RUN_NOISE, check_setting
     from ..report.text import render_comparison
-    if tolerance is not None and not 0 < tolerance < 1:
-        raise UsageError(f"--tolerance {tolerance}: must be a fraction between 0 and 1",
-                         hint="e.g. --tolerance 0.05 for 5%")
-    if not 0.5 < confidence < 1:
-        raise UsageError(f"--confidence {confidence}: must be between 0.5 and 1", hint="e.g. 0.99")
-    if run_noise is not None and not 0 <= run_noise < 1:
-        raise UsageError(f"--run-noise {run_noise}: must be a fraction between 0 and 1",
-                         hint="e.g. --run-noise 0.02 for 2%, or 0 to turn it off")
+    if tolerance is not None:
+        check_setting("tolerance", tolerance, option="--tolerance")
+    check_setting("confidence", confidence, option="--confidence")
+    if run_noise is not None:
+        check_setting("run_noise", run_noise, option="--run-noise")
     root = project_root(directory)
     db = open_store(directory, store)
     try:
