@@ -79,11 +79,8 @@ def advise(
                           shipping_features=shipping_features)
     if (situation.gain is None) != (situation.cost is None):
         raise UsageError("--gain and --cost go together", hint="e.g. --gain 1% --cost 10%")
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         evidence = gather_evidence(db, project_root(directory))
-    finally:
-        db.close()
     advice = decide(situation, evidence)
     if json:
         print_json(advice.to_dict())
@@ -157,14 +154,11 @@ def drill_start(
     from ..workflows import drills
     root = project_root(directory)
     config = load_config(root)
-    db = open_store(directory, store, config=config)
-    try:
+    with open_store(directory, store, config=config) as db:
         if not json:
             console.print("Surveying the functions the benchmarks exercise (a short profile each)",
                           style="dim")
         drill = drills.start(db, config, difficulty=difficulty, seed=seed, names=benchmark or ())
-    finally:
-        db.close()
     if json:
         print_json(drill.to_dict())
         return
@@ -190,11 +184,8 @@ def drill_answer(
     Example: `perfloop drill answer shop.pricing:parse_condition`
     """
     from ..workflows import drills
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         result = drills.answer(db, project_root(directory), function)
-    finally:
-        db.close()
     if json:
         print_json({"answer": result.answer, "right": result.right, "drill": result.drill.to_dict()})
     elif result.right:
@@ -219,11 +210,8 @@ def drill_stop(
     Example: `perfloop drill stop`
     """
     from ..workflows import drills
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         drill = drills.stop(db, project_root(directory))
-    finally:
-        db.close()
     if json:
         print_json(drill.to_dict())
         return
@@ -243,11 +231,8 @@ def drill_history(
     Example: `perfloop drill history --json`
     """
     from ..workflows import drills
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         items = drills.history(db, project_root(directory), limit=limit)
-    finally:
-        db.close()
     if json:
         print_json([d.to_dict() for d in items])
         return

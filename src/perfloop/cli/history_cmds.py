@@ -92,13 +92,10 @@ def history(
     Example: `perfloop history quote --metric wall_time --all-environments`
     """
     from ..workflows.history import benchmark_history
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         histories = benchmark_history(db, benchmark, metrics=metric, branch=branch,
                                       environment=environment, all_environments=all_environments,
                                       settings=_settings(min_size, min_change))
-    finally:
-        db.close()
     if json:
         print_json({"benchmark": benchmark, "series": [h.to_dict() for h in histories]})
         return
@@ -253,13 +250,10 @@ def detect(
     """
     from ..workflows.history import detect_all
     when = parse_since(since)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         found = detect_all(db, since=when, branch=branch, benchmark=benchmark, metrics=metric,
                            all_environments=all_environments,
                            settings=_settings(min_size, min_change))
-    finally:
-        db.close()
     if json:
         print_json({"since": when.isoformat() if when else None, **found.to_dict()})
         return
@@ -350,6 +344,8 @@ def doctor(
 
     Example: `perfloop doctor --processes 20 --json`, `perfloop doctor --calibrate 4`
     """
+    from contextlib import nullcontext
+
     from ..config import check_setting, find_config, load_config
     from ..errors import ConfigError
     from ..measure.environment import fingerprint
@@ -369,8 +365,7 @@ def doctor(
         raise UsageError("--calibrate runs the project's benchmarks: it needs a valid "
                          "perfloop.toml and the store",
                          hint="run it in the project directory, without --machine-only")
-    db = None if machine_only else open_store(directory, store, config=config)
-    try:
+    with nullcontext() if machine_only else open_store(directory, store, config=config) as db:
         if calibrate and db is not None and config is not None:
             from ..workflows.run import run_project
             for i in range(calibrate):
@@ -378,9 +373,6 @@ def doctor(
                 run_project(config, db, label="calibrate")
         report = run_doctor(db, environment=fingerprint().get("fingerprint"), config=config,
                             processes=processes, recent=runs, confidence=confidence, power=power)
-    finally:
-        if db is not None:
-            db.close()
     if json:
         print_json(report.to_dict())
         return
@@ -489,8 +481,7 @@ def report(
             raise UsageError(f"--gate {gate}: {exc}",
                              hint="pass the file written by `perfloop gate --json > gate.json`") from exc
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         histories = [] if no_history else all_histories(
             db, benchmark=benchmark, metrics=metric, branch=branch,
             all_environments=all_environments, since=when, settings=_settings(min_size, min_change))
@@ -502,8 +493,6 @@ def report(
             comparison = compare_runs(base_run, head_run, benchmarks=[benchmark] if benchmark else None,
                                       metrics=metric)
         store_url = db.url
-    finally:
-        db.close()
     shown = [h for h in histories if len(h.series) >= 2]
     notes = []
     if len(shown) < len(histories):
