@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from numbers import Real
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, TypedDict, Union
 
 import numpy as np
 
@@ -110,6 +110,27 @@ class Verdict:
         return out
 
 
+class _Shared(TypedDict):
+    """The fields every verdict of one comparison shares: what was compared, and how much."""
+
+    benchmark: str
+    metric: str
+    unit: str
+    direction: str
+    confidence: float
+    tolerance: float
+    base_n: int
+    head_n: int
+    base_workers: int
+    head_workers: int
+
+
+class _PairedShared(_Shared):
+    base_location: float
+    head_location: float
+    design: str
+
+
 def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str = "",
                    tolerance: float = DEFAULT_TOLERANCE, confidence: float = 0.99,
                    resamples: int = 2000, seed: int = 0) -> Verdict:
@@ -127,9 +148,9 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
     head_groups = _groups(head, "head")
     nb_w, nh_w = len(base_groups), len(head_groups)
     nb_v, nh_v = sum(map(len, base_groups)), sum(map(len, head_groups))
-    common = dict(benchmark=benchmark, metric=metric.name, unit=metric.unit,
-                  direction=metric.direction.value, confidence=confidence, tolerance=tolerance,
-                  base_n=nb_v, head_n=nh_v, base_workers=nb_w, head_workers=nh_w)
+    common = _Shared(benchmark=benchmark, metric=metric.name, unit=metric.unit,
+                     direction=metric.direction.value, confidence=confidence, tolerance=tolerance,
+                     base_n=nb_v, head_n=nh_v, base_workers=nb_w, head_workers=nh_w)
 
     per_worker = min(nb_w, nh_w) >= MIN_WORKERS
     fewest_values = min(nb_v, nh_v)
@@ -209,12 +230,14 @@ def compare_results(base: BenchmarkResult, head: BenchmarkResult, *, tolerance: 
     for name in names:
         metric = get_metric(name, unit=head.units.get(name) or base.units.get(name, ""),
                             direction=head.directions.get(name) or base.directions.get(name, "lower"))
-        args = dict(metric=metric, benchmark=head.name, tolerance=tolerance, confidence=confidence)
         if per_block is not None:
-            verdict = compare_paired(base_groups[name], head_groups[name],
-                                     workers_per_block=per_block, **args)
+            verdict = compare_paired(base_groups[name], head_groups[name], metric=metric,
+                                     benchmark=head.name, tolerance=tolerance,
+                                     confidence=confidence, workers_per_block=per_block)
         else:
-            verdict = compare_groups(base_groups[name], head_groups[name], **args)
+            verdict = compare_groups(base_groups[name], head_groups[name], metric=metric,
+                                     benchmark=head.name, tolerance=tolerance,
+                                     confidence=confidence)
         if status:
             verdict = replace(verdict, note="; ".join([*status, *filter(None, [verdict.note])]))
         verdicts.append(verdict)
@@ -278,13 +301,13 @@ def compare_paired(base: Groups, head: Groups, *, metric: Metric, benchmark: str
                               tolerance=tolerance, confidence=confidence)
     b_med = [_median(g) for _, g in sorted(base_groups.items())]
     h_med = [_median(g) for _, g in sorted(head_groups.items())]
-    common = dict(benchmark=benchmark, metric=metric.name, unit=metric.unit,
-                  direction=metric.direction.value, confidence=confidence, tolerance=tolerance,
-                  base_n=sum(map(len, base_groups.values())),
-                  head_n=sum(map(len, head_groups.values())),
-                  base_workers=len(base_groups), head_workers=len(head_groups),
-                  base_location=stats.trimmed_mean(np.asarray(b_med)),
-                  head_location=stats.trimmed_mean(np.asarray(h_med)), design="paired")
+    common = _PairedShared(benchmark=benchmark, metric=metric.name, unit=metric.unit,
+                           direction=metric.direction.value, confidence=confidence,
+                           tolerance=tolerance, base_n=sum(map(len, base_groups.values())),
+                           head_n=sum(map(len, head_groups.values())),
+                           base_workers=len(base_groups), head_workers=len(head_groups),
+                           base_location=stats.trimmed_mean(np.asarray(b_med)),
+                           head_location=stats.trimmed_mean(np.asarray(h_med)), design="paired")
     n = len(ratios)
     if n < 2 and not no_spread:
         change = math.expm1(float(ratios.mean()))
@@ -381,7 +404,7 @@ def _more_workers(iv: stats.Interval, tol_low: float, tol_high: float, confidenc
 
 
 def _too_few(base_groups: list[list[float]], head_groups: list[list[float]],
-             common: dict[str, Any]) -> Verdict:
+             common: _Shared) -> Verdict:
     """An inconclusive verdict for sides too small to estimate any spread."""
     fewest = min(len(base_groups), len(head_groups))
     per_worker = max((len(g) for g in base_groups + head_groups), default=1)

@@ -16,6 +16,7 @@ from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_
                      project_root)
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from rich.console import JustifyMethod
     from ..workflows.history import Detection, DetectorSettings, SeriesHistory
 
 CHART_WIDTH = 72
@@ -146,9 +147,10 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
                                     ("   (^ change point, E environment changed, A approval)", "dim")))
     if h.change_points:
         table = Table(title="change points", header_style="bold", title_justify="left")
-        for col, just in (("#", "right"), ("kind", "left"), ("commits", "left"), ("runs", "left"),
-                          ("level", "right"), ("change", "right"), ("p-value", "right"),
-                          ("behind it", "left")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("#", "right"), ("kind", "left"), ("commits", "left"), ("runs", "left"),
+            ("level", "right"), ("change", "right"), ("p-value", "right"), ("behind it", "left"))
+        for col, just in columns:
             table.add_column(col, justify=just, no_wrap=col in ("commits", "kind"))
         for c in h.change_points:
             behind = c.environment_change.describe() if c.environment_change else f"git log {c.commit_range}"
@@ -201,8 +203,10 @@ def _render_points(h: SeriesHistory, limit: int) -> None:
     starts = {c.index: c for c in h.change_points}
     env_starts = {e.index for e in h.environment_changes}
     table = Table(header_style="bold")
-    for col, just in (("#", "right"), ("run", "right"), ("when", "left"), ("commit", "left"),
-                      ("env", "left"), (s.key.metric, "right"), ("", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"), ("run", "right"), ("when", "left"), ("commit", "left"), ("env", "left"),
+        (s.key.metric, "right"), ("", "left"))
+    for col, just in columns:
         table.add_column(col, justify=just)
     for i in range(first, len(s)):
         p = s.points[i]
@@ -266,10 +270,11 @@ def render_detection(found: Detection) -> None:
     from rich.text import Text
     if found.changes:
         table = Table(title="change points, newest first", header_style="bold", title_justify="left")
-        for col, just in (("when", "left"), ("benchmark", "left"), ("metric", "left"),
-                          ("branch", "left"), ("env", "left"), ("kind", "left"),
-                          ("commits", "left"), ("level", "right"), ("change", "right"),
-                          ("p-value", "right")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("when", "left"), ("benchmark", "left"), ("metric", "left"), ("branch", "left"),
+            ("env", "left"), ("kind", "left"), ("commits", "left"), ("level", "right"),
+            ("change", "right"), ("p-value", "right"))
+        for col, just in columns:
             table.add_column(col, justify=just, no_wrap=col in ("commits", "kind"))
         for d in found.changes:
             c, s = d.change, d.history.series
@@ -283,9 +288,10 @@ def render_detection(found: Detection) -> None:
     if searchable:
         table = Table(title="series searched: the smallest step each would show",
                       header_style="bold", title_justify="left")
-        for col, just in (("benchmark", "left"), ("metric", "left"), ("branch", "left"),
-                          ("env", "left"), ("runs", "right"), ("noise", "right"),
-                          ("min step", "right"), ("found", "right")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("benchmark", "left"), ("metric", "left"), ("branch", "left"), ("env", "left"),
+            ("runs", "right"), ("noise", "right"), ("min step", "right"), ("found", "right"))
+        for col, just in columns:
             table.add_column(col, justify=just, overflow="fold")
         for h in searchable:
             sens, key = h.sensitivity, h.series.key
@@ -394,9 +400,11 @@ def render_doctor(report) -> None:
         table = Table(title=f"minimum detectable change (environment {env}, {report.confidence * 100:g}% "
                             f"confidence, {report.power * 100:g}% power)",
                       header_style="bold", title_justify="left")
-        for col, just in (("benchmark", "left"), ("metric", "left"), ("runs", "right"),
-                          ("noise", "right"), ("processes", "right"), ("MDC", "right"),
-                          ("tolerance", "right"), ("processes needed", "right"), ("status", "left")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("benchmark", "left"), ("metric", "left"), ("runs", "right"), ("noise", "right"),
+            ("processes", "right"), ("MDC", "right"), ("tolerance", "right"),
+            ("processes needed", "right"), ("status", "left"))
+        for col, just in columns:
             table.add_column(col, justify=just)
         for n in report.noise:
             mdc = f"{n.mdc * 100:.1f}%" if n.mdc != float("inf") else "-"

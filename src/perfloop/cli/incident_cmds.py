@@ -21,6 +21,7 @@ from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from rich.console import JustifyMethod
     from ..config import ProjectConfig
     from ..store import Store
     from ..workflows import incident as incidents
@@ -440,8 +441,10 @@ def _render_target(t: Any, root: Path, limit: int) -> None:
     console.print(f"[bold]{escape(t.target)}[/] ({t.purpose}; {r.profiler}, {r.duration:.1f} s"
                   + (f", {r.calls} calls" if r.calls else "") + ")", highlight=False)
     table = Table(header_style="bold", title="Hot spots in user code, by self share")
-    for col, just in (("#", "right"), ("function", "left"), ("file:line", "left"), ("self", "right"),
-                      ("total", "right"), ("waiting", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"), ("function", "left"), ("file:line", "left"), ("self", "right"),
+        ("total", "right"), ("waiting", "left"))
+    for col, just in columns:
         table.add_column(col, justify=just)
     matched = set(t.check.matched) if t.check else set()
     waits: dict[str, dict[str, float]] = {}
