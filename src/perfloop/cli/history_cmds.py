@@ -284,17 +284,17 @@ def render_detection(found: Detection) -> None:
                           f"{format_value(c.mean_before, s.unit)} -> {format_value(c.mean_after, s.unit)}",
                           format_change(c.magnitude), f"{c.pvalue:.2g}")
         print_table(console, table)
-    searchable = [h for h in found.histories if h.sensitivity is not None]
+    searchable = [(h, h.sensitivity) for h in found.histories if h.sensitivity is not None]
     if searchable:
         table = Table(title="series searched: the smallest step each would show",
                       header_style="bold", title_justify="left")
-        columns: tuple[tuple[str, JustifyMethod], ...] = (
+        columns = (
             ("benchmark", "left"), ("metric", "left"), ("branch", "left"), ("env", "left"),
             ("runs", "right"), ("noise", "right"), ("min step", "right"), ("found", "right"))
         for col, just in columns:
             table.add_column(col, justify=just, overflow="fold")
-        for h in searchable:
-            sens, key = h.sensitivity, h.series.key
+        for h, sens in searchable:
+            key = h.series.key
             table.add_row(Text(key.benchmark), Text(key.metric), Text(key.branch or ""),
                           (key.environment or "all")[:8], str(len(h.series)),
                           _percent_or_value(sens.noise, sens.absolute_noise, h.series.unit),
