@@ -30,7 +30,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, TypedDict
 
 from .errors import ConfigError, UsageError
 from .metrics import BUILTIN, DEFAULT_METRICS, SUPPORTED_METRICS
@@ -97,6 +97,13 @@ class HttpSpec:
     duration: float = 5.0       # seconds of load per repetition
     connections: int = 32       # upper bound on concurrent requests in flight
     request_timeout: float = 10.0
+
+
+class DeclaredMetrics(TypedDict):
+    """A benchmark's custom metrics as its results record them: unit and direction by name."""
+
+    units: dict[str, str]
+    directions: dict[str, str]
 
 
 @dataclass(frozen=True)
