@@ -140,8 +140,9 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
     sequences (``[values]`` for a single worker). ``resamples`` and ``seed`` drive the
     bootstrap check of the interval; the same inputs always give the same verdict.
 
-    Raises :class:`~perfloop.errors.UsageError` for a confidence or tolerance outside (0, 1),
-    a negative ``resamples`` or values that are not finite numbers.
+    Raises :class:`~perfloop.errors.UsageError` for a confidence outside (0.5, 1), a tolerance
+    outside (0, 1) (the bounds of :func:`perfloop.config.setting_problem`), a negative
+    ``resamples`` or values that are not finite numbers.
     """
     _check_settings(tolerance, confidence, resamples)
     base_groups = _groups(base, "base")
