@@ -8,9 +8,22 @@ package, pays nothing for the store, the statistics or the CLI.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:   # what type checkers and editors see; at run time each name loads on first use
+    from .analysis.changepoints import ChangePoint, detect_change_points
+    from .analysis.compare import Verdict, VerdictKind, compare_groups, compare_results
+    from .analysis.comparison import Comparison, compare_runs
+    from .config import BenchmarkSpec, ProjectConfig, Settings, load_config
+    from .errors import ConfigError, GateFailed, PerfloopError, StoreError, TargetError, UsageError
+    from .measure.runner import run_benchmarks
+    from .metrics import Metric
+    from .records import BenchmarkResult, Sample
+    from .store import Store, resolve_store_url
+    from .workflows.gate import GateOptions, run_gate
+    from .workflows.run import run_project
 
 _EXPORTS: dict[str, str] = {
     # configuration and records

@@ -30,10 +30,13 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, TypedDict
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .metrics import BUILTIN, DEFAULT_METRICS, SUPPORTED_METRICS
+
+if TYPE_CHECKING:   # suite_config imports this module
+    from .suite_config import SuiteSpec, SuiteTarget
 
 CONFIG_FILES = ("perfloop.toml", "pyproject.toml")
 #: Benchmarks one ``params`` grid may expand to: far beyond any suite anyone runs, and a bound
@@ -41,12 +44,6 @@ CONFIG_FILES = ("perfloop.toml", "pyproject.toml")
 MAX_GRID = 10_000
 #: Longest benchmark name (parameters included): names are shown in tables and CI logs.
 MAX_NAME = 500
-#: Upper bounds of the numeric settings: larger values are mistakes, and some would overflow
-#: (a process count, a deadline) far from the file that set them.
-_SETTING_LIMITS: dict[str, float] = {
-    "processes": 100_000, "values": 1_000_000, "warmup": 1_000_000, "min_time": 3600.0,
-    "timeout": 7 * 86400.0, "tolerance": 1e12, "run_noise": 1e12,   # range checked below
-}
 #: Values of the ``decide_on`` setting.
 DECIDE_ON = ("auto", "wall_time", "cpu_time", "cpu_norm", "instructions")
 DEFAULT_TOLERANCE = 0.05
@@ -76,20 +73,11 @@ class Settings:
     reference: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("processes", "values"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.warmup < 0:
-            raise ValueError("warmup must be >= 0")
-        if self.min_time < 0 or self.timeout <= 0:
-            raise ValueError("min_time must be >= 0 and timeout > 0")
-        if not 0 < self.tolerance < 1:
-            raise ValueError("tolerance must be a fraction between 0 and 1, e.g. 0.05 for 5%")
-        if not 0 <= self.run_noise < 1:
-            raise ValueError("run_noise must be a fraction between 0 and 1, e.g. 0.02 for 2%")
-        if self.decide_on not in DECIDE_ON:
-            raise ValueError(f"decide_on must be one of {', '.join(DECIDE_ON)}, "
-                             f"got {self.decide_on!r}")
+        # the bounds a configuration file is held to (SETTING_RULES) hold for code too
+        for name, rule in SETTING_RULES.items():
+            problem = rule.problem(name, getattr(self, name))
+            if problem:
+                raise UsageError(problem[0], hint=problem[1])
 
 
 @dataclass(frozen=True)
@@ -113,6 +101,13 @@ class HttpSpec:
     duration: float = 5.0       # seconds of load per repetition
     connections: int = 32       # upper bound on concurrent requests in flight
     request_timeout: float = 10.0
+
+
+class DeclaredMetrics(TypedDict):
+    """A benchmark's custom metrics as its results record them: unit and direction by name."""
+
+    units: dict[str, str]
+    directions: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -140,8 +135,8 @@ class BenchmarkSpec:
     # custom metric declarations: name -> (unit, direction)
     custom_metrics: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     root: str = "."                             # project directory, for relative paths
-    # a benchmark of a [[suite]] (perfloop.suite_config.SuiteTarget): kind "callable", no callable
-    suite: Any = None
+    # a benchmark of a [[suite]]: kind "callable", no callable
+    suite: SuiteTarget | None = None
 
     @property
     def tracemalloc(self) -> bool:
@@ -155,9 +150,9 @@ class ProjectConfig:
     defaults: Settings
     benchmarks: tuple[BenchmarkSpec, ...]
     store: str | None = None
-    # [[suite]] tables (perfloop.suite_config.SuiteSpec) whose benchmarks are not collected yet:
+    # [[suite]] tables whose benchmarks are not collected yet:
     # perfloop.measure.suites.with_suites collects them into ``benchmarks``
-    suites: tuple[Any, ...] = ()
+    suites: tuple[SuiteSpec, ...] = ()
     risk: Mapping[str, Any] = field(default_factory=dict)   # [risk], checked by workflows.risk
 
     def select(self, names: list[str] | None) -> list[BenchmarkSpec]:
@@ -173,19 +168,122 @@ class ProjectConfig:
         return chosen
 
 
-_SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
-    "processes": int, "values": int, "warmup": int,
-    "min_time": (int, float), "tolerance": (int, float), "timeout": (int, float),
-    "run_noise": (int, float), "decide_on": str, "reference": bool,
+# --- the schema: what every key accepts, and the fix a message shows --------------------------
+
+@dataclass(frozen=True)
+class Number:
+    """What a numeric key accepts: an integer or any number, within a range whose ends are
+    open or closed. ``fraction`` marks a share written as 0.05, not 5 (5 gets a hint)."""
+
+    integer: bool
+    low: float
+    high: float
+    example: str
+    low_open: bool = False
+    high_open: bool = False
+    fraction: bool = False
+
+    def describe(self) -> str:
+        noun = "an integer" if self.integer else "a fraction" if self.fraction else "a number"
+        low = f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        high = f"less than {self.high:g}" if self.high_open else f"at most {self.high:g}"
+        return f"{noun}, {low} and {high}"
+
+    def problem(self, name: str, value: object) -> tuple[str, str] | None:
+        """(problem, fix) when ``value`` is unfit for key ``name``; None when it is fit."""
+        fix = f"e.g. {name} = {self.example}"
+        wrong = f"{name} must be {self.describe()}, got {shown(value)}"
+        if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
+            return wrong, fix
+        if isinstance(value, float) and not math.isfinite(value):
+            return wrong, fix
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        if above and below:
+            return None
+        if self.fraction and 1 <= value <= 100:
+            fix = f"{name} is a fraction: write {value / 100:g} for {value:g}%"
+        return wrong, fix
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a key naming one of a few options accepts."""
+
+    options: tuple[str, ...]
+
+    def problem(self, name: str, value: object) -> tuple[str, str] | None:
+        if isinstance(value, str) and value in self.options:
+            return None
+        return (f"{name} must be one of {', '.join(self.options)}, got {shown(value)}",
+                f'e.g. {name} = "{self.options[0]}"')
+
+
+@dataclass(frozen=True)
+class Flag:
+    """What an on/off key accepts: true or false."""
+
+    def problem(self, name: str, value: object) -> tuple[str, str] | None:
+        if isinstance(value, bool):
+            return None
+        return f"{name} must be true or false, got {shown(value)}", f"e.g. {name} = false"
+
+
+#: The settings of [defaults], [[benchmark]] and [[suite]], and what each accepts. The upper
+#: bounds stop mistakes that would overflow (a process count, a deadline) far from the file.
+SETTING_RULES: dict[str, Number | Choice | Flag] = {
+    "processes": Number(integer=True, low=1, high=100_000, example="10"),
+    "values": Number(integer=True, low=1, high=1_000_000, example="5"),
+    "warmup": Number(integer=True, low=0, high=1_000_000, example="1"),
+    "min_time": Number(integer=False, low=0, high=3600, example="0.02"),
+    "tolerance": Number(integer=False, low=0, high=1, low_open=True, high_open=True,
+                        fraction=True, example="0.05"),
+    "run_noise": Number(integer=False, low=0, high=1, high_open=True, fraction=True,
+                        example="0.03"),
+    "timeout": Number(integer=False, low=0, high=7 * 86400, low_open=True, example="300"),
+    "decide_on": Choice(DECIDE_ON),
+    "reference": Flag(),
 }
-_HTTP_LIMITS: dict[str, float] = {"rate": 1e6, "duration": 86400.0, "request_timeout": 3600.0,
-                                   "connections": 100_000}
+#: The confidence of a comparison's interval (an option of the commands that compare, not a
+#: key of the file): below one half an interval says less than a coin toss.
+CONFIDENCE = Number(integer=False, low=0.5, high=1, low_open=True, high_open=True,
+                    fraction=True, example="0.99")
+_HTTP_RULES: dict[str, Number] = {
+    "rate": Number(integer=False, low=0, high=1e6, low_open=True, example="100"),
+    "duration": Number(integer=False, low=0, high=86400, low_open=True, example="5"),
+    "request_timeout": Number(integer=False, low=0, high=3600, low_open=True, example="10"),
+    "connections": Number(integer=True, low=1, high=100_000, example="32"),
+}
+_READY_TIMEOUT = Number(integer=False, low=0, high=7 * 86400, low_open=True, example="30")
 _TARGET_KEYS = ("callable", "command", "http")
 _BENCH_KEYS = {"name", "params", "metrics", "setup", "teardown", "pythonpath", "cwd", "env",
-               "server", "custom_metrics", *_TARGET_KEYS, *_SETTING_TYPES}
-_HTTP_KEYS = {"url", "method", "headers", "body", "json", "rate", "duration", "connections",
-              "request_timeout"}
+               "server", "custom_metrics", *_TARGET_KEYS, *SETTING_RULES}
+_HTTP_KEYS = {"url", "method", *_HTTP_RULES, "headers", "body", "json"}
+_HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 _SERVER_KEYS = {"command", "ready_url", "ready_timeout", "cwd", "env"}
+_CUSTOM_METRIC_KEYS = {"unit", "direction"}
+_DIRECTIONS = ("lower", "higher")
+_CUSTOM_METRIC_EXAMPLE = 'e.g. custom_metrics = { score = { unit = "points", direction = "higher" } }'
+
+
+def setting_problem(name: str, value: object) -> tuple[str, str] | None:
+    """(problem, fix) when ``value`` is unfit for setting ``name`` (a key of SETTING_RULES, or
+    ``confidence``); None when it is fit. The one place the bounds of a setting live: the file,
+    the CLI's options and the comparison functions all ask here."""
+    rule = CONFIDENCE if name == "confidence" else SETTING_RULES[name]
+    return rule.problem(name, value)
+
+
+def check_setting(name: str, value: object, *, option: str | None = None) -> None:
+    """UsageError when :func:`setting_problem` finds one; ``option`` (a CLI flag such as
+    ``--tolerance``) is named in the message when the value came from one."""
+    problem = setting_problem(name, value)
+    if problem:
+        message, fix = problem
+        if option:
+            message = f"{option}: {message}"
+            fix = fix.replace(f"{name} = ", f"{option} ")
+        raise UsageError(message, hint=fix)
 
 
 def find_config(root: Path) -> Path | None:
@@ -244,13 +342,16 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", path=where,
                           hint="allowed: [defaults], [[benchmark]], [[suite]], store, "
                                "[[parameter]], [audit], [risk]")
-    raw_defaults = data.get("defaults", {})
-    if not isinstance(raw_defaults, Mapping):
-        raise ConfigError("must be a table", path=where, key="defaults")
+    raw_defaults = _table(data.get("defaults", {}), where, "defaults",
+                          "e.g. [defaults]\nprocesses = 10")
     # [defaults] holds settings, and benchmark keys that every benchmark inherits
+    extra = set(raw_defaults) - set(SETTING_RULES) - set(INHERITED_KEYS)
+    if extra:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(extra))}", path=where,
+                          key="defaults",
+                          hint=f"allowed: {', '.join([*SETTING_RULES, *INHERITED_KEYS])}")
     shared = {k: v for k, v in raw_defaults.items() if k in INHERITED_KEYS}
-    defaults = _settings({k: v for k, v in raw_defaults.items() if k not in INHERITED_KEYS},
-                         Settings(), where, "defaults")
+    defaults = settings_from(raw_defaults, Settings(), where, "defaults")
     from .suite_config import parse_suites   # [[suite]]: its own module (imports this one)
     suites = parse_suites(data.get("suite"), defaults, root, where)
     raw = data.get("benchmark", [])
@@ -268,11 +369,9 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
                           key="benchmark", hint="give each [[benchmark]] a unique name")
     store = data.get("store")
     if store is not None and not isinstance(store, str):
-        raise ConfigError("store must be a SQLAlchemy URL string", path=where, key="store")
-    risk = data.get("risk", {})
-    if not isinstance(risk, Mapping):
-        raise ConfigError("[risk] must be a table", path=where, key="risk",
-                          hint="e.g. [risk.boundaries] storage = [\"app/db.py\"]")
+        raise ConfigError(f"store must be a SQLAlchemy URL string, got {shown(store)}", path=where,
+                          key="store", hint='e.g. store = "sqlite:///.perfloop/perfloop.db"')
+    risk = _table(data.get("risk", {}), where, "risk", 'e.g. [risk.boundaries] storage = ["app/db.py"]')
     return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store,
                          suites=suites, risk=dict(risk))
 
@@ -308,48 +407,71 @@ def _inherit(item: Any, shared: Mapping[str, Any]) -> Any:
     return merged
 
 
-def _settings(raw: Any, base: Settings, where: str, key: str) -> Settings:
+# --- validators of one kind of value each: a table, a string list, a number... ----------------
+
+def _table(raw: object, where: str, key: str, fix: str) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
-        raise ConfigError("must be a table", path=where, key=key)
+        raise ConfigError(f"must be a table, got {shown(raw)}", path=where, key=key, hint=fix)
+    return raw
+
+
+def _check(rule: Number | Choice | Flag, name: str, value: object, where: str, key: str) -> None:
+    problem = rule.problem(name, value)
+    if problem:
+        raise ConfigError(problem[0], path=where, key=key, hint=problem[1])
+
+
+def _number(rule: Number, name: str, value: object, where: str, key: str) -> float:
+    _check(rule, name, value, where, key)
+    assert isinstance(value, (int, float))
+    return float(value)
+
+
+def settings_from(raw: Mapping[str, Any], base: Settings, where: str, key: str) -> Settings:
+    """``base`` with the settings ``raw`` (a table of the file at ``where``) sets; other keys of
+    ``raw`` are the caller's to check."""
     values: dict[str, Any] = {}
-    for name, typ in _SETTING_TYPES.items():
-        if name not in raw:
-            continue
-        value = raw[name]
-        if isinstance(value, bool) or not isinstance(value, typ):
-            expected = "an integer" if typ is int else "a string" if typ is str else "a number"
-            raise ConfigError(f"{name} must be {expected}, got {_shown(value)}", path=where,
-                              key=f"{key}.{name}")
-        values[name] = (value if typ is str else
-                        _bounded(value, name, _SETTING_LIMITS[name], where, f"{key}.{name}"))
-    if key == "defaults":
-        extra = set(raw) - set(_SETTING_TYPES)
-        if extra:
-            raise ConfigError(f"unknown setting(s): {', '.join(sorted(extra))}", path=where, key=key,
-                              hint=f"allowed: {', '.join([*_SETTING_TYPES, *INHERITED_KEYS])}")
-    if "tolerance" in values and values["tolerance"] >= 1:
-        raise ConfigError(f"tolerance is a fraction, got {values['tolerance']}", path=where,
-                          key=f"{key}.tolerance", hint=f"write {values['tolerance'] / 100:g} for "
-                                                        f"{values['tolerance']:g}%")
-    try:
-        return replace(base, **values)
-    except ValueError as exc:
-        raise ConfigError(str(exc), path=where, key=key) from exc
+    for name, rule in SETTING_RULES.items():
+        if name in raw:
+            _check(rule, name, raw[name], where, f"{key}.{name}")
+            values[name] = raw[name]
+    return replace(base, **values)
 
 
-def _shown(value: Any, limit: int = 60) -> str:
+def str_map(raw: object, where: str, key: str) -> dict[str, str]:
+    """A table of strings (numbers are taken as their text), such as ``env``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                               for v in raw.values()):
+        raise ConfigError(f"must be a table of strings, got {shown(raw)}", path=where, key=key,
+                          hint=f'e.g. {key.rsplit(".", 1)[-1]} = {{ NAME = "value" }}')
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def str_list(raw: object, where: str, key: str, fix: str, *, one: bool = False,
+             empty: bool = True) -> tuple[str, ...]:
+    """A list of strings; a lone string too when ``one``; an empty list only when ``empty``."""
+    if one and isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw) or (not raw and not empty):
+        noun = "a non-empty list of strings" if not empty else "a list of strings"
+        raise ConfigError(f"{key.rsplit('.', 1)[-1]} must be {noun}, got {shown(raw)}", path=where,
+                          key=key, hint=fix)
+    return tuple(raw)
+
+
+def _string(raw: object, where: str, key: str, fix: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{key.rsplit('.', 1)[-1]} must be a non-empty string, got {shown(raw)}",
+                          path=where, key=key, hint=fix)
+    return raw
+
+
+def shown(value: Any, limit: int = 60) -> str:
     """A value as an error message may quote it: repr, shortened."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _bounded(value: int | float, name: str, limit: float, where: str, key: str) -> int | float:
-    """``value`` when finite and at most ``limit``; nan, inf and huge numbers are refused here,
-    where the file and key can be named, not later where they overflow."""
-    if not math.isfinite(value) or abs(value) > limit:
-        raise ConfigError(f"{name} must be a finite number of at most {limit:g}, got {_shown(value)}",
-                          path=where, key=key, hint=f"set {name} to a value between 0 and {limit:g}")
-    return value
 
 
 def name_problem(name: str) -> tuple[str, str] | None:
@@ -360,10 +482,10 @@ def name_problem(name: str) -> tuple[str, str] | None:
     """
     bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf")})
     if bad:
-        return (f"the benchmark name {_shown(name)} contains control characters ({', '.join(bad[:5])})",
+        return (f"the benchmark name {shown(name)} contains control characters ({', '.join(bad[:5])})",
                 "use printable characters only in names and parameter values")
     if len(name) > MAX_NAME:
-        return (f"the benchmark name {_shown(name)} is {len(name)} characters long",
+        return (f"the benchmark name {shown(name)} is {len(name)} characters long",
                 f"names (with their parameters) are at most {MAX_NAME} characters")
     return None
 
@@ -376,180 +498,182 @@ def check_name(name: str, where: str, key: str) -> str:
     return name
 
 
-def _str_map(raw: Any, where: str, key: str) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping) or not all(isinstance(v, (str, int, float)) for v in raw.values()):
-        raise ConfigError("must be a table of strings", path=where, key=key)
-    return {str(k): str(v) for k, v in raw.items()}
-
-
-def _command(raw: Any, where: str, key: str) -> tuple[str, ...] | str:
+def _command(raw: object, where: str, key: str) -> tuple[str, ...] | str:
     if isinstance(raw, str) and raw.strip():
         return raw
     if isinstance(raw, list) and raw and all(isinstance(a, str) for a in raw):
         return tuple(raw)
-    raise ConfigError("must be an argv list of strings or a shell string", path=where, key=key,
+    raise ConfigError(f"must be an argv list of strings or a shell string, got {shown(raw)}",
+                      path=where, key=key,
                       hint='e.g. command = ["python", "-m", "shop.cli"] or command = "make bench"')
 
 
-def _benchmark(item: Any, index: int, defaults: Settings, root: Path, where: str) -> list[BenchmarkSpec]:
-    key = f"benchmark.{index}"
-    if not isinstance(item, Mapping):
-        raise ConfigError("must be a table", path=where, key=key)
-    name = item.get("name")
+def _function(raw: object, where: str, key: str) -> str:
+    """A ``module:function`` reference (callable, setup, teardown)."""
+    name = key.rsplit(".", 1)[-1]
+    if not isinstance(raw, str) or ":" not in raw:
+        raise ConfigError(f"{name} must be 'module:function', got {shown(raw)}", path=where,
+                          key=key, hint=f'e.g. {name} = "shop.pricing:quote"')
+    return raw
+
+
+# --- [[benchmark]] -----------------------------------------------------------------------------
+
+def _benchmark(item: object, index: int, defaults: Settings, root: Path,
+               where: str) -> list[BenchmarkSpec]:
+    table = _table(item, where, f"benchmark.{index}", 'e.g. [[benchmark]]\nname = "fast"')
+    name = table.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError("every benchmark needs a name", path=where, key=key, hint='add name = "..."')
-    check_name(name, where, key)
-    key = f"benchmark.{name}"
-    unknown = set(item) - _BENCH_KEYS
+        raise ConfigError("every benchmark needs a name", path=where, key=f"benchmark.{index}",
+                          hint='add name = "..."')
+    key = f"benchmark.{check_name(name, where, f'benchmark.{index}')}"
+    unknown = set(table) - _BENCH_KEYS
     if unknown:
         raise ConfigError(f"unknown key(s): {', '.join(sorted(unknown))}", path=where, key=key,
                           hint=f"allowed: {', '.join(sorted(_BENCH_KEYS))}")
-    targets = [k for k in _TARGET_KEYS if k in item]
+    targets = [k for k in _TARGET_KEYS if k in table]
     if len(targets) != 1:
         raise ConfigError("needs exactly one target: callable, command or http"
                           + (f" (found {', '.join(targets)})" if targets else ""), path=where, key=key,
                           hint='e.g. callable = "mymodule:myfunction"')
     kind = targets[0]
-    settings = _settings(item, defaults, where, key)
-    fields: dict[str, Any] = {}
-    if kind == "callable":
-        target = item["callable"]
-        if not isinstance(target, str) or ":" not in target:
-            raise ConfigError(f"callable must be 'module:function', got {target!r}", path=where,
-                              key=f"{key}.callable", hint='e.g. callable = "shop.pricing:quote"')
-        fields["callable"] = target
-        for hook in ("setup", "teardown"):
-            if hook in item:
-                if not isinstance(item[hook], str) or ":" not in item[hook]:
-                    raise ConfigError(f"{hook} must be 'module:function'", path=where, key=f"{key}.{hook}")
-                fields[hook] = item[hook]
-        paths = item.get("pythonpath", [])
-        if isinstance(paths, str):
-            paths = [paths]
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            raise ConfigError("pythonpath must be a list of directories", path=where, key=f"{key}.pythonpath")
-        fields["pythonpath"] = tuple(paths)
-    elif kind == "command":
-        fields["command"] = _command(item["command"], where, f"{key}.command")
-    else:
-        fields["http"] = _http(item["http"], where, f"{key}.http")
-    if "server" in item:
-        if kind != "http":
-            raise ConfigError("server only applies to http benchmarks", path=where, key=f"{key}.server")
-        fields["server"] = _server(item["server"], where, f"{key}.server")
-    if "cwd" in item:
-        if not isinstance(item["cwd"], str):
-            raise ConfigError("cwd must be a directory path", path=where, key=f"{key}.cwd")
-        fields["cwd"] = item["cwd"]
-    fields["env"] = _str_map(item.get("env"), where, f"{key}.env")
+    for only, kinds in (("setup", "callable"), ("teardown", "callable"), ("params", "callable"),
+                        ("server", "http")):
+        if only in table and kind != kinds and (only != "params" or table[only]):
+            verb = "apply" if only == "params" else "applies"
+            raise ConfigError(f"{only} only {verb} to {kinds} benchmarks", path=where,
+                              key=f"{key}.{only}", hint=f"remove {only} from this {kind} benchmark")
+    custom = _custom_metrics(table.get("custom_metrics", {}), where, f"{key}.custom_metrics")
+    spec = BenchmarkSpec(
+        name=name, base_name=name, kind=kind, root=str(root),
+        settings=settings_from(table, defaults, where, key),
+        metrics=_metrics(table.get("metrics", list(DEFAULT_METRICS[kind])), kind, custom, where,
+                         f"{key}.metrics"),
+        custom_metrics=custom,
+        callable=_function(table["callable"], where, f"{key}.callable") if kind == "callable" else None,
+        setup=_function(table["setup"], where, f"{key}.setup") if "setup" in table else None,
+        teardown=_function(table["teardown"], where, f"{key}.teardown") if "teardown" in table else None,
+        pythonpath=str_list(table.get("pythonpath", []), where, f"{key}.pythonpath",
+                            'e.g. pythonpath = ["src"]', one=True) if kind == "callable" else (),
+        command=_command(table["command"], where, f"{key}.command") if kind == "command" else None,
+        http=_http(table["http"], where, f"{key}.http") if kind == "http" else None,
+        server=_server(table["server"], where, f"{key}.server") if "server" in table else None,
+        cwd=_string(table["cwd"], where, f"{key}.cwd", 'e.g. cwd = "app" (relative to the project)')
+        if "cwd" in table else None,
+        env=str_map(table.get("env"), where, f"{key}.env"))
+    return [replace(spec, name=check_name(_full_name(name, params), where, f"{key}.params"),
+                    params=params)
+            for params in _grid(table.get("params", {}), where, f"{key}.params")]
 
-    custom = item.get("custom_metrics", {})
-    if not isinstance(custom, Mapping):
-        raise ConfigError("custom_metrics must be a table: name = { unit = \"...\", direction = \"lower\" }",
-                          path=where, key=f"{key}.custom_metrics")
-    custom_metrics: dict[str, tuple[str, str]] = {}
-    for mname, decl in custom.items():
-        decl = decl if isinstance(decl, Mapping) else {}
-        direction = decl.get("direction", "lower")
-        if direction not in ("lower", "higher"):
-            raise ConfigError(f"direction must be 'lower' or 'higher', got {direction!r}", path=where,
-                              key=f"{key}.custom_metrics.{mname}")
-        custom_metrics[mname] = (str(decl.get("unit", "")), direction)
 
-    metrics = item.get("metrics", list(DEFAULT_METRICS[kind]))
-    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
-        raise ConfigError("metrics must be a non-empty list of metric names", path=where, key=f"{key}.metrics")
+def _full_name(name: str, params: Mapping[str, Any]) -> str:
+    return name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in params.items())}]"
+
+
+def _custom_metrics(raw: object, where: str, key: str) -> dict[str, tuple[str, str]]:
+    """``custom_metrics``: name -> (unit, direction)."""
+    declared: dict[str, tuple[str, str]] = {}
+    for name, decl in _table(raw, where, key, _CUSTOM_METRIC_EXAMPLE).items():
+        here = f"{key}.{name}"
+        decl = _table(decl, where, here,
+                      f'write {name} = {{ unit = "...", direction = "lower" }} (direction: '
+                      f'lower or higher is better)')
+        unknown = set(decl) - _CUSTOM_METRIC_KEYS
+        if unknown:
+            raise ConfigError(f"unknown key(s): {', '.join(sorted(unknown))}", path=where, key=here,
+                              hint="allowed: unit, direction")
+        unit = decl.get("unit", "")
+        if not isinstance(unit, str):
+            raise ConfigError(f"unit must be a string, got {shown(unit)}", path=where,
+                              key=f"{here}.unit", hint='e.g. unit = "ms" (or "" for a count)')
+        _check(Choice(_DIRECTIONS), "direction", decl.get("direction", "lower"), where,
+               f"{here}.direction")
+        declared[str(name)] = (unit, decl.get("direction", "lower"))
+    return declared
+
+
+def _metrics(raw: object, kind: str, custom: Mapping[str, Any], where: str,
+             key: str) -> tuple[str, ...]:
+    metrics = str_list(raw, where, key, 'e.g. metrics = ["wall_time", "peak_rss"]', empty=False)
     for m in metrics:
-        if m not in SUPPORTED_METRICS[kind] and m not in custom_metrics:
-            supported = ", ".join(sorted(SUPPORTED_METRICS[kind]))
-            hint = f"{kind} benchmarks measure: {supported}"
+        if m not in SUPPORTED_METRICS[kind] and m not in custom:
+            hint = f"{kind} benchmarks measure: {', '.join(sorted(SUPPORTED_METRICS[kind]))}"
             if m not in BUILTIN:
                 hint += "; declare a custom metric under custom_metrics"
             raise ConfigError(f"metric {m!r} is not available for a {kind} benchmark", path=where,
-                              key=f"{key}.metrics", hint=hint)
+                              key=key, hint=hint)
+    return tuple(dict.fromkeys(metrics))
 
-    grid = item.get("params", {})
-    if not isinstance(grid, Mapping):
-        raise ConfigError("params must be a table of lists", path=where, key=f"{key}.params",
-                          hint="e.g. params = { items = [10, 100] }")
-    if kind != "callable" and grid:
-        raise ConfigError("params only apply to callable benchmarks", path=where, key=f"{key}.params")
-    axes = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
+
+def _grid(raw: object, where: str, key: str) -> list[dict[str, Any]]:
+    """The combinations of a ``params`` table of lists ([{}] without one)."""
+    grid = _table(raw, where, key, "e.g. params = { items = [10, 100] }")
+    axes = {str(k): (v if isinstance(v, list) else [v]) for k, v in grid.items()}
     if any(len(v) == 0 for v in axes.values()):
-        raise ConfigError("each parameter needs at least one value", path=where, key=f"{key}.params")
+        raise ConfigError("each parameter needs at least one value", path=where, key=key,
+                          hint="e.g. params = { items = [10, 100] }")
     size = math.prod(len(v) for v in axes.values())
     if size > MAX_GRID:
         shape = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
         raise ConfigError(f"params expand to {size:,} benchmarks ({shape}), more than {MAX_GRID:,}",
-                          path=where, key=f"{key}.params",
+                          path=where, key=key,
                           hint="measure fewer values per parameter, or split the grid into "
                                "benchmarks that each vary what matters")
-    combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else [{}]
-    specs = []
-    for params in combos:
-        full = name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in params.items())}]"
-        check_name(full, where, f"{key}.params")
-        specs.append(BenchmarkSpec(name=full, base_name=name, kind=kind, settings=settings,
-                                   metrics=tuple(dict.fromkeys(metrics)), params=params,
-                                   custom_metrics=custom_metrics, root=str(root), **fields))
-    return specs
+    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
-def _http(raw: Any, where: str, key: str) -> HttpSpec:
+def _http(raw: object, where: str, key: str) -> HttpSpec:
     if isinstance(raw, str):
         raw = {"url": raw}
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("url"), str):
-        raise ConfigError("http needs a url", path=where, key=key,
-                          hint='e.g. http = { url = "http://127.0.0.1:8000/health", rate = 100 }')
-    unknown = set(raw) - _HTTP_KEYS
+    fix = 'e.g. http = { url = "http://127.0.0.1:8000/health", rate = 100 }'
+    table = _table(raw, where, key, fix)
+    unknown = set(table) - _HTTP_KEYS
     if unknown:
         raise ConfigError(f"unknown key(s): {', '.join(sorted(unknown))}", path=where, key=key,
                           hint=f"allowed: {', '.join(sorted(_HTTP_KEYS))}")
-    url = raw["url"]
+    url = table.get("url")
+    if not isinstance(url, str):
+        raise ConfigError("http needs a url", path=where, key=key, hint=fix)
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"url must start with http:// or https://, got {url!r}", path=where, key=f"{key}.url")
-    headers = _str_map(raw.get("headers"), where, f"{key}.headers")
-    body = raw.get("body")
-    if "json" in raw:
+        raise ConfigError(f"url must start with http:// or https://, got {shown(url)}", path=where,
+                          key=f"{key}.url", hint='e.g. url = "http://127.0.0.1:8000/health"')
+    headers = str_map(table.get("headers"), where, f"{key}.headers")
+    body = table.get("body")
+    if "json" in table:
         import json
-        body = json.dumps(raw["json"])
+        body = json.dumps(table["json"])
         headers.setdefault("content-type", "application/json")
     if body is not None and not isinstance(body, str):
-        raise ConfigError("body must be a string (or use json = {...})", path=where, key=f"{key}.body")
-    numbers = {}
-    for name in ("rate", "duration", "request_timeout"):
-        if name in raw:
-            v = raw[name]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ConfigError(f"{name} must be a positive number", path=where, key=f"{key}.{name}")
-            numbers[name] = float(_bounded(v, name, _HTTP_LIMITS[name], where, f"{key}.{name}"))
-    if "connections" in raw:
-        v = raw["connections"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError("connections must be a positive integer", path=where, key=f"{key}.connections")
-        numbers["connections"] = _bounded(v, "connections", _HTTP_LIMITS["connections"], where,
-                                          f"{key}.connections")
-    method = raw.get("method", "GET")
-    if not isinstance(method, str) or method.upper() not in {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}:
-        raise ConfigError(f"unsupported method {method!r}", path=where, key=f"{key}.method")
-    return HttpSpec(url=url, method=method.upper(), headers=headers, body=body, **numbers)
+        raise ConfigError(f"body must be a string, got {shown(body)}", path=where, key=f"{key}.body",
+                          hint='e.g. body = "a=1", or json = { a = 1 } for a JSON body')
+    method = table.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in _HTTP_METHODS:
+        raise ConfigError(f"unsupported method {shown(method)}", path=where, key=f"{key}.method",
+                          hint=f"one of {', '.join(_HTTP_METHODS)}")
+    given = {name: _number(rule, name, table[name], where, f"{key}.{name}")
+             for name, rule in _HTTP_RULES.items() if name in table}
+    spec = HttpSpec(url=url, method=method.upper(), headers=headers, body=body)
+    return replace(spec, rate=given.get("rate", spec.rate),
+                   duration=given.get("duration", spec.duration),
+                   request_timeout=given.get("request_timeout", spec.request_timeout),
+                   connections=int(given.get("connections", spec.connections)))
 
 
-def _server(raw: Any, where: str, key: str) -> ServerSpec:
-    if not isinstance(raw, Mapping) or "command" not in raw or not isinstance(raw.get("ready_url"), str):
-        raise ConfigError("server needs command and ready_url", path=where, key=key,
-                          hint='e.g. server = { command = ["uvicorn", "app:app"], '
-                               'ready_url = "http://127.0.0.1:8000/health" }')
-    unknown = set(raw) - _SERVER_KEYS
+def _server(raw: object, where: str, key: str) -> ServerSpec:
+    fix = ('e.g. server = { command = ["uvicorn", "app:app"], '
+           'ready_url = "http://127.0.0.1:8000/health" }')
+    table = _table(raw, where, key, fix)
+    if "command" not in table or not isinstance(table.get("ready_url"), str):
+        raise ConfigError("server needs command and ready_url", path=where, key=key, hint=fix)
+    unknown = set(table) - _SERVER_KEYS
     if unknown:
-        raise ConfigError(f"unknown key(s): {', '.join(sorted(unknown))}", path=where, key=key)
-    timeout = raw.get("ready_timeout", 30.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ConfigError("ready_timeout must be a positive number of seconds", path=where,
-                          key=f"{key}.ready_timeout")
-    _bounded(timeout, "ready_timeout", _SETTING_LIMITS["timeout"], where, f"{key}.ready_timeout")
-    return ServerSpec(command=_command(raw["command"], where, f"{key}.command"), ready_url=raw["ready_url"],
-                      ready_timeout=float(timeout), cwd=raw.get("cwd"),
-                      env=_str_map(raw.get("env"), where, f"{key}.env"))
+        raise ConfigError(f"unknown key(s): {', '.join(sorted(unknown))}", path=where, key=key,
+                          hint=f"allowed: {', '.join(sorted(_SERVER_KEYS))}")
+    cwd = table.get("cwd")
+    return ServerSpec(
+        command=_command(table["command"], where, f"{key}.command"), ready_url=table["ready_url"],
+        ready_timeout=_number(_READY_TIMEOUT, "ready_timeout", table.get("ready_timeout", 30.0),
+                              where, f"{key}.ready_timeout"),
+        cwd=None if cwd is None else _string(cwd, where, f"{key}.cwd",
+                                             'e.g. cwd = "app" (relative to the project)'),
+        env=str_map(table.get("env"), where, f"{key}.env"))

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, TypedDict
 
 
 class ResultStatus(str, Enum):
@@ -23,6 +23,14 @@ class RunStatus(str, Enum):
     RUNNING = "running"
     COMPLETE = "complete"          # every benchmark ran (some may have failed)
     INTERRUPTED = "interrupted"    # Ctrl-C or a crash of perfloop itself: what was measured is kept
+
+
+class SampleTag(TypedDict):
+    """Where a :class:`Sample` came from, shared by the samples of one measured value."""
+
+    worker: int
+    index: int
+    warmup: bool
 
 
 @dataclass(frozen=True)

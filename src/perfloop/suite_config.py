@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import Settings, _settings, _str_map, _SETTING_TYPES
+from .config import SETTING_RULES, Settings, settings_from, shown, str_list, str_map
 from .errors import ConfigError
 from .metrics import DEFAULT_METRICS
 
 TOOLS = ("pytest", "asv")
 #: What a suite's timed benchmarks can measure (asv's peakmem_ and track_ have their own metric).
 SUITE_METRICS = ("wall_time", "cpu_time", "peak_rss")
-_SUITE_KEYS = {*TOOLS, "args", "pythonpath", "env", "metrics", *_SETTING_TYPES}
+_SUITE_KEYS = {*TOOLS, "args", "pythonpath", "env", "metrics", *SETTING_RULES}
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ def parse_suites(raw: Any, defaults: Settings, root: Path, where: str) -> tuple[
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise ConfigError("suite must be an array of tables: [[suite]]", path=where, key="suite",
+        raise ConfigError(f"suite must be an array of tables: [[suite]], got {shown(raw)}",
+                          path=where, key="suite",
                           hint='e.g.\n[[suite]]\npytest = "tests/benchmarks"')
     return tuple(_suite(item, i, defaults, root, where) for i, item in enumerate(raw))
 
@@ -86,7 +87,8 @@ def parse_suites(raw: Any, defaults: Settings, root: Path, where: str) -> tuple[
 def _suite(item: Any, index: int, defaults: Settings, root: Path, where: str) -> SuiteSpec:
     key = f"suite.{index}"
     if not isinstance(item, Mapping):
-        raise ConfigError("must be a table", path=where, key=key)
+        raise ConfigError(f"must be a table, got {shown(item)}", path=where, key=key,
+                          hint='e.g.\n[[suite]]\npytest = "tests/benchmarks"')
     tools = [t for t in TOOLS if t in item]
     if len(tools) != 1:
         raise ConfigError("needs exactly one of pytest or asv" + (f" (found {', '.join(tools)})"
@@ -99,33 +101,29 @@ def _suite(item: Any, index: int, defaults: Settings, root: Path, where: str) ->
                           hint=f"allowed: {', '.join(sorted(_SUITE_KEYS))}")
     path = item[tool]
     if not isinstance(path, str) or not path.strip():
-        raise ConfigError(f"{tool} must be a path relative to the project", path=where, key=f"{key}.{tool}")
+        raise ConfigError(f"{tool} must be a path relative to the project, got {shown(path)}",
+                          path=where, key=f"{key}.{tool}", hint=f'e.g. {tool} = "benchmarks"')
     if not (root / path).exists():
         raise ConfigError(f"{tool} suite {path!r} does not exist in {root}", path=where,
                           key=f"{key}.{tool}", hint="the path is relative to the directory of perfloop.toml")
     if tool == "asv" and not (root / path).is_dir():
         raise ConfigError(f"asv suite {path!r} must be a directory (asv's benchmark_dir)", path=where,
-                          key=f"{key}.asv")
-    args = item.get("args", [])
+                          key=f"{key}.asv", hint="point asv at the directory that holds the benchmarks")
     if tool != "pytest" and "args" in item:
-        raise ConfigError("args only apply to pytest suites", path=where, key=f"{key}.args")
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise ConfigError("args must be a list of strings", path=where, key=f"{key}.args",
-                          hint='e.g. args = ["-m", "not slow"]')
-    paths = item.get("pythonpath", [])
-    paths = [paths] if isinstance(paths, str) else paths
-    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        raise ConfigError("pythonpath must be a list of directories", path=where, key=f"{key}.pythonpath")
-    metrics = item.get("metrics", list(DEFAULT_METRICS["callable"]))
-    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
-        raise ConfigError("metrics must be a non-empty list of metric names", path=where, key=f"{key}.metrics")
+        raise ConfigError("args only apply to pytest suites", path=where, key=f"{key}.args",
+                          hint="remove args from this asv suite")
+    args = str_list(item.get("args", []), where, f"{key}.args", 'e.g. args = ["-m", "not slow"]')
+    paths = str_list(item.get("pythonpath", []), where, f"{key}.pythonpath",
+                     'e.g. pythonpath = ["src"]', one=True)
+    metrics = str_list(item.get("metrics", list(DEFAULT_METRICS["callable"])), where,
+                       f"{key}.metrics", f'e.g. metrics = ["{SUITE_METRICS[0]}"]', empty=False)
     bad = [m for m in metrics if m not in SUITE_METRICS]
     if bad:
         raise ConfigError(f"metric(s) {', '.join(bad)} not available for a suite", path=where,
                           key=f"{key}.metrics", hint=f"suites measure: {', '.join(SUITE_METRICS)}")
-    return SuiteSpec(tool=tool, path=path, settings=_settings(item, defaults, where, key),
-                     metrics=tuple(dict.fromkeys(metrics)), args=tuple(args), pythonpath=tuple(paths),
-                     env=_str_map(item.get("env"), where, f"{key}.env"))
+    return SuiteSpec(tool=tool, path=path, settings=settings_from(item, defaults, where, key),
+                     metrics=tuple(dict.fromkeys(metrics)), args=args, pythonpath=paths,
+                     env=str_map(item.get("env"), where, f"{key}.env"))
 
 
 __all__ = ["SuiteSpec", "SuiteTarget", "TOOLS", "parse_suites"]

@@ -21,11 +21,11 @@ import math
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from numbers import Real
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, TypedDict, Union
 
 import numpy as np
 
-from ..config import DEFAULT_TOLERANCE
+from ..config import DEFAULT_TOLERANCE, check_setting
 from ..errors import UsageError
 from ..metrics import HOST_METRICS, Direction, Metric, get_metric
 from ..records import BenchmarkResult, ResultStatus
@@ -110,6 +110,27 @@ class Verdict:
         return out
 
 
+class _Shared(TypedDict):
+    """The fields every verdict of one comparison shares: what was compared, and how much."""
+
+    benchmark: str
+    metric: str
+    unit: str
+    direction: str
+    confidence: float
+    tolerance: float
+    base_n: int
+    head_n: int
+    base_workers: int
+    head_workers: int
+
+
+class _PairedShared(_Shared):
+    base_location: float
+    head_location: float
+    design: str
+
+
 def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str = "",
                    tolerance: float = DEFAULT_TOLERANCE, confidence: float = 0.99,
                    resamples: int = 2000, seed: int = 0) -> Verdict:
@@ -119,17 +140,18 @@ def compare_groups(base: Groups, head: Groups, *, metric: Metric, benchmark: str
     sequences (``[values]`` for a single worker). ``resamples`` and ``seed`` drive the
     bootstrap check of the interval; the same inputs always give the same verdict.
 
-    Raises :class:`~perfloop.errors.UsageError` for a confidence or tolerance outside (0, 1),
-    a negative ``resamples`` or values that are not finite numbers.
+    Raises :class:`~perfloop.errors.UsageError` for a confidence outside (0.5, 1), a tolerance
+    outside (0, 1) (the bounds of :func:`perfloop.config.setting_problem`), a negative
+    ``resamples`` or values that are not finite numbers.
     """
     _check_settings(tolerance, confidence, resamples)
     base_groups = _groups(base, "base")
     head_groups = _groups(head, "head")
     nb_w, nh_w = len(base_groups), len(head_groups)
     nb_v, nh_v = sum(map(len, base_groups)), sum(map(len, head_groups))
-    common = dict(benchmark=benchmark, metric=metric.name, unit=metric.unit,
-                  direction=metric.direction.value, confidence=confidence, tolerance=tolerance,
-                  base_n=nb_v, head_n=nh_v, base_workers=nb_w, head_workers=nh_w)
+    common = _Shared(benchmark=benchmark, metric=metric.name, unit=metric.unit,
+                     direction=metric.direction.value, confidence=confidence, tolerance=tolerance,
+                     base_n=nb_v, head_n=nh_v, base_workers=nb_w, head_workers=nh_w)
 
     per_worker = min(nb_w, nh_w) >= MIN_WORKERS
     fewest_values = min(nb_v, nh_v)
@@ -209,12 +231,14 @@ def compare_results(base: BenchmarkResult, head: BenchmarkResult, *, tolerance: 
     for name in names:
         metric = get_metric(name, unit=head.units.get(name) or base.units.get(name, ""),
                             direction=head.directions.get(name) or base.directions.get(name, "lower"))
-        args = dict(metric=metric, benchmark=head.name, tolerance=tolerance, confidence=confidence)
         if per_block is not None:
-            verdict = compare_paired(base_groups[name], head_groups[name],
-                                     workers_per_block=per_block, **args)
+            verdict = compare_paired(base_groups[name], head_groups[name], metric=metric,
+                                     benchmark=head.name, tolerance=tolerance,
+                                     confidence=confidence, workers_per_block=per_block)
         else:
-            verdict = compare_groups(base_groups[name], head_groups[name], **args)
+            verdict = compare_groups(base_groups[name], head_groups[name], metric=metric,
+                                     benchmark=head.name, tolerance=tolerance,
+                                     confidence=confidence)
         if status:
             verdict = replace(verdict, note="; ".join([*status, *filter(None, [verdict.note])]))
         verdicts.append(verdict)
@@ -302,13 +326,13 @@ def compare_paired(base: Groups, head: Groups, *, metric: Metric, benchmark: str
                               tolerance=tolerance, confidence=confidence)
     b_med = [_median(g) for _, g in sorted(base_groups.items())]
     h_med = [_median(g) for _, g in sorted(head_groups.items())]
-    common = dict(benchmark=benchmark, metric=metric.name, unit=metric.unit,
-                  direction=metric.direction.value, confidence=confidence, tolerance=tolerance,
-                  base_n=sum(map(len, base_groups.values())),
-                  head_n=sum(map(len, head_groups.values())),
-                  base_workers=len(base_groups), head_workers=len(head_groups),
-                  base_location=stats.trimmed_mean(np.asarray(b_med)),
-                  head_location=stats.trimmed_mean(np.asarray(h_med)), design="paired")
+    common = _PairedShared(benchmark=benchmark, metric=metric.name, unit=metric.unit,
+                           direction=metric.direction.value, confidence=confidence,
+                           tolerance=tolerance, base_n=sum(map(len, base_groups.values())),
+                           head_n=sum(map(len, head_groups.values())),
+                           base_workers=len(base_groups), head_workers=len(head_groups),
+                           base_location=stats.trimmed_mean(np.asarray(b_med)),
+                           head_location=stats.trimmed_mean(np.asarray(h_med)), design="paired")
     n = len(ratios)
     # one-worker "blocks": two runs whose worker w ran with the same hash seed on both sides
     unit, units = ("worker pair", "worker pairs") if workers_per_block == 1 else ("block", "blocks")
@@ -408,7 +432,7 @@ def _more_workers(iv: stats.Interval, tol_low: float, tol_high: float, confidenc
 
 
 def _too_few(base_groups: list[list[float]], head_groups: list[list[float]],
-             common: dict[str, Any]) -> Verdict:
+             common: _Shared) -> Verdict:
     """An inconclusive verdict for sides too small to estimate any spread."""
     fewest = min(len(base_groups), len(head_groups))
     per_worker = max((len(g) for g in base_groups + head_groups), default=1)
@@ -426,12 +450,8 @@ def _too_few(base_groups: list[list[float]], head_groups: list[list[float]],
 
 
 def _check_settings(tolerance: float, confidence: float, resamples: int) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise UsageError(f"confidence must be a fraction between 0 and 1, got {confidence!r}",
-                         hint="e.g. 0.99 for 99%")
-    if not 0.0 < tolerance < 1.0:
-        raise UsageError(f"tolerance must be a fraction between 0 and 1, got {tolerance!r}",
-                         hint="e.g. 0.05 for 5%")
+    check_setting("confidence", confidence)   # the bounds a configuration file is held to
+    check_setting("tolerance", tolerance)
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 0:
         raise UsageError(f"resamples must be a non-negative integer, got {resamples!r}",
                          hint="2000 is the default; 0 skips the bootstrap check")

@@ -78,8 +78,9 @@ def blast_radius(root: Path, touched_paths: Iterable[str], *, paths: Sequence[st
     added = [str(base) for base, _ in packages if str(base) not in sys.path]
     sys.path[:0] = added             # grimp locates packages through the import system
     try:
-        kwargs = {"cache_dir": str(cache_dir)} if cache_dir is not None else {}
-        graph = grimp.build_graph(*[name for _, name in packages], **kwargs)
+        names = [name for _, name in packages]
+        graph = (grimp.build_graph(*names) if cache_dir is None
+                 else grimp.build_graph(*names, cache_dir=str(cache_dir)))
     finally:
         for entry in added:
             sys.path.remove(entry)

@@ -354,11 +354,12 @@ def gil_signal(trace: ProcessTrace, *, min_step: float = GIL_MIN_STEP) -> Signal
 
 def load_signal(trace: ProcessTrace) -> Signal | None:
     """How much of the machine other processes used while profiling."""
-    pts = [p for p in trace.points if p.system_busy is not None]
-    if len(pts) < 2 or pts[-1].t <= pts[0].t:
+    pts = [(p, p.system_busy) for p in trace.points if p.system_busy is not None]
+    if len(pts) < 2 or pts[-1][0].t <= pts[0][0].t:
         return None
-    wall = pts[-1].t - pts[0].t
-    others = max(0.0, (pts[-1].system_busy - pts[0].system_busy) - (pts[-1].cpu - pts[0].cpu)) / wall
+    (first, first_busy), (last, last_busy) = pts[0], pts[-1]
+    wall = last.t - first.t
+    others = max(0.0, (last_busy - first_busy) - (last.cpu - first.cpu)) / wall
     if others >= LOAD_WARN * trace.cpu_count:
         return Signal("machine_load", others, "cores",
                       f"Other processes used {others:.1f} of {trace.cpu_count} cores while profiling: "

@@ -125,11 +125,11 @@ def _resample_weights(n: int, resamples: int, seed: int, stream: int) -> tuple[n
     g = trim_count(n)
     h = n - 2 * g
     base = (np.arange(resamples) * n)[:, None]
-    trimmed = np.bincount((base + idx[:, g:n - g]).ravel(), minlength=resamples * n)
-    trimmed = trimmed.reshape(resamples, n) / h
+    kept = np.bincount((base + idx[:, g:n - g]).ravel(), minlength=resamples * n)
+    trimmed = kept.reshape(resamples, n) / h
     positions = np.clip(np.arange(n), g, n - g - 1)
-    winsorised = np.bincount((base + idx[:, positions]).ravel(), minlength=resamples * n)
-    winsorised = winsorised.reshape(resamples, n).astype(float)
+    counts = np.bincount((base + idx[:, positions]).ravel(), minlength=resamples * n)
+    winsorised = counts.reshape(resamples, n).astype(float)
     for a in (trimmed, winsorised):
         a.setflags(write=False)
     return trimmed, winsorised

@@ -192,7 +192,7 @@ class Waiting:
         """One sentence per kind that holds a tenth of the time, the largest first."""
         if not self.sites:
             return "The recorded threads were running, not waiting."
-        parts = []
+        parts: list[str] = []
         for kind, share in sorted(self.by_kind.items(), key=lambda kv: -kv[1]):
             if share < 0.1 and parts:
                 continue

@@ -68,11 +68,8 @@ def audit(
     from ..workflows.audit import run_audit
     from ..workflows.journal import parse_since
     cutoff = parse_since(since)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         report = run_audit(root, db, since=cutoff, only=only or None)
-    finally:
-        db.close()
     if json:
         print_json(report.to_dict())
     else:

@@ -38,7 +38,11 @@ def project_root(directory: Path) -> Path:
 
 
 def open_store(directory: Path, store: str | None, *, config: ProjectConfig | None = None) -> Store:
-    """Open the store for the project at ``directory`` (the config's ``store`` key if set)."""
+    """Open the store for the project at ``directory`` (the config's ``store`` key if set).
+
+    The store is a context manager: ``with open_store(directory, store) as db:`` closes it
+    however the command ends.
+    """
     from ..store import Store, resolve_store_url
     root = project_root(directory)
     config_store = config.store if config else _config_store(root)

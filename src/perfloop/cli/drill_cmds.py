@@ -6,8 +6,9 @@ render as text or ``--json``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional, Sequence
+from typing import Annotated, Mapping, Optional, Sequence
 
 import typer
 from rich.table import Table
@@ -67,11 +68,12 @@ def advise(
     from ..workflows.advisor import Situation, advise as decide, gather_evidence
     if ask:
         answers = questionnaire()
-        rewrite_planned, new_to_codebase, exploring = (answers["rewrite_planned"],
-                                                       answers["new_to_codebase"], answers["exploring"])
-        strict_latency, live_system = answers["strict_latency"], answers["live_system"]
-        shipping_features, contributors = answers["shipping_features"], answers["contributors"]
-        gain, cost = answers["gain"], answers["cost"]
+        yes = answers.confirmed
+        rewrite_planned, new_to_codebase, exploring = (yes["rewrite_planned"], yes["new_to_codebase"],
+                                                       yes["exploring"])
+        strict_latency, live_system = yes["strict_latency"], yes["live_system"]
+        shipping_features = yes["shipping_features"]
+        contributors, gain, cost = answers.contributors, answers.gain, answers.cost
     situation = Situation(rewrite_planned=rewrite_planned, new_to_codebase=new_to_codebase,
                           exploring=exploring, gain=_fraction(gain, "--gain"),
                           cost=_fraction(cost, "--cost"), strict_latency=strict_latency,
@@ -79,11 +81,8 @@ def advise(
                           shipping_features=shipping_features)
     if (situation.gain is None) != (situation.cost is None):
         raise UsageError("--gain and --cost go together", hint="e.g. --gain 1% --cost 10%")
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         evidence = gather_evidence(db, project_root(directory))
-    finally:
-        db.close()
     advice = decide(situation, evidence)
     if json:
         print_json(advice.to_dict())
@@ -114,21 +113,31 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def questionnaire() -> dict[str, object]:
+@dataclass(frozen=True)
+class Answers:
+    """What the questionnaire gathered: a yes or no per key of QUESTIONS, then free answers."""
+
+    confirmed: Mapping[str, bool]
+    contributors: int | None
+    gain: str | None
+    cost: str | None
+
+
+def questionnaire() -> Answers:
     """The advisor's questions, asked on the terminal (a short questionnaire)."""
     if not _interactive():
         raise UsageError("--ask needs a terminal to ask its questions",
                          hint="answer with flags instead, e.g. perfloop advise --new-to-codebase")
-    answers: dict[str, object] = {key: typer.confirm(text, default=False) for key, text in QUESTIONS}
+    confirmed = {key: typer.confirm(text, default=False) for key, text in QUESTIONS}
     people = typer.prompt("How many people change the code? (blank: count git authors)",
                           default="", show_default=False)
-    answers["contributors"] = int(people) if people.strip().isdigit() and int(people) > 0 else None
     gain = typer.prompt("Expected gain of tuning, e.g. 5% (blank: not known)", default="",
                         show_default=False)
     cost = typer.prompt("Share of engineering time measuring would take, e.g. 10% (blank: not known)",
                         default="", show_default=False) if gain.strip() else ""
-    answers["gain"], answers["cost"] = (gain or None), (cost or None)
-    return answers
+    return Answers(confirmed=confirmed,
+                   contributors=int(people) if people.strip().isdigit() and int(people) > 0 else None,
+                   gain=gain or None, cost=cost or None)
 
 
 drill_app = typer.Typer(help="Blind tuning drills: a hidden slowdown is injected; find it.",
@@ -157,14 +166,11 @@ def drill_start(
     from ..workflows import drills
     root = project_root(directory)
     config = load_config(root)
-    db = open_store(directory, store, config=config)
-    try:
+    with open_store(directory, store, config=config) as db:
         if not json:
             console.print("Surveying the functions the benchmarks exercise (a short profile each)",
                           style="dim")
         drill = drills.start(db, config, difficulty=difficulty, seed=seed, names=benchmark or ())
-    finally:
-        db.close()
     if json:
         print_json(drill.to_dict())
         return
@@ -190,11 +196,8 @@ def drill_answer(
     Example: `perfloop drill answer shop.pricing:parse_condition`
     """
     from ..workflows import drills
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         result = drills.answer(db, project_root(directory), function)
-    finally:
-        db.close()
     if json:
         print_json({"answer": result.answer, "right": result.right, "drill": result.drill.to_dict()})
     elif result.right:
@@ -219,11 +222,8 @@ def drill_stop(
     Example: `perfloop drill stop`
     """
     from ..workflows import drills
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         drill = drills.stop(db, project_root(directory))
-    finally:
-        db.close()
     if json:
         print_json(drill.to_dict())
         return
@@ -243,11 +243,8 @@ def drill_history(
     Example: `perfloop drill history --json`
     """
     from ..workflows import drills
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         items = drills.history(db, project_root(directory), limit=limit)
-    finally:
-        db.close()
     if json:
         print_json([d.to_dict() for d in items])
         return

@@ -53,7 +53,7 @@ def render_gate(report: GateReport) -> None:
     table = Table(header_style="bold")
     for col, just in (("benchmark", "left"), ("metric", "left"), ("base", "right"), ("head", "right"),
                       ("change", "right"), ("CI", "right"), ("verdict", "left"), ("gate", "left")):
-        table.add_column(col, justify=just)
+        table.add_column(col, justify="right" if just == "right" else "left")
     for b in report.benchmarks:
         if not b.metrics:
             table.add_row(terminal(b.name), "-", "-", "-", "-", "-",

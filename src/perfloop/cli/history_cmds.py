@@ -16,6 +16,7 @@ from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_
                      project_root)
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from rich.console import JustifyMethod
     from ..workflows.history import Detection, DetectorSettings, SeriesHistory
 
 CHART_WIDTH = 72
@@ -92,13 +93,10 @@ def history(
     Example: `perfloop history quote --metric wall_time --all-environments`
     """
     from ..workflows.history import benchmark_history
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         histories = benchmark_history(db, benchmark, metrics=metric, branch=branch,
                                       environment=environment, all_environments=all_environments,
                                       settings=_settings(min_size, min_change))
-    finally:
-        db.close()
     if json:
         print_json({"benchmark": benchmark, "series": [h.to_dict() for h in histories]})
         return
@@ -149,9 +147,10 @@ def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
                                     ("   (^ change point, E environment changed, A approval)", "dim")))
     if h.change_points:
         table = Table(title="change points", header_style="bold", title_justify="left")
-        for col, just in (("#", "right"), ("kind", "left"), ("commits", "left"), ("runs", "left"),
-                          ("level", "right"), ("change", "right"), ("p-value", "right"),
-                          ("behind it", "left")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("#", "right"), ("kind", "left"), ("commits", "left"), ("runs", "left"),
+            ("level", "right"), ("change", "right"), ("p-value", "right"), ("behind it", "left"))
+        for col, just in columns:
             table.add_column(col, justify=just, no_wrap=col in ("commits", "kind"))
         for c in h.change_points:
             behind = c.environment_change.describe() if c.environment_change else f"git log {c.commit_range}"
@@ -204,8 +203,10 @@ def _render_points(h: SeriesHistory, limit: int) -> None:
     starts = {c.index: c for c in h.change_points}
     env_starts = {e.index for e in h.environment_changes}
     table = Table(header_style="bold")
-    for col, just in (("#", "right"), ("run", "right"), ("when", "left"), ("commit", "left"),
-                      ("env", "left"), (s.key.metric, "right"), ("", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"), ("run", "right"), ("when", "left"), ("commit", "left"), ("env", "left"),
+        (s.key.metric, "right"), ("", "left"))
+    for col, just in columns:
         table.add_column(col, justify=just)
     for i in range(first, len(s)):
         p = s.points[i]
@@ -253,13 +254,10 @@ def detect(
     """
     from ..workflows.history import detect_all
     when = parse_since(since)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         found = detect_all(db, since=when, branch=branch, benchmark=benchmark, metrics=metric,
                            all_environments=all_environments,
                            settings=_settings(min_size, min_change))
-    finally:
-        db.close()
     if json:
         print_json({"since": when.isoformat() if when else None, **found.to_dict()})
         return
@@ -272,10 +270,11 @@ def render_detection(found: Detection) -> None:
     from rich.text import Text
     if found.changes:
         table = Table(title="change points, newest first", header_style="bold", title_justify="left")
-        for col, just in (("when", "left"), ("benchmark", "left"), ("metric", "left"),
-                          ("branch", "left"), ("env", "left"), ("kind", "left"),
-                          ("commits", "left"), ("level", "right"), ("change", "right"),
-                          ("p-value", "right")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("when", "left"), ("benchmark", "left"), ("metric", "left"), ("branch", "left"),
+            ("env", "left"), ("kind", "left"), ("commits", "left"), ("level", "right"),
+            ("change", "right"), ("p-value", "right"))
+        for col, just in columns:
             table.add_column(col, justify=just, no_wrap=col in ("commits", "kind"))
         for d in found.changes:
             c, s = d.change, d.history.series
@@ -285,16 +284,17 @@ def render_detection(found: Detection) -> None:
                           f"{format_value(c.mean_before, s.unit)} -> {format_value(c.mean_after, s.unit)}",
                           format_change(c.magnitude), f"{c.pvalue:.2g}")
         print_table(console, table)
-    searchable = [h for h in found.histories if h.sensitivity is not None]
+    searchable = [(h, h.sensitivity) for h in found.histories if h.sensitivity is not None]
     if searchable:
         table = Table(title="series searched: the smallest step each would show",
                       header_style="bold", title_justify="left")
-        for col, just in (("benchmark", "left"), ("metric", "left"), ("branch", "left"),
-                          ("env", "left"), ("runs", "right"), ("noise", "right"),
-                          ("min step", "right"), ("found", "right")):
+        columns = (
+            ("benchmark", "left"), ("metric", "left"), ("branch", "left"), ("env", "left"),
+            ("runs", "right"), ("noise", "right"), ("min step", "right"), ("found", "right"))
+        for col, just in columns:
             table.add_column(col, justify=just, overflow="fold")
-        for h in searchable:
-            sens, key = h.sensitivity, h.series.key
+        for h, sens in searchable:
+            key = h.series.key
             table.add_row(Text(key.benchmark), Text(key.metric), Text(key.branch or ""),
                           (key.environment or "all")[:8], str(len(h.series)),
                           _percent_or_value(sens.noise, sens.absolute_noise, h.series.unit),
@@ -350,13 +350,14 @@ def doctor(
 
     Example: `perfloop doctor --processes 20 --json`, `perfloop doctor --calibrate 4`
     """
-    from ..config import find_config, load_config
+    from contextlib import nullcontext
+
+    from ..config import check_setting, find_config, load_config
     from ..errors import ConfigError
     from ..measure.environment import fingerprint
     from ..workflows.doctor import run_doctor
 
-    if not 0.5 < confidence < 1:
-        raise UsageError(f"--confidence {confidence}: must be between 0.5 and 1", hint="e.g. 0.99")
+    check_setting("confidence", confidence, option="--confidence")
     if not 0.05 < power < 1:
         raise UsageError(f"--power {power}: must be between 0.05 and 1", hint="e.g. 0.8")
     root = project_root(directory)
@@ -370,8 +371,7 @@ def doctor(
         raise UsageError("--calibrate runs the project's benchmarks: it needs a valid "
                          "perfloop.toml and the store",
                          hint="run it in the project directory, without --machine-only")
-    db = None if machine_only else open_store(directory, store, config=config)
-    try:
+    with nullcontext() if machine_only else open_store(directory, store, config=config) as db:
         if calibrate and db is not None and config is not None:
             from ..workflows.run import run_project
             for i in range(calibrate):
@@ -379,9 +379,6 @@ def doctor(
                 run_project(config, db, label="calibrate")
         report = run_doctor(db, environment=fingerprint().get("fingerprint"), config=config,
                             processes=processes, recent=runs, confidence=confidence, power=power)
-    finally:
-        if db is not None:
-            db.close()
     if json:
         print_json(report.to_dict())
         return
@@ -403,9 +400,11 @@ def render_doctor(report) -> None:
         table = Table(title=f"minimum detectable change (environment {env}, {report.confidence * 100:g}% "
                             f"confidence, {report.power * 100:g}% power)",
                       header_style="bold", title_justify="left")
-        for col, just in (("benchmark", "left"), ("metric", "left"), ("runs", "right"),
-                          ("noise", "right"), ("processes", "right"), ("MDC", "right"),
-                          ("tolerance", "right"), ("processes needed", "right"), ("status", "left")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("benchmark", "left"), ("metric", "left"), ("runs", "right"), ("noise", "right"),
+            ("processes", "right"), ("MDC", "right"), ("tolerance", "right"),
+            ("processes needed", "right"), ("status", "left"))
+        for col, just in columns:
             table.add_column(col, justify=just)
         for n in report.noise:
             mdc = f"{n.mdc * 100:.1f}%" if n.mdc != float("inf") else "-"
@@ -490,8 +489,7 @@ def report(
             raise UsageError(f"--gate {gate}: {exc}",
                              hint="pass the file written by `perfloop gate --json > gate.json`") from exc
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         histories = [] if no_history else all_histories(
             db, benchmark=benchmark, metrics=metric, branch=branch,
             all_environments=all_environments, since=when, settings=_settings(min_size, min_change))
@@ -503,8 +501,6 @@ def report(
             comparison = compare_runs(base_run, head_run, benchmarks=[benchmark] if benchmark else None,
                                       metrics=metric)
         store_url = db.url
-    finally:
-        db.close()
     shown = [h for h in histories if len(h.series) >= 2]
     notes = []
     if len(shown) < len(histories):

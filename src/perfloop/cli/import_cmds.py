@@ -57,11 +57,8 @@ def import_(
     if dry_run:
         rows = [(imported, None) for imported in parsed]
     else:
-        db = open_store(directory, store)
-        try:
+        with open_store(directory, store) as db:
             rows = [(imported, store_imported(db, imported)) for imported in parsed]
-        finally:
-            db.close()
     for f in skipped:
         err_console.print(f"[dim]skipped {f}: asv's own {f.name}, read beside the results files[/]")
     if json:

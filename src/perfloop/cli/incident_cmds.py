@@ -21,6 +21,7 @@ from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from rich.console import JustifyMethod
     from ..config import ProjectConfig
     from ..store import Store
     from ..workflows import incident as incidents
@@ -102,11 +103,9 @@ def incident_open(
     from ..workflows import incident as incidents
     from rich.text import Text
     root, config, db = _context(directory, store)
-    try:
+    with db:
         found = incidents.open_incident(db, root, title, benchmarks=benchmark or (), metric=metric,
                                         config=config)
-    finally:
-        db.close()
     if json:
         print_json(found.to_dict())
         return
@@ -127,10 +126,8 @@ def incident_close(
     """
     from ..workflows import incident as incidents
     root, _, db = _context(directory, store, need_config=False)
-    try:
+    with db:
         closed = incidents.close_incident(db, root, note)
-    finally:
-        db.close()
     if json:
         print_json(closed.to_dict())
         return
@@ -153,15 +150,13 @@ def incident_show(
     """
     from ..workflows import incident as incidents
     root, _, db = _context(directory, store, need_config=False)
-    try:
+    with db:
         if incident_id is None:
             found = incidents.current_incident(db, root) or next(iter(incidents.list_incidents(db, root, limit=1)), None)
             if found is None:
                 raise UsageError("no incident in this project yet", hint=incidents.OPEN_HINT)
         else:
             found = incidents.get_incident(db, incident_id)
-    finally:
-        db.close()
     if json:
         print_json(found.to_dict())
         return
@@ -183,10 +178,8 @@ def incident_list(
     from rich.table import Table
     from rich.text import Text
     root, _, db = _context(directory, store, need_config=False)
-    try:
+    with db:
         items = incidents.list_incidents(db, root, limit=limit)
-    finally:
-        db.close()
     if json:
         print_json([i.to_dict() for i in items])
         return
@@ -278,11 +271,9 @@ def hypothesis(
     """
     from ..workflows import incident as incidents
     root, _, db = _context(directory, store, need_config=False)
-    try:
+    with db:
         made = incidents.add_hypothesis(db, root, text, expect=expect or (), expected_share=share,
                                         expected_effect=parse_effect(effect))
-    finally:
-        db.close()
     if json:
         print_json(made.to_dict())
         return
@@ -303,10 +294,8 @@ def hypotheses(
     from rich.table import Table
     from rich.text import Text
     root, _, db = _context(directory, store, need_config=False)
-    try:
+    with db:
         history = incidents.hypothesis_history(db, root)
-    finally:
-        db.close()
     if json:
         print_json(history.to_dict())
         return
@@ -366,18 +355,18 @@ def baseline(
     root, config, db = _context(directory, store)
     assert config is not None
     progress = None if json else RichProgress(err_console)
-    try:
-        adopt = db.resolve(from_run, commit_of=lambda r: resolve_commit(root, r)) if from_run else None
-        outcome = capture_baseline(config, db, processes=processes, values=values, warmup=warmup,
-                                   duration=parse_duration(duration), scrape_url=scrape,
-                                   scrape_metrics=scrape_metric or (),
-                                   interval=parse_duration(interval, "--interval"), adopt_run=adopt,
-                                   progress=progress)
-        stored = db.get_run(outcome.run_id)
-    finally:
-        if progress:
-            progress.close()
-        db.close()
+    with db:
+        try:
+            adopt = db.resolve(from_run, commit_of=lambda r: resolve_commit(root, r)) if from_run else None
+            outcome = capture_baseline(config, db, processes=processes, values=values, warmup=warmup,
+                                       duration=parse_duration(duration), scrape_url=scrape,
+                                       scrape_metrics=scrape_metric or (),
+                                       interval=parse_duration(interval, "--interval"), adopt_run=adopt,
+                                       progress=progress)
+            stored = db.get_run(outcome.run_id)
+        finally:
+            if progress:
+                progress.close()
     if json:
         print_json(outcome.to_dict())
         return
@@ -425,13 +414,10 @@ def profile(
     root = project_root(directory)
     needs_config = not command and pid is None
     config = load_config(root) if needs_config else None
-    db = open_store(directory, store, config=config)
-    try:
+    with open_store(directory, store, config=config) as db:
         report = run_profile(db, root, config=config, benchmarks=benchmark or (), command=command or (),
                              pid=pid, duration=parse_duration(duration), explore=explore,
                              expect=expect or (), profiler=profiler, write_files=write_flamegraph)
-    finally:
-        db.close()
     if json:
         print_json(report.to_dict())
         return
@@ -455,8 +441,10 @@ def _render_target(t: Any, root: Path, limit: int) -> None:
     console.print(f"[bold]{escape(t.target)}[/] ({t.purpose}; {r.profiler}, {r.duration:.1f} s"
                   + (f", {r.calls} calls" if r.calls else "") + ")", highlight=False)
     table = Table(header_style="bold", title="Hot spots in user code, by self share")
-    for col, just in (("#", "right"), ("function", "left"), ("file:line", "left"), ("self", "right"),
-                      ("total", "right"), ("waiting", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"), ("function", "left"), ("file:line", "left"), ("self", "right"),
+        ("total", "right"), ("waiting", "left"))
+    for col, just in columns:
         table.add_column(col, justify=just)
     matched = set(t.check.matched) if t.check else set()
     waits: dict[str, dict[str, float]] = {}
@@ -507,20 +495,21 @@ def verify(
 
     Example: `perfloop verify` (after `perfloop baseline` and your patch), or `perfloop verify --check` in a script
     """
+    from ..config import check_setting
     from ..report.text import render_comparison
     from ..workflows.verify import verify as run_verify
     from .progress import RichProgress
-    if tolerance is not None and not 0 < tolerance < 1:
-        raise UsageError(f"--tolerance {tolerance}: must be a fraction between 0 and 1", hint="e.g. 0.05")
+    if tolerance is not None:
+        check_setting("tolerance", tolerance, option="--tolerance")
     root, config, db = _context(directory, store)
     assert config is not None
     progress = None if json else RichProgress(err_console)
-    try:
-        report = run_verify(config, db, progress=progress, confidence=confidence, tolerance=tolerance)
-    finally:
-        if progress:
-            progress.close()
-        db.close()
+    with db:
+        try:
+            report = run_verify(config, db, progress=progress, confidence=confidence, tolerance=tolerance)
+        finally:
+            if progress:
+                progress.close()
     if json:
         print_json(report.to_dict())
     else:
@@ -575,10 +564,8 @@ def mode(
     from ..workflows.modes import project_mode
     from rich.text import Text
     root, _, db = _context(directory, store, need_config=False)
-    try:
+    with db:
         state = project_mode(db, root)
-    finally:
-        db.close()
     if json:
         print_json(state)
         return

@@ -72,11 +72,8 @@ def journal_list(
         return
     root = project_root(directory)
     cutoff = journal.parse_since(since)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         found = journal.entries(db, since=cutoff, search=search, workflow=workflow, root=root)
-    finally:
-        db.close()
     loops = journal.open_loops(found)
     if json:
         print_json({"entries": [e.to_dict() for e in found], "open_loops": [e.id for e in loops]})
@@ -119,12 +116,9 @@ def journal_add(
             raise UsageError(f"--commit {ref!r}: not a commit of the repository at {root}",
                              hint="give a sha, a branch, a tag or HEAD~N")
         commits.append(sha)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         entry = journal.add_entry(db, title, why=why, expect=expect, kind=kind, commits=commits,
                                   actual=actual, baseline_run_id=baseline)
-    finally:
-        db.close()
     if json:
         print_json(entry.to_dict())
         return
@@ -148,11 +142,8 @@ def journal_actual(
     Example: `perfloop journal actual 12 "checkout p99 -18%" --run 40`
     """
     from ..workflows import journal
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         entry = journal.record_actual(db, entry_id, actual, run_id=run, notes=note)
-    finally:
-        db.close()
     if json:
         print_json(entry.to_dict())
         return
@@ -172,11 +163,8 @@ def journal_show(
     """
     from ..workflows import journal
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         entry = journal.get_entry(db, entry_id, root=root)
-    finally:
-        db.close()
     if json:
         print_json({**entry.to_dict(), "data": dict(entry.data)})
         return
@@ -198,11 +186,8 @@ def journal_export(
     from ..workflows import journal
     from ..report.journal import journal_markdown
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         found = journal.entries(db, since=journal.parse_since(since), root=root)
-    finally:
-        db.close()
     target = output if output.is_absolute() else root / output
     try:
         target.write_text(journal_markdown(found))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import GateFailed, Interrupted, PerfloopError, UsageError
+from ..errors import GateFailed, Interrupted, PerfloopError
 from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
                      project_root)
 from .server_cmds import UploadProject, UploadToken, UploadUrl, report_upload, upload_stored
@@ -56,32 +56,25 @@ def run(
     from ..workflows.run import run_project
     from .progress import RichProgress
     config = load_config(project_root(directory))
-    db = open_store(directory, store, config=config)
-    progress = None if json else RichProgress(err_console)
-    try:
-        outcome = run_project(config, db, label=label, names=benchmark, progress=progress,
-                              processes=processes, values=values, warmup=warmup, timeout=timeout)
-    except RunInterrupted as exc:
-        db.close()
-        if progress:
-            progress.close()
-        done = len(getattr(exc, "results", []) or [])
-        raise Interrupted(f"the run kept {done} finished benchmark(s) and is stored with status "
-                          "interrupted (see `perfloop runs`).") from None
-    except BaseException:
-        db.close()
-        raise
-    uploaded: dict | None = None
-    upload_error: PerfloopError | None = None
-    try:
+    with open_store(directory, store, config=config) as db:
+        progress = None if json else RichProgress(err_console)
+        try:
+            outcome = run_project(config, db, label=label, names=benchmark, progress=progress,
+                                  processes=processes, values=values, warmup=warmup, timeout=timeout)
+        except RunInterrupted as exc:
+            if progress:
+                progress.close()
+            done = len(getattr(exc, "results", []) or [])
+            raise Interrupted(f"the run kept {done} finished benchmark(s) and is stored with status "
+                              "interrupted (see `perfloop runs`).") from None
+        uploaded: dict | None = None
+        upload_error: PerfloopError | None = None
         if upload:
             try:
                 uploaded = upload_stored(db, outcome.run_id, server=upload, token=token,
                                          project=project or config.root.name)
             except PerfloopError as e:
                 upload_error = e   # reported after the results: the local run is kept
-    finally:
-        db.close()
     failed = sum(1 for r in outcome.results if r.status.value != "ok")
     if json:
         print_json({"run_id": outcome.run_id, "status": outcome.status.value,
@@ -119,11 +112,8 @@ def runs(
     Example: `perfloop runs -n 5 --json`
     """
     from ..report.text import render_runs
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         items = db.list_runs(limit=limit)
-    finally:
-        db.close()
     if json:
         print_json([{"id": r.id, "label": r.label, "commit": r.commit, "branch": r.branch,
                      "dirty": r.dirty, "environment": r.environment_hash,
@@ -151,11 +141,8 @@ def show(
     """
     from ..report.text import render_results, run_title
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         stored = db.get_run(_resolve(db, ref, root))
-    finally:
-        db.close()
     if json:
         print_json({"id": stored.id, "label": stored.label, "commit": stored.commit,
                     "branch": stored.branch, "dirty": stored.dirty,
@@ -200,19 +187,15 @@ def compare(
     from ..analysis.compare import VerdictKind
     from ..analysis.comparison import DRIFTING_METRICS, compare_runs, interleaved_with
     from ..analysis.drift import measured_run_noise
-    from ..config import DEFAULT_RUN_NOISE
+    from ..config import DEFAULT_RUN_NOISE, check_setting
     from ..report.text import render_comparison
-    if tolerance is not None and not 0 < tolerance < 1:
-        raise UsageError(f"--tolerance {tolerance}: must be a fraction between 0 and 1",
-                         hint="e.g. --tolerance 0.05 for 5%")
-    if not 0.5 < confidence < 1:
-        raise UsageError(f"--confidence {confidence}: must be between 0.5 and 1", hint="e.g. 0.99")
-    if run_noise is not None and not 0 <= run_noise < 1:
-        raise UsageError(f"--run-noise {run_noise}: must be a fraction between 0 and 1",
-                         hint="e.g. --run-noise 0.02 for 2%, or 0 to turn it off")
+    if tolerance is not None:
+        check_setting("tolerance", tolerance, option="--tolerance")
+    check_setting("confidence", confidence, option="--confidence")
+    if run_noise is not None:
+        check_setting("run_noise", run_noise, option="--run-noise")
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         base_run = db.get_run(_resolve(db, base, root))
         head_run = db.get_run(_resolve(db, head, root))
         drift = None
@@ -220,8 +203,6 @@ def compare(
             # Drift measured from repeat runs of one commit in head's environment class.
             drift = measured_run_noise(db, head_run.environment_hash, sorted(DRIFTING_METRICS),
                                        fallback=DEFAULT_RUN_NOISE)
-    finally:
-        db.close()
     cmp = compare_runs(base_run, head_run, tolerance=tolerance, confidence=confidence,
                        benchmarks=benchmark, metrics=metric, run_noise=run_noise, drift=drift)
     if json:

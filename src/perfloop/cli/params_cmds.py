@@ -75,11 +75,8 @@ def params_check(
     root = project_root(directory)
     cutoff = parse_since(since)
     params = registry.load_parameters(root)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         report = registry.check(root, db, since=cutoff, parameters=params)
-    finally:
-        db.close()
     if json:
         print_json(report.to_dict())
     else:

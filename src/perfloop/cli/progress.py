@@ -22,14 +22,16 @@ class RichProgress:
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                             console=console, transient=True)
-        self.task = None
+        # its clock starts with the run (run_started)
+        self.task = self.bar.add_task("starting", total=1.0, start=False)
         self.weights: dict[str, float] = {}
         self.done = 0.0
 
     def run_started(self, specs: Sequence[BenchmarkSpec], estimated_seconds: float) -> None:
         self.weights = {s.name: max(estimate_seconds(s), 0.1) for s in specs}
+        self.bar.update(self.task, total=sum(self.weights.values()) or 1.0)
         self.bar.start()
-        self.task = self.bar.add_task("starting", total=sum(self.weights.values()) or 1.0)
+        self.bar.start_task(self.task)
 
     def benchmark_started(self, spec: BenchmarkSpec, index: int, total: int) -> None:
         self.bar.update(self.task, description=f"\\[{index + 1}/{total}] {escape(spec.name)}")

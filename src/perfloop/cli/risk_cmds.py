@@ -41,12 +41,9 @@ def risk(
     from ..workflows.risk import assess
     root = project_root(directory)
     config = load_config(root)
-    db = open_store(directory, store, config=config)
-    try:
+    with open_store(directory, store, config=config) as db:
         found = assess(config, diff=diff, kind=kind, store=db,
                        **({} if coverage else {"coverage": None}))
-    finally:
-        db.close()
     if json:
         print_json(found.to_dict())
         return
@@ -107,14 +104,11 @@ def change_propose(
     from ..workflows import cycles
     root = project_root(directory)
     config = load_config(root)
-    db = open_store(directory, store, config=config)
-    try:
+    with open_store(directory, store, config=config) as db:
         change, found = cycles.propose(db, config, title, kind=kind, hypothesis=hypothesis,
                                        expect=expect, rollback=rollback, rollback_command=rollback_cmd,
                                        tail_test=tail_test, diff=diff, benchmarks=benchmark or ())
         blockers = cycles.status(db, root)["queue"]
-    finally:
-        db.close()
     if json:
         print_json({**change.to_dict(), "risk": found.to_dict()})
         return
@@ -140,12 +134,9 @@ def change_apply(
     """
     from ..workflows import cycles
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         floor = db.resolve(baseline) if baseline else None
         change = cycles.apply(db, root, change_id, baseline_run_id=floor)
-    finally:
-        db.close()
     if json:
         print_json(change.to_dict())
         return
@@ -172,18 +163,15 @@ def change_verify(
     from ..workflows.run import run_project
     root = project_root(directory)
     config = load_config(root)
-    db = open_store(directory, store, config=config)
+    with open_store(directory, store, config=config) as db:
 
-    def measure(names: Sequence[str], label: str) -> int:
-        return run_project(config, db, label=label, names=list(names)).run_id
+        def measure(names: Sequence[str], label: str) -> int:
+            return run_project(config, db, label=label, names=list(names)).run_id
 
-    def compare(floor: int, after: int) -> Sequence[Any]:
-        return compare_runs(db.get_run(floor), db.get_run(after)).verdicts
+        def compare(floor: int, after: int) -> Sequence[Any]:
+            return compare_runs(db.get_run(floor), db.get_run(after)).verdicts
 
-    try:
         change = cycles.verify(db, config, change_id, measure=measure, compare=compare)
-    finally:
-        db.close()
     if json:
         print_json(change.to_dict())
     else:
@@ -210,11 +198,8 @@ def change_rollback(
     Example: `perfloop change rollback 3`
     """
     from ..workflows import cycles
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         change = cycles.rollback(db, project_root(directory), change_id, confirmed=yes)
-    finally:
-        db.close()
     if json:
         print_json(change.to_dict())
     else:
@@ -241,12 +226,9 @@ def cycle_open(
     Example: `perfloop cycle open 2026.12 --budget 100 --baseline floor`
     """
     from ..workflows import cycles
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         floor = db.resolve(baseline) if baseline else None
         cycle = cycles.open_cycle(db, project_root(directory), name, budget, baseline_run_id=floor)
-    finally:
-        db.close()
     if json:
         print_json(cycle.to_dict())
         return
@@ -266,12 +248,9 @@ def cycle_status(
     """
     from ..workflows import cycles
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         state = cycles.status(db, root)
         state["calibration"] = cycles.calibration(db, root)
-    finally:
-        db.close()
     if json:
         print_json(state)
         return
@@ -309,11 +288,8 @@ def cycle_close(
     Example: `perfloop cycle close`
     """
     from ..workflows import cycles
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         cycle = cycles.close_cycle(db, project_root(directory), confirmed=yes)
-    finally:
-        db.close()
     if json:
         print_json(cycle.to_dict())
         return

@@ -150,14 +150,11 @@ def upload_cmd(
     if not server:
         raise UsageError("no server to upload to", hint=f"pass --server URL or set {SERVER_ENV}")
     root = project_root(directory)
-    db = open_store(directory, store)
-    try:
+    with open_store(directory, store) as db:
         from ..measure.git import resolve_commit
         run_id = db.resolve(ref, commit_of=lambda r: resolve_commit(root, r))
         answer = upload_stored(db, run_id, server=server, token=token,
                                project=project or root.name)
-    finally:
-        db.close()
     report_upload(run_id, answer, json=json)
 
 

@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 from ..config import BenchmarkSpec
 from ..metrics import BUILTIN, CPU_NORM, HOST_REFERENCE, RUNQUEUE_TIME
-from ..records import BenchmarkResult, ResultStatus, Sample
+from ..records import BenchmarkResult, ResultStatus, Sample, SampleTag
 from .command import (_declared, describe_exit, failed_result, resolve_dir, run_child, stderr_note,
                       timeout_message)
 from .worker import PROTOCOL_VERSION
@@ -153,7 +153,7 @@ class WorkerSession:
             raise ValueError(f"loops must be a positive integer, got {loops!r}")
         self._seen.add(index)
         self.loops = loops
-        tag = {"worker": self.worker, "index": index, "warmup": bool(msg["warmup"])}
+        tag: SampleTag = {"worker": self.worker, "index": index, "warmup": bool(msg["warmup"])}
         for metric in ("wall_time", "cpu_time"):
             if metric in self.metrics:
                 self.samples.append(Sample(metric, float(msg[metric]) / loops, loops=loops, **tag))

@@ -43,9 +43,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from ..config import BenchmarkSpec
+from ..config import BenchmarkSpec, DeclaredMetrics
 from ..records import BenchmarkResult, ResultStatus, Sample
 from .childenv import child_env
 from .process import kill_group, release, spawn
@@ -361,7 +361,7 @@ def failed_result(spec: BenchmarkSpec, status: ResultStatus, error: str, samples
                            duration=duration, extra=extra or {}, **_declared(spec))
 
 
-def _declared(spec: BenchmarkSpec) -> dict[str, dict[str, str]]:
+def _declared(spec: BenchmarkSpec) -> DeclaredMetrics:
     return {"units": {m: unit for m, (unit, _) in spec.custom_metrics.items()},
             "directions": {m: direction for m, (_, direction) in spec.custom_metrics.items()}}
 
@@ -397,7 +397,7 @@ def measure_command(spec: BenchmarkSpec, *, deadline: float | None = None,
     counting = "instructions" in metrics          # valgrind's runs come after the timed ones
     runs = (settings.warmup + settings.processes) if metrics - {"instructions"} else 0
     total = runs + (settings.warmup + settings.processes) * counting
-    extra: dict[str, object] = {"loops": 1, "runs": settings.processes, "warmup_runs": settings.warmup,
+    extra: dict[str, Any] = {"loops": 1, "runs": settings.processes, "warmup_runs": settings.warmup,
              "timer_resolution": time.get_clock_info("perf_counter").resolution,
              "rss_interval": rss_interval}
     samples: list[Sample] = []

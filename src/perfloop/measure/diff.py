@@ -137,6 +137,7 @@ def read_diff(root: str | Path, spec: str | None = None, *, churn_days: int = CH
     root = Path(_git(Path(root), "rev-parse", "--show-toplevel").strip())
     if spec and spec.startswith("-"):
         raise UsageError(f"--diff {spec!r}: not a commit range", hint="e.g. --diff main..HEAD")
+    base: str | None   # None: the change adds every file (a root commit)
     if spec:
         if ".." in spec:
             left, _, right = spec.partition("...") if "..." in spec else spec.partition("..")

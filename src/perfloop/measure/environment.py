@@ -63,7 +63,7 @@ def _ci_runner() -> str | None:
 def _packages() -> dict[str, str]:
     found: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"] if "Name" in dist.metadata else None
         if name:
             found[name.lower()] = dist.version
     return dict(sorted(found.items()))

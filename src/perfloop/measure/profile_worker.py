@@ -175,7 +175,7 @@ class _ThreadCount:
             counter.started += 1
             original(thread)
 
-        threading.Thread.start = start  # type: ignore[method-assign]
+        threading.Thread.start = start  # type: ignore[method-assign, assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:

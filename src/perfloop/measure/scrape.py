@@ -378,8 +378,8 @@ def _derive(capture: Capture, selector: Selector) -> _Series:
             delta = {le: bb[le] - ba.get(le, 0.0) for le in bb}
             if any(v < 0 for v in delta.values()):
                 continue
-            for label, q in HISTOGRAM_QUANTILES.items():
-                out.add(f"{name}:{label}", i - 1, bucket_quantile(q, delta), unit, "lower")
+            for label, level in HISTOGRAM_QUANTILES.items():
+                out.add(f"{name}:{label}", i - 1, bucket_quantile(level, delta), unit, "lower")
             sa = _sum(a.exposition.points, f"{name}_sum", selector)
             sb = _sum(b.exposition.points, f"{name}_sum", selector)
             if sa is not None and sb is not None:

@@ -42,7 +42,7 @@ class ServerError(TargetError):
                  timed_out: bool = False, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.tail = tail
-        self.exit_code = exit_code
+        self.server_exit_code = exit_code   # not exit_code: that is the CLI's exit status
         self.timed_out = timed_out
 
 

@@ -21,7 +21,7 @@ def column_of(index: int, n: int, width: int) -> int:
     return min(width - 1, index * width // n)
 
 
-def _columns(values: Sequence[float], width: int | None) -> np.ndarray:
+def _columns(values: Sequence[float] | np.ndarray, width: int | None) -> np.ndarray:
     data = np.asarray(values, dtype=float)
     if width is None or len(data) <= width:
         return data
@@ -30,7 +30,7 @@ def _columns(values: Sequence[float], width: int | None) -> np.ndarray:
     return np.asarray([float(np.median(data[owners == c])) for c in range(width)])
 
 
-def sparkline(values: Sequence[float], width: int | None = None, *,
+def sparkline(values: Sequence[float] | np.ndarray, width: int | None = None, *,
               low: float | None = None, high: float | None = None) -> str:
     """``[1, 1, 2, 2]`` -> ``"▁▁██"``: one bar per point, or per column when ``width`` is
     smaller than the series. ``low`` and ``high`` fix the scale (default: the data's range);
@@ -47,7 +47,7 @@ def sparkline(values: Sequence[float], width: int | None = None, *,
     return "".join(BARS[int(round(s * (len(BARS) - 1)))] for s in scaled)
 
 
-def robust_range(values: Sequence[float], half_width: int = 2) -> tuple[float, float]:
+def robust_range(values: Sequence[float] | np.ndarray, half_width: int = 2) -> tuple[float, float]:
     """The lowest and highest level of ``values``: the range of its centred rolling median,
     so that runs of up to ``half_width`` outlying points do not set the scale."""
     data = np.asarray(values, dtype=float)

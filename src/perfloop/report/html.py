@@ -102,14 +102,14 @@ def history_figure(h: SeriesHistory) -> dict[str, Any]:
         annotations.append({"x": e.index - 0.5, "y": 0, "xref": "x", "yref": "paper",
                             "yanchor": "top", "showarrow": False, "text": "environment",
                             "font": {"color": COLORS["environment"], "size": 10}})
-    for a in h.approvals:
-        index = h.approval_index(a)
+    for approval in h.approvals:
+        index = h.approval_index(approval)
         if index is not None:
             annotations.append({"x": index, "y": points[index].value / factor, "xref": "x", "yref": "y",
                                 "text": "approved", "showarrow": True, "arrowhead": 2, "ay": -30,
                                 "font": {"color": COLORS["approval"], "size": 10},
                                 "arrowcolor": COLORS["approval"],
-                                "hovertext": f"{a.author}: {a.reason}"})
+                                "hovertext": f"{approval.author}: {approval.reason}"})
     # The tolerance around the latest level, shaded: a wiggle inside it is not a change, and
     # the y range always spans it, so that noise never fills the chart.
     values = [p.value / factor for p in points]
@@ -204,11 +204,11 @@ def _comparison_view(comparison: Any, figures: dict[str, Any]) -> dict[str, Any]
     head_name = f"head #{comparison.head.id}"
     rows = []
     for k, v in enumerate(comparison.verdicts):
-        chart_id = f"cmp-{k}"
+        chart_id: str | None = f"cmp-{k}"
         b, hd = base_results.get(v.benchmark), head_results.get(v.benchmark)
         if b is not None and hd is not None and b.values(v.metric) and hd.values(v.metric):
-            figures[chart_id] = comparison_figure(v.benchmark, v.metric, v.unit, b, hd,
-                                                  base_name, head_name)
+            figures[f"cmp-{k}"] = comparison_figure(v.benchmark, v.metric, v.unit, b, hd,
+                                                    base_name, head_name)
         else:
             chart_id = None
         verdict = getattr(v.verdict, "value", v.verdict)

@@ -14,6 +14,7 @@ from .units import format_change, format_value
 from .escape import markdown, printable
 
 if TYPE_CHECKING:
+    from ..workflows.approvals import Approval
     from ..workflows.gate import BenchmarkOutcome, GateReport, MetricOutcome
 
 #: Why the sampling of a benchmark stopped, in words.
@@ -100,8 +101,9 @@ def render_markdown(report: GateReport) -> str:
                     "`Perf-Approved: BENCHMARK: reason` in this change.", ""]
     # Every approval that let something through, whatever the benchmark's overall status
     # (an inconclusive metric beside an approved one must not hide the approval).
-    approved = [(b.name, m.metric, m, a) for b in report.benchmarks for m in b.metrics
-                if m.status == "approved" for a in m.approvals]
+    approved: list[tuple[str, str | None, MetricOutcome | None, Approval]] = [
+        (b.name, m.metric, m, a) for b in report.benchmarks for m in b.metrics
+        if m.status == "approved" for a in m.approvals]
     approved += [(b.name, None, None, a) for b in report.benchmarks if b.status == "approved"
                  for a in b.approvals]
     if approved:

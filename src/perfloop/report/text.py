@@ -17,6 +17,7 @@ from .tables import print_table
 from .units import format_change, format_value
 
 if TYPE_CHECKING:   # the statistics (scipy) load only where a table needs them: `runs` is quick
+    from rich.console import JustifyMethod
     from ..analysis.comparison import Comparison
 
 VERDICT_STYLE = {
@@ -96,8 +97,10 @@ def render_results(console: Console, results: Iterable[BenchmarkResult], *, titl
     where the detail is)."""
     results = list(results)
     table = Table(title=escape(title), header_style="bold")
-    for col, just in (("benchmark", "left"), ("metric", "left"), ("n", "right"), ("median", "right"),
-                      ("IQR", "right"), ("p99", "right"), ("cv", "right"), ("status", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("benchmark", "left"), ("metric", "left"), ("n", "right"), ("median", "right"),
+        ("IQR", "right"), ("p99", "right"), ("cv", "right"), ("status", "left"))
+    for col, just in columns:
         # names must stay readable in a narrow (or non-terminal, 80-column) console
         table.add_column(col, justify=just, overflow="fold", no_wrap=col == "metric",
                          min_width=18 if col == "benchmark" else None)
@@ -144,8 +147,10 @@ def render_comparison(console: Console, cmp: Comparison) -> None:
         console.print("[dim]conditions: " + escape("; ".join(d.describe() for d in conditions)) + "[/]",
                       highlight=False)
     table = Table(header_style="bold")
-    for col, just in (("benchmark", "left"), ("metric", "left"), ("base", "right"), ("head", "right"),
-                      ("change", "right"), ("CI", "right"), ("verdict", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("benchmark", "left"), ("metric", "left"), ("base", "right"), ("head", "right"),
+        ("change", "right"), ("CI", "right"), ("verdict", "left"))
+    for col, just in columns:
         table.add_column(col, justify=just, overflow="fold", no_wrap=col == "metric",
                          min_width=18 if col == "benchmark" else None)
     last = None

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import RefNotFound, StoreError
@@ -34,18 +35,17 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024   # bytes; a run of 2,000 benchmarks x 100 s
 PROJECT = Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._\-]+$",
                description="The project's name, as its tokens were made for.")
 
-Scope = Callable[..., Awaitable[None]]
 
 
 class BodyLimit:
     """ASGI middleware: refuse a request body over ``limit`` bytes with 413, before the app
     reads any of it (by its Content-Length) or as soon as a streamed body passes the limit."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: dict[str, Any], receive: Scope, send: Scope) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
@@ -70,7 +70,7 @@ class BodyLimit:
         body = b"".join(chunks)
         sent = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal sent
             if sent:
                 return await receive()
@@ -79,7 +79,7 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: dict[str, Any], receive: Scope, send: Scope) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(status_code=413, content={
             "detail": f"request body too large: the limit is {self.limit} bytes",
             "hint": "upload fewer results or samples per request"})

@@ -28,9 +28,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePath
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from .models import (ApprovalRow, ChangeRow, CycleRow, HypothesisRow, IncidentRow, ProfileRow,
@@ -519,5 +519,7 @@ def _update(session: Session, model: type, row_id: int, json_column: str, edit: 
         values[json_column] = json_ready(dict(edit(dict(current or {}))))
     if not values:
         return session.get(model, row_id) is not None
-    result = session.execute(update(model).where(model.id == row_id).values(**values))  # type: ignore[attr-defined]
+    # an UPDATE's result is a CursorResult, which counts the rows it matched
+    result = cast(CursorResult[Any], session.execute(
+        update(model).where(model.id == row_id).values(**values)))  # type: ignore[attr-defined]
     return bool(result.rowcount)

@@ -43,7 +43,7 @@ from ..records import BenchmarkResult, ResultStatus, RunStatus, Sample
 from .db import ENV_VAR, READ_ONLY, create_store_engine, migrate, safe_url, to_url
 from .journal import JournalTables
 from .server_tables import ServerTables
-from .models import EnvironmentRow, ResultRow, RunRow, SampleRow, utcnow
+from .models import Base, EnvironmentRow, ResultRow, RunRow, SampleRow, utcnow
 
 REF_HINT = ("`perfloop runs` lists stored runs; run `perfloop run --label NAME` to make one")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -240,7 +240,7 @@ class Store(JournalTables, ServerTables):
         if not samples:
             return
         # Core executemany: thousands of rows in one round of the driver, no ORM objects.
-        session.execute(insert(SampleRow.__table__), [
+        session.execute(insert(Base.metadata.tables[SampleRow.__tablename__]), [
             {"result_id": result_id, "pos": pos, "metric": s.metric, "value": float(s.value),
              "worker": int(s.worker), "idx": int(s.index), "warmup": bool(s.warmup),
              "loops": int(s.loops)}

@@ -211,7 +211,7 @@ def over_instrumentation(ctx: AuditContext) -> list[Finding]:
     gated = {r.base_name for r in ctx.results if r.label in GATE_LABELS}
     benches, metrics = _decision_names(ctx)
     runs: dict[str, set[int]] = defaultdict(set)
-    cost: Counter[str] = Counter()
+    cost: dict[str, float] = defaultdict(float)   # seconds measured
     measured: dict[str, Counter[str]] = defaultdict(Counter)
     for r in ctx.results:
         runs[r.base_name].add(r.run_id)

@@ -107,14 +107,17 @@ class Machine:
         """Read this machine: psutil for load, processes and swap; the real /sys and /proc."""
         import psutil
 
+        load: tuple[float, float, float] | None
         try:
-            load = tuple(float(x) for x in os.getloadavg())
+            one, five, fifteen = os.getloadavg()
+            load = (float(one), float(five), float(fifteen))
         except OSError:
             load = None
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         try:
             swap = psutil.swap_memory()
-            swap_used, swap_total = int(swap.used), int(swap.total)
+            swap_used: int | None = int(swap.used)
+            swap_total: int | None = int(swap.total)
         except (OSError, RuntimeError):
             swap_used = swap_total = None
         return cls(root=Path("/"), cpu_count=os.cpu_count(), usable_cpus=usable,
@@ -505,30 +508,29 @@ def estimate_noise(series: Series, *, processes: int, tolerance: float, recent: 
     points = series.points[-recent:]
     spread, dof = worker_spread([p.worker_medians for p in points])
     key = series.key
-    common = dict(benchmark=key.benchmark, metric=key.metric, branch=key.branch,
-                  environment=key.environment or "", runs=len(points), spread=spread, dof=dof,
-                  processes=processes, tolerance=tolerance)
-    if dof < 4:
-        return NoiseEstimate(**common, mdc=math.inf, processes_needed=None, status=UNKNOWN,
-                             message="too few workers stored to estimate the noise: run it a "
-                                     "few more times (perfloop run)")
-    mdc = minimum_detectable_change(spread, processes, confidence=confidence, power=power,
-                                    threshold=THRESHOLD_SHARE * tolerance)
-    needed = processes_needed(spread, tolerance, confidence=confidence, power=power)
-    if mdc <= tolerance:
-        return NoiseEstimate(**common, mdc=mdc, processes_needed=needed, status=OK,
-                             message=f"detects {mdc * 100:.1f}% at {processes} processes, within "
-                                     f"its {tolerance * 100:g}% tolerance")
-    fix = (f"raise processes to {needed}" if needed is not None
-           else f"more than {MAX_PROCESSES} processes would be needed")
-    if key.metric in DECIDING_TIME_METRICS and drifts(key.metric):   # instructions would not
-        fix += ", or use the instructions metric"
-    elif needed is None:
-        fix += "; measure longer periods or reduce what varies"
-    return NoiseEstimate(**common, mdc=mdc, processes_needed=needed, status=WARN,
-                         message=f"noise {spread * 100:.1f}% per worker: {processes} processes "
-                                 f"detect {mdc * 100:.1f}%, above its {tolerance * 100:g}% "
-                                 f"tolerance; the gate cannot work for it: {fix}")
+    mdc, needed, status = math.inf, None, UNKNOWN
+    message = "too few workers stored to estimate the noise: run it a few more times (perfloop run)"
+    if dof >= 4:
+        mdc = minimum_detectable_change(spread, processes, confidence=confidence, power=power,
+                                        threshold=THRESHOLD_SHARE * tolerance)
+        needed = processes_needed(spread, tolerance, confidence=confidence, power=power)
+        status = OK if mdc <= tolerance else WARN
+        message = (f"detects {mdc * 100:.1f}% at {processes} processes, within "
+                   f"its {tolerance * 100:g}% tolerance")
+    if status == WARN:
+        fix = (f"raise processes to {needed}" if needed is not None
+               else f"more than {MAX_PROCESSES} processes would be needed")
+        if key.metric in DECIDING_TIME_METRICS and drifts(key.metric):   # instructions would not
+            fix += ", or use the instructions metric"
+        elif needed is None:
+            fix += "; measure longer periods or reduce what varies"
+        message = (f"noise {spread * 100:.1f}% per worker: {processes} processes "
+                   f"detect {mdc * 100:.1f}%, above its {tolerance * 100:g}% "
+                   f"tolerance; the gate cannot work for it: {fix}")
+    return NoiseEstimate(benchmark=key.benchmark, metric=key.metric, branch=key.branch,
+                         environment=key.environment or "", runs=len(points), spread=spread,
+                         dof=dof, processes=processes, tolerance=tolerance, mdc=mdc,
+                         processes_needed=needed, status=status, message=message)
 
 
 @dataclass(frozen=True)
@@ -617,7 +619,8 @@ def run_doctor(store: Store | None, *, machine: Machine | None = None,
     """Machine checks on ``machine`` (this one when None) and, with a store, noise estimates."""
     checks = machine_checks(machine if machine is not None else Machine.live())
     noise: list[NoiseEstimate] = []
-    used, notes = environment, []
+    used = environment
+    notes: list[str] = []
     drift: dict[str, RunNoise] = {}
     deciding: list[tuple[str, str, str]] = []
     if store is not None:

@@ -325,7 +325,7 @@ def record_effect(store: Store, hypothesis_id: int, effect: Mapping[str, Any]) -
 class HypothesisHistory:
     """Every hypothesis of a project with its outcome, and the hit rate by month and overall."""
 
-    items: tuple[tuple[Hypothesis, int, str], ...]     # (hypothesis, incident id, incident title)
+    items: tuple[tuple[Hypothesis, int | None, str], ...]   # (hypothesis, incident id, its title)
     periods: tuple[dict[str, Any], ...]
 
     @property

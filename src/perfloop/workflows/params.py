@@ -234,11 +234,15 @@ def _python_constant(text: str, name: str, file: str) -> Any:
     except SyntaxError as exc:
         raise Unreadable(f"{file} is not valid Python: {exc}") from exc
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else \
-            [node.target] if isinstance(node, ast.AnnAssign) and node.value else []
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
         if any(isinstance(t, ast.Name) and t.id == name for t in targets):
             try:
-                return ast.literal_eval(node.value)  # type: ignore[union-attr, arg-type]
+                return ast.literal_eval(value)
             except ValueError as exc:
                 raise Unreadable(f"{file}: {name} is not a literal value") from exc
     raise Unreadable(f"{file}: no module-level constant {name}")

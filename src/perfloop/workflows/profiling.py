@@ -280,7 +280,7 @@ def _store(store: Store, root: Path, incident: Incident | None, hypothesis: Hypo
 class FlameGraphWriter(Protocol):
     """Renders a profile to files under ``prefix``; returns format -> path."""
 
-    def __call__(self, profile: Profile, prefix: Path, *, title: str, signals: Sequence[Any],
+    def __call__(self, profile: Profile, prefix: Path, /, *, title: str, signals: Sequence[Any],
                  notes: Sequence[str], formats: Sequence[str]) -> Mapping[str, Path]: ...
 
 

@@ -131,7 +131,7 @@ def _scales(n: int, window: int | None, min_size: int) -> list[int]:
 
 def _window_starts(n: int, length: int) -> np.ndarray:
     """Windows of ``length`` overlapping by half, the last one flush with the end."""
-    starts = np.arange(0, n - length + 1, max(1, length // 2))
+    starts: np.ndarray = np.arange(0, n - length + 1, max(1, length // 2))
     if starts[-1] != n - length:
         starts = np.append(starts, n - length)
     return starts
@@ -209,8 +209,9 @@ def _significant(ps: _stats.PrefixSums, starts: np.ndarray, ends: np.ndarray, mi
     log_p = _stats.log_pvalue(_stats.StepTest(test.split[near], test.t2[near], test.df[near]))
     keep = near[log_p <= log_alpha]
     log_p = log_p[log_p <= log_alpha]
-    return list(zip((ends[keep] - starts[keep]).tolist(), log_p.tolist(),
-                    test.split[keep].tolist(), starts[keep].tolist(), ends[keep].tolist()))
+    return [(int(length), float(p), int(split), int(start), int(end))
+            for length, p, split, start, end in zip(ends[keep] - starts[keep], log_p,
+                                                    test.split[keep], starts[keep], ends[keep])]
 
 
 def _accept(candidates: list[Candidate], chosen: list[int],

@@ -30,7 +30,7 @@ def runtime_stats(res: Mapping[str, Any]) -> RuntimeStats:
     return RuntimeStats(
         wall=float(res.get("wall") or 0.0), cpu=float(res.get("cpu") or 0.0),
         calls=int(res.get("calls") or 0), runqueue=res.get("runqueue"), gc_time=res.get("gc_time"),
-        gc_collections=tuple(res.get("gc_collections") or (0, 0, 0)),  # type: ignore[arg-type]
+        gc_collections=tuple(res.get("gc_collections") or (0, 0, 0)),
         blocks_start=res.get("blocks_start"), blocks_end=res.get("blocks_end"),
         rss_start=res.get("rss_start"), rss_end=res.get("rss_end"),
         retained_per_call=memory.get("retained_per_call"),

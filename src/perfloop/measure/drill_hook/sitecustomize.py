@@ -99,7 +99,7 @@ class _Loader(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
-        self.inner.exec_module(module)  # type: ignore[attr-defined]
+        self.inner.exec_module(module)
         try:
             _patch(module, self.qualname, self.factor)
         except Exception:  # never break the program under test

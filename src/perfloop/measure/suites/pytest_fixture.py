@@ -20,7 +20,7 @@ try:
 except ImportError:
     Fixture: type = BenchmarkFixture
 else:
-    class Fixture(BenchmarkFixture, _PytestBenchmarkFixture):  # type: ignore[no-redef]
+    class Fixture(BenchmarkFixture, _PytestBenchmarkFixture):  # type: ignore[no-redef, misc]
         """perfloop's fixture, typed as pytest-benchmark's for its plugin's checks."""
 
 
