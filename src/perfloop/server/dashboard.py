@@ -163,7 +163,7 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
                   "notes": list(h.notes)} for k, h in enumerate(histories)]
         return _page("benchmark.html.j2", project=project, name=name, series=views,
                      environment=environment, figures_json=Markup(_script_json(figures)),
-                     data_json=Markup(_script_json([h.to_dict() for h in histories])))
+                     data_json=Markup(_script_json([_without_points(h) for h in histories])))
 
     @app.get("/projects/{project}/compare", response_class=HTMLResponse,
              include_in_schema=False)
@@ -212,6 +212,14 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
         return _page("cycle.html.j2", project=project,
                      current=[c for c in cycles if c.get("status") == "open"],
                      closed=[c for c in cycles if c.get("status") != "open"][:20])
+
+
+def _without_points(h: Any) -> dict[str, Any]:
+    """A history's data for the page, its points left out: the chart carries their values,
+    and 10,000 points would double the page (the API serves the runs)."""
+    data = h.to_dict()
+    data.pop("points", None)
+    return {**data, "runs": len(h.series.points)}
 
 
 def _with_previous(runs: Sequence[Any]) -> list[dict[str, Any]]:
