@@ -162,8 +162,8 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
                                           for e in h.environment_changes],
                   "notes": list(h.notes)} for k, h in enumerate(histories)]
         return _page("benchmark.html.j2", project=project, name=name, series=views,
-                     environment=environment, figures_json=Markup(_script_json(figures)),
-                     data_json=Markup(_script_json([_without_points(h) for h in histories])))
+                     environment=environment, figures_json=_json_block(figures),
+                     data_json=_json_block([_without_points(h) for h in histories]))
 
     @app.get("/projects/{project}/compare", response_class=HTMLResponse,
              include_in_schema=False)
@@ -192,8 +192,8 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
         comparison = compare_runs(base_run, head_run, drift=drift)
         figures, view = _comparison_view(comparison)
         return _page("compare.html.j2", project=project, cmp=view,
-                     figures_json=Markup(_script_json(figures)),
-                     data_json=Markup(_script_json(comparison.to_dict())))
+                     figures_json=_json_block(figures),
+                     data_json=_json_block(comparison.to_dict()))
 
     @app.get("/projects/{project}/journal", response_class=HTMLResponse,
              include_in_schema=False)
@@ -212,6 +212,12 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
         return _page("cycle.html.j2", project=project,
                      current=[c for c in cycles if c.get("status") == "open"],
                      closed=[c for c in cycles if c.get("status") != "open"][:20])
+
+
+def _json_block(value: Any) -> Markup:
+    """JSON for a ``<script type="application/json">`` block with no ``<`` at all (JSON's
+    ``\\u003c`` instead): no uploaded name can close the block or open a comment in it."""
+    return Markup(_script_json(value).replace("<", "\\u003c"))
 
 
 def _without_points(h: Any) -> dict[str, Any]:
