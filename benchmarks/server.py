@@ -78,14 +78,16 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
         rates.append(args.uploads / (time.perf_counter() - t0))
     fill_history(url, args.history_runs)
     latencies = []
+    size = 0
     for _ in range(args.repeat):
         t0 = time.perf_counter()
         page = client.get("/projects/shop/benchmarks/hist")
         latencies.append(time.perf_counter() - t0)
         assert page.status_code == 200
+        size = len(page.content)
     runs_per_s = statistics.median(rates)
     return {"runs_per_s": runs_per_s, "samples_per_s": runs_per_s * args.results * args.samples,
-            "history_page_s": statistics.median(latencies)}
+            "history_page_s": statistics.median(latencies), "history_page_bytes": size}
 
 
 def backends(tmp: Path) -> Iterator[tuple[str, str]]:
@@ -116,13 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.1f}; {args.uploads} uploads of {args.results} "
           f"results x {args.samples} samples; history of {args.history_runs} runs")
-    print("| backend | runs/s | samples/s | history page |")
-    print("|---|---|---|---|")
+    print("| backend | runs/s | samples/s | history page | page size |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, url in backends(Path(tmp)):
             r = measure(url, args)
             print(f"| {name} | {r['runs_per_s']:.1f} | {r['samples_per_s']:,.0f} | "
-                  f"{r['history_page_s'] * 1000:.0f} ms |", flush=True)
+                  f"{r['history_page_s'] * 1000:.0f} ms | "
+                  f"{r['history_page_bytes'] / 1e6:.1f} MB |", flush=True)
 
 
 if __name__ == "__main__":

@@ -248,7 +248,9 @@ class ServerTables:
         kept = set(ids)
         created = updated = removed = unchanged = 0
         with self._write(f"storing the journal of {project!r}") as session:
-            for entry in entries:
+            # rows are written in one order whatever the body's: two uploads racing on
+            # PostgreSQL then wait for each other instead of deadlocking
+            for entry in sorted(entries, key=lambda e: str(e["id"])):
                 values = {"source": str(entry["source"]), "title": str(entry["title"]),
                           "workflow": str(entry["workflow"]), "status": str(entry["status"]),
                           "created_at": entry["created_at"], "entry": _plain_dict(entry),
@@ -266,7 +268,7 @@ class ServerTables:
                 session.execute(delete(JournalEntryRow).where(JournalEntryRow.id.in_(gone)))
                 removed += len(gone)
             cycle_ids = {int(c["id"]) for c in cycles}
-            for cycle in cycles:
+            for cycle in sorted(cycles, key=lambda c: int(c["id"])):
                 values = {"name": str(cycle["name"]), "status": str(cycle["status"]),
                           "budget": float(cycle["budget"]), "opened_at": cycle["opened_at"],
                           "cycle": _plain_dict(cycle), "digest": _content_digest(cycle),
