@@ -23,6 +23,7 @@ can close early.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
@@ -223,8 +224,10 @@ def _json_block(value: Any) -> Markup:
 def _without_points(h: Any) -> dict[str, Any]:
     """A history's data for the page, its points left out: the chart carries their values,
     and 10,000 points would double the page (the API serves the runs)."""
-    data = h.to_dict()
+    data = replace(h, series=replace(h.series, points=())).to_dict()
     data.pop("points", None)
+    # approvals are placed by the points: from the whole history
+    data["approvals"] = [{**a.to_dict(), "index": h.approval_index(a)} for a in h.approvals]
     return {**data, "runs": len(h.series.points)}
 
 
