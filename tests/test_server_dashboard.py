@@ -222,7 +222,7 @@ def test_the_journal_incidents_and_cycle_pages(setup: tuple[str, dict[str, str]]
         cycle = client.get("/projects/shop/cycle")
         assert cycle.status_code == 200
         assert "<strong>70 left</strong>" in cycle.text and "pool 10 -&gt; 32" in cycle.text
-        assert "30.0 (medium)" in cycle.text
+        assert "30 (medium)" in cycle.text
 
 
 def test_every_page_escapes_what_clients_uploaded(setup: tuple[str, dict[str, str]]) -> None:
@@ -262,3 +262,25 @@ def test_every_page_escapes_what_clients_uploaded(setup: tuple[str, dict[str, st
             assert "\x1b" not in page.text and "\u202e" not in page.text, path
         journal_page = client.get("/projects/shop/journal").text
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;\\x1b[31m\\u202e" in journal_page
+
+
+def test_a_cycle_uploaded_with_odd_health_and_changes_still_renders(
+        setup: tuple[str, dict[str, str]]) -> None:
+    url, tokens = setup
+    odd = {"id": 3, "name": "odd", "status": "open", "budget": 40.0, "spent": 50.0,
+           "opened_at": "2026-11-30T12:00:00+00:00",
+           "health": {"stagnation": "yes", "chaos": True, "unspent_share": {"x": 1},
+                      "rolled_back_or_broken": "two"},
+           "changes": [{}, {"id": [1], "score": "high", "title": {"t": 1}}],
+           "queue": [{"blocked_by": "everything", "age_days": None}]}
+    with TestClient(create_app(url, public_projects=["shop"])) as client:
+        assert client.post("/api/v1/projects/shop/journal",
+                           json={"origin": "origin-odd-1", "cycles": [odd]},
+                           headers=auth(tokens["write"])).status_code == 200
+        page = client.get("/projects/shop/cycle")
+        assert page.status_code == 200
+        # over budget: the bar is full, not wider; only a true flag counts
+        assert 'style="width: 100.0%"' in page.text
+        assert '<span class="flag">chaos</span>' in page.text
+        assert '<span class="flag">stagnation</span>' not in page.text
+        assert client.get("/projects/shop").status_code == 200

@@ -3,6 +3,7 @@ origin store, in one transaction; revoked, wrong and other projects' tokens are 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -226,3 +227,12 @@ def test_a_token_revoked_while_the_server_runs_is_refused_from_the_next_request(
     assert client.get("/projects/shop", headers=auth(tokens["write"])).status_code == 403
     # the read token was not touched
     assert client.get(RUNS, headers=auth(tokens["read"])).status_code == 200
+
+
+def test_text_with_a_nul_character_is_refused(client: TestClient, tokens: dict[str, str],
+                                              store_url: str, tmp_path: Path) -> None:
+    body = local_journal(tmp_path)
+    body["entries"][0]["title"] = "cache\x00size"
+    response = client.post(JOURNAL, json=body, headers=auth(tokens["write"]))
+    assert response.status_code == 422 and "NUL" in json.dumps(response.json())
+    assert stored_entries(store_url) == []

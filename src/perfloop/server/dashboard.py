@@ -72,7 +72,8 @@ def _templates() -> Environment:
     env.filters["value"] = lambda v, unit="": format_value(v, unit) \
         if isinstance(v, (int, float)) and math.isfinite(v) else "-"
     env.filters["change"] = _change
-    env.filters["points"] = lambda v: f"{v:.0f}" if isinstance(v, (int, float)) else "-"
+    env.filters["points"] = lambda v: f"{v:.1f}".removesuffix(".0") \
+        if isinstance(v, (int, float)) else "-"
     return env
 
 
@@ -137,7 +138,8 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
                      benchmarks=store.project_benchmarks(project), runs=_with_previous(runs),
                      incidents=store.project_journal(project, source="incident",
                                                      status="open"),
-                     cycles=store.project_cycles(project, status="open"))
+                     cycles=[_cycle_view(c) for c in store.project_cycles(project,
+                                                                          status="open")])
 
     @app.get("/projects/{project}/benchmarks/{name:path}", response_class=HTMLResponse,
              include_in_schema=False)
@@ -211,8 +213,52 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
         require(request, project)
         cycles = store.project_cycles(project)
         return _page("cycle.html.j2", project=project,
-                     current=[c for c in cycles if c.get("status") == "open"],
-                     closed=[c for c in cycles if c.get("status") != "open"][:20])
+                     current=[_cycle_view(c) for c in cycles if c.get("status") == "open"],
+                     closed=[_cycle_view(c) for c in cycles if c.get("status") != "open"][:20])
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or isinstance(value, (dict, list)) else str(value)
+
+
+def _cycle_view(cycle: Mapping[str, Any]) -> dict[str, Any]:
+    """An uploaded cycle with the fields the pages show, each of the type they expect: the
+    health, changes and queue are free-form JSON from the client."""
+    budget = _number(cycle.get("budget")) or 0.0
+    spent = _number(cycle.get("spent")) or 0.0
+    health = cycle.get("health") if isinstance(cycle.get("health"), dict) else {}
+
+    def change(c: Any) -> dict[str, Any]:
+        c = c if isinstance(c, dict) else {}
+        blocked = c.get("blocked_by")
+        return {"id": _text(c.get("id")), "title": _text(c.get("title")) or "",
+                "score": _number(c.get("score")), "level": _text(c.get("level")) or "?",
+                "status": _text(c.get("status")) or "?", "expect": _text(c.get("expect")),
+                "rollback": _text(c.get("rollback")) or _text(c.get("rollback_command")),
+                "age_days": _number(c.get("age_days")),
+                "blocked_by": [str(b) for b in blocked] if isinstance(blocked, list) else []}
+
+    changes = cycle.get("changes") if isinstance(cycle.get("changes"), list) else []
+    queue = cycle.get("queue") if isinstance(cycle.get("queue"), list) else []
+    return {"name": _text(cycle.get("name")) or "", "status": _text(cycle.get("status")),
+            "opened_at": _text(cycle.get("opened_at")), "budget": budget, "spent": spent,
+            "left": _number(cycle.get("left")) if _number(cycle.get("left")) is not None
+            else budget - spent,
+            "used_percent": round(min(max(spent / budget * 100, 0.0), 100.0), 1)
+            if budget else 0.0,
+            "health": {"stagnation": health.get("stagnation") is True,
+                       "chaos": health.get("chaos") is True,
+                       "unspent_percent": round((_number(health.get("unspent_share")) or 0) * 100),
+                       "oldest_queued_days": _number(health.get("oldest_queued_days")),
+                       "rolled_back_or_broken": _number(health.get("rolled_back_or_broken")),
+                       "effects_outside_expected": _number(
+                           health.get("effects_outside_expected"))} if health else None,
+            "changes": [change(c) for c in changes], "queue": [change(c) for c in queue]}
 
 
 def _json_block(value: Any) -> Markup:

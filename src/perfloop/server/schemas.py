@@ -110,6 +110,14 @@ class RunUpload(BaseModel):
             perfloop_version=self.perfloop_version, hostname=self.hostname)
 
 
+def _no_nul(value: Any) -> Any:
+    """Text without NUL characters: PostgreSQL's text columns cannot hold them."""
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(t, str) and "\x00" in t for t in texts):
+        raise ValueError("text with a NUL character")
+    return value
+
+
 class JournalEntryIn(BaseModel):
     """One journal entry, as ``perfloop journal --json`` shows it."""
 
@@ -130,6 +138,9 @@ class JournalEntryIn(BaseModel):
     verification_run_ids: list[int] = Field(default_factory=list, max_length=1000)
     notes: str | None = Field(None, max_length=100_000)
 
+    _texts = field_validator("id", "source", "title", "workflow", "status", "kind", "why",
+                             "commits", "notes")(_no_nul)
+
 
 class CycleIn(BaseModel):
     """A release cycle of the uploading store (``perfloop cycle status --json``): its budget,
@@ -149,6 +160,8 @@ class CycleIn(BaseModel):
     changes: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ENTRIES)
     queue: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ENTRIES)
     health: dict[str, Any] = Field(default_factory=dict)
+
+    _texts = field_validator("name")(_no_nul)
 
 
 class JournalUpload(BaseModel):
