@@ -9,9 +9,9 @@
     GET  /api/v1/projects/{project}/journal     read token: the uploaded entries, newest first
 
 Tokens travel as ``Authorization: Bearer <token>``; a revoked token is refused like an unknown
-one. The OpenAPI description is at
-``/openapi.json`` (and browsable at ``/docs``). Request bodies over ``max_body`` bytes get 413
-before any of them is parsed; every refusal stores nothing.
+one. The OpenAPI description is at ``/openapi.json`` (and browsable at ``/docs``). Request
+bodies over ``max_body`` bytes get 413 before any of them is parsed; every refusal stores
+nothing.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ the journal (``perfloop upload --journal``).
 The upload id is derived from the run's identity in the local store (host, store, run id,
 start time), so retrying, or running the upload again later, never stores the run twice on
 the server. The journal goes whole, with an origin id derived from the host and the store:
-the server keeps one copy of each entry per origin. Only network failures and server errors (5xx) are retried; a refusal (4xx) is
-final and says why.
+the server keeps one copy of each entry per origin. Only network failures and server errors
+(5xx) are retried; a refusal (4xx) is final and says why.
 """
 
 from __future__ import annotations
