@@ -107,3 +107,48 @@ def test_run_uploads_to_the_server_and_a_failed_upload_keeps_the_run(
     assert [r["label"] for r in json.loads(local.stdout)] == ["two", "one"]
     with Store.open(store_url) as store:
         assert len(store.project_runs("toy")) == 1
+
+
+def test_token_revoke_refuses_the_token_and_keeps_it_listed(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'server.db'}"
+    made = json.loads(_cli("token", "create", "--project", "toy", "--name", "ci-1",
+                           "--store", store_url, "--json").stdout)
+    token_id = json.loads(_cli("token", "list", "--store", store_url, "--json").stdout)[0]["id"]
+    revoked = _cli("token", "revoke", str(token_id), "--store", store_url)
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"Revoked token #{token_id} (write, project toy)." in revoked.stdout
+    listed = json.loads(_cli("token", "list", "--store", store_url, "--json").stdout)
+    assert listed[0]["revoked_at"] is not None
+    assert "revoked" in _cli("token", "list", "--store", store_url).stdout
+    with Store.open(store_url) as store:
+        assert store.check_token(made["token"], project="toy", scope="write") is None
+    missing = _cli("token", "revoke", "999", "--store", store_url)
+    assert missing.returncode == 2 and "no token #999" in missing.stderr
+
+
+@pytest.mark.slow
+def test_upload_journal_sends_the_journal_once(tmp_path: Path, server: tuple[str, str]) -> None:
+    url, store_url = server
+    with Store.open(store_url) as store:
+        token = store.create_token(project="toy", scope="write")
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "toymod.py").write_text(MODULE)
+    (project / "perfloop.toml").write_text(CONFIG)
+    perfloop(project, "journal", "add", "raise the cache to 4096", "--why", "lookups miss",
+             "--expect", "toy wall_time -20%", check=True)
+    env = {"PERFLOOP_TOKEN": token, "PERFLOOP_SERVER": url}
+    sent = perfloop(project, "upload", "--journal", "--project", "toy", "--json", env=env)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    answer = json.loads(sent.stdout)["journal"]
+    assert (answer["entries"], answer["created"]) == (1, 1)
+    again = perfloop(project, "upload", "--journal", "--project", "toy", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "0 new, 0 updated, 0 removed, 1 unchanged" in " ".join(again.stdout.split())
+    with Store.open(store_url) as store:
+        (entry,) = store.project_journal("toy")
+    assert entry["title"] == "raise the cache to 4096" and entry["open_loop"] is True
+    page = httpx.get(f"{url}/projects/toy/journal", cookies={"perfloop_token": token})
+    assert page.status_code == 200 and "raise the cache to 4096" in page.text
+    nothing = perfloop(project, "upload", env=env)
+    assert nothing.returncode == 2 and "nothing to upload" in nothing.stderr

@@ -86,3 +86,43 @@ def test_two_racing_retries_of_one_upload_store_it_once(postgres_url: str) -> No
     assert len(ids) == UPLOADERS and len(set(ids)) == 1
     with Store.open(postgres_url) as store:
         assert len(store.project_runs("shop")) == 1
+
+
+@pytest.mark.postgres
+def test_eight_racing_uploads_of_one_journal_store_each_entry_once(
+        postgres_url: str, tmp_path) -> None:
+    from test_server_journal import local_journal
+
+    with Store.open(postgres_url) as store:
+        token = store.create_token(project="shop", scope="write")
+    app = create_app(postgres_url)
+    body = local_journal(tmp_path)
+    answers: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(UPLOADERS)
+
+    def send() -> None:
+        try:
+            client = TestClient(app)
+            start.wait()
+            response = client.post("/api/v1/projects/shop/journal", json=body,
+                                   headers=auth(token))
+            assert response.status_code == 200, response.text
+            answers.append(response.json())
+        except BaseException as e:   # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send) for _ in range(UPLOADERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert len(answers) == UPLOADERS
+    items = len(body["entries"]) + len(body["cycles"])
+    # every entry and cycle was created by exactly one of the racing uploads
+    assert sum(a["created"] for a in answers) == items
+    assert all(a["created"] + a["updated"] + a["unchanged"] == items for a in answers)
+    with Store.open(postgres_url) as store:
+        assert len(store.project_journal("shop")) == len(body["entries"])
+        assert len(store.project_cycles("shop")) == 1

@@ -1,4 +1,4 @@
-"""The team server's commands: ``serve``, ``token create``, ``token list``, ``upload``."""
+"""The team server's commands: ``serve``, ``token create/list/revoke``, ``upload``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ UploadProject = Annotated[Optional[str], typer.Option(
     help="The project's name on the server (default: the project directory's name; "
          "env PERFLOOP_PROJECT).")]
 
-token_app = typer.Typer(help="Make and list the server's API tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="Make, list and revoke the server's API tokens.",
+                        no_args_is_help=True)
 
 
 def _server_store(store: str | None) -> str:
@@ -117,11 +118,41 @@ def token_list(
         records = db.tokens(project=project)
     if json:
         print_json([{"id": t.id, "project": t.project, "scope": t.scope, "name": t.name,
-                     "created_at": t.created_at} for t in records])
+                     "created_at": t.created_at, "revoked_at": t.revoked_at}
+                    for t in records])
         return
+    from ..report.escape import terminal
     for t in records:
-        console.print(f"#{t.id}  {t.project}  {t.scope}  {t.name or '-'}  "
-                      f"{t.created_at:%Y-%m-%d %H:%M}", soft_wrap=True)
+        revoked = f"  revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""
+        console.print(f"#{t.id}  {terminal(t.project)}  {t.scope}  {terminal(t.name or '-')}  "
+                      f"{t.created_at:%Y-%m-%d %H:%M}{revoked}", soft_wrap=True)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(metavar="ID", help="The token's id (token list).")],
+    store: Annotated[Optional[str], typer.Option(
+        "--store", envvar="PERFLOOP_STORE", metavar="URL", help="The server's store.")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Revoke a token: the server refuses it from the next request on (it stays listed).
+
+    Exit 2 when there is no such token.
+
+    Example: `perfloop token revoke 3 --store URL`
+    """
+    from ..report.escape import terminal
+    from ..store import Store
+    with Store.open(_server_store(store), reap=False) as db:
+        record = db.revoke_token(token_id)
+    if record is None:
+        raise UsageError(f"no token #{token_id}", hint="`perfloop token list` shows the ids")
+    if json:
+        print_json({"id": record.id, "project": record.project, "scope": record.scope,
+                    "name": record.name, "revoked_at": record.revoked_at})
+        return
+    console.print(f"Revoked token #{record.id} ({record.scope}, project "
+                  f"{terminal(record.project)}).", soft_wrap=True)
 
 
 def upload_stored(db, run_id: int, *, server: str, token: str | None, project: str) -> dict:
@@ -132,8 +163,20 @@ def upload_stored(db, run_id: int, *, server: str, token: str | None, project: s
     return upload(server, token or "", project, payload)
 
 
+def upload_journal(db, root: Path, *, server: str, token: str | None, project: str) -> dict:
+    """Upload the open local store's whole journal (and open cycle); the server's answer."""
+    from ..server.client import journal_payload, origin_for, upload
+    payload = journal_payload(db, root, origin_for(db.url, socket.gethostname()))
+    answer = upload(server, token or "", project, payload, what="journal")
+    return {**answer, "entries": len(payload["entries"]), "cycles": len(payload["cycles"])}
+
+
 def upload_cmd(
-    ref: Annotated[str, typer.Argument(help="The run to upload: id, label or git ref.")],
+    ref: Annotated[Optional[str], typer.Argument(
+        help="The run to upload: id, label or git ref.")] = None,
+    journal: Annotated[bool, typer.Option(
+        "--journal", help="Upload the journal (every entry, and the open release cycle).")
+    ] = False,
     server: Annotated[Optional[str], typer.Option(
         "--server", envvar=SERVER_ENV, metavar="URL",
         help="The perfloop server (env PERFLOOP_SERVER).")] = None,
@@ -143,19 +186,47 @@ def upload_cmd(
     store: StoreUrl = None,
     json: JsonFlag = False,
 ) -> None:
-    """Upload a stored run to a perfloop server (again: a run is never stored twice there).
+    """Upload a stored run, or the journal, to a perfloop server.
+
+    Uploading again is safe: a run is never stored twice there, and the journal replaces this
+    store's earlier copy (entries changed since are updated, removed ones removed).
 
     Example: `perfloop upload 12 --server http://127.0.0.1:8080 --token $PERFLOOP_TOKEN`
+
+    Example: `perfloop upload --journal --server http://127.0.0.1:8080`
     """
     if not server:
         raise UsageError("no server to upload to", hint=f"pass --server URL or set {SERVER_ENV}")
+    if ref is None and not journal:
+        raise UsageError("nothing to upload", hint="name a run (perfloop upload 12) or pass "
+                                                   "--journal")
     root = project_root(directory)
+    answer = journal_answer = run_id = None
     with open_store(directory, store) as db:
-        from ..measure.git import resolve_commit
-        run_id = db.resolve(ref, commit_of=lambda r: resolve_commit(root, r))
-        answer = upload_stored(db, run_id, server=server, token=token,
-                               project=project or root.name)
-    report_upload(run_id, answer, json=json)
+        if ref is not None:
+            from ..measure.git import resolve_commit
+            run_id = db.resolve(ref, commit_of=lambda r: resolve_commit(root, r))
+            answer = upload_stored(db, run_id, server=server, token=token,
+                                   project=project or root.name)
+        if journal:
+            journal_answer = upload_journal(db, root, server=server, token=token,
+                                            project=project or root.name)
+    if journal_answer is None:
+        report_upload(run_id, answer, json=json)
+        return
+    if json:
+        out = {"journal": journal_answer}
+        if answer is not None:
+            out.update(run_id=run_id, server_run_id=answer.get("run_id"),
+                       created=answer.get("created"))
+        print_json(out)
+        return
+    if answer is not None:
+        report_upload(run_id, answer, json=False)
+    j = journal_answer
+    console.print(f"Uploaded the journal: {j['entries']} entries, {j['cycles']} open cycle(s); "
+                  f"on the server {j['created']} new, {j['updated']} updated, {j['removed']} "
+                  f"removed, {j['unchanged']} unchanged.", soft_wrap=True)
 
 
 def report_upload(run_id: int, answer: dict, *, json: bool) -> None:

@@ -5,10 +5,13 @@
     POST /api/v1/projects/{project}/runs        write token; body: RunUpload -> {run_id, created}
     GET  /api/v1/projects/{project}/runs        read token (or public project): newest first
     GET  /api/v1/projects/{project}/runs/{id}   read token: the run with results and samples
+    POST /api/v1/projects/{project}/journal     write token; body: JournalUpload -> what changed
+    GET  /api/v1/projects/{project}/journal     read token: the uploaded entries, newest first
 
-Tokens travel as ``Authorization: Bearer <token>``. The OpenAPI description is at
-``/openapi.json`` (and browsable at ``/docs``). Request bodies over ``max_body`` bytes get 413
-before any of them is parsed; every refusal stores nothing.
+Tokens travel as ``Authorization: Bearer <token>``; a revoked token is refused like an unknown
+one. The OpenAPI description is at ``/openapi.json`` (and browsable at ``/docs``). Request
+bodies over ``max_body`` bytes get 413 before any of them is parsed; every refusal stores
+nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from ..errors import RefNotFound, StoreError
 from ..store import Store
 from ..store.server_tables import UploadConflict
 from .dashboard import add_dashboard
-from .schemas import RunOut, RunSummaryOut, RunUpload, UploadOut
+from .schemas import (JournalOut, JournalUpload, RunOut, RunSummaryOut, RunUpload,
+                      UploadOut)
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024   # bytes; a run of 2,000 benchmarks x 100 samples is ~20 MB
 PROJECT = Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._\-]+$",
@@ -171,8 +175,41 @@ def create_app(store_url: str, *, max_body: int = DEFAULT_MAX_BODY,
                 "hostname": run.hostname,
                 "benchmarks": [_result(r) for r in run.results]}
 
+    @app.post("/api/v1/projects/{project}/journal", response_model=JournalOut,
+              dependencies=[Depends(authorize("write"))],
+              responses={401: {}, 403: {}, 413: {}})
+    async def upload_journal(upload: JournalUpload, project: str = PROJECT) -> dict[str, int]:
+        """Store a store's whole journal and its open cycle, in one transaction; sending the
+        same journal again changes nothing."""
+        entries = [_entry(e) for e in upload.entries]
+        cycles = [c.model_dump() for c in upload.cycles]
+        outcome = await run_in_threadpool(store.store_journal, project, upload.origin, entries,
+                                          cycles)
+        return outcome.to_dict()
+
+    @app.get("/api/v1/projects/{project}/journal", response_model=list[dict[str, Any]],
+             dependencies=[Depends(authorize("read"))])
+    def read_journal(project: str = PROJECT, limit: int = Query(200, ge=1, le=10_000)
+                     ) -> list[dict[str, Any]]:
+        """The project's uploaded journal entries, newest first."""
+        return store.project_journal(project, limit=limit)
+
     add_dashboard(app, store, public)
     return app
+
+
+def _entry(uploaded: Any) -> dict[str, Any]:
+    """An uploaded entry as the journal itself writes it (open loop and descriptions redone)."""
+    from ..workflows.journal import Entry
+
+    entry = Entry(id=uploaded.id, source=uploaded.source, title=uploaded.title,
+                  workflow=uploaded.workflow, status=uploaded.status,
+                  created_at=uploaded.created_at, kind=uploaded.kind, why=uploaded.why,
+                  expected=uploaded.expected, actual=uploaded.actual,
+                  commits=tuple(uploaded.commits), baseline_run_id=uploaded.baseline_run_id,
+                  verification_run_ids=tuple(uploaded.verification_run_ids),
+                  notes=uploaded.notes)
+    return {**entry.to_dict(), "created_at": entry.created_at}
 
 
 def _summary(run: Any) -> dict[str, Any]:

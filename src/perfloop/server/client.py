@@ -1,9 +1,11 @@
-"""Uploading a stored run to a perfloop server (``perfloop run --upload URL --token T``).
+"""Uploading to a perfloop server: a stored run (``perfloop run --upload URL --token T``) or
+the journal (``perfloop upload --journal``).
 
 The upload id is derived from the run's identity in the local store (host, store, run id,
 start time), so retrying, or running the upload again later, never stores the run twice on
-the server. Only network failures and server errors (5xx) are retried; a refusal (4xx) is
-final and says why.
+the server. The journal goes whole, with an origin id derived from the host and the store:
+the server keeps one copy of each entry per origin. Only network failures and server errors
+(5xx) are retried; a refusal (4xx) is final and says why.
 """
 
 from __future__ import annotations
@@ -35,6 +37,27 @@ def upload_id_for(store_url: str, run: Any, hostname: str) -> str:
     return str(uuid.uuid5(_UPLOAD_NAMESPACE, key))
 
 
+def origin_for(store_url: str, hostname: str) -> str:
+    """A stable id of this local store, naming where uploaded journal entries come from."""
+    return str(uuid.uuid5(_UPLOAD_NAMESPACE, f"journal|{hostname}|{store_url}"))
+
+
+def journal_payload(store: Any, root: Any, origin: str) -> dict[str, Any]:
+    """The JSON body that uploads the store's whole journal and its open release cycle."""
+    from ..store import json_ready
+    from ..workflows.cycles import status
+    from ..workflows.journal import entries
+
+    found = entries(store, root=root)
+    state = status(store, root)
+    cycles = []
+    if state.get("cycle"):
+        cycles.append({**state["cycle"], "queue": state.get("queue", []),
+                       "health": state.get("health", {})})
+    return json_ready({"origin": origin, "entries": [e.to_dict() for e in found],
+                       "cycles": cycles})
+
+
 def run_payload(run: Any, upload_id: str) -> dict[str, Any]:
     """The JSON body that uploads a :class:`~perfloop.store.StoredRun`."""
     from ..store import json_ready
@@ -58,17 +81,18 @@ def run_payload(run: Any, upload_id: str) -> dict[str, Any]:
 
 
 def upload(server: str, token: str, project: str, payload: dict[str, Any], *,
-           client: httpx.Client | None = None, retries: int = RETRIES,
+           what: str = "runs", client: httpx.Client | None = None, retries: int = RETRIES,
            sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """POST ``payload`` to the server's runs of ``project``; the server's answer
-    (``run_id``, ``created``). Raises UsageError on a refusal, UploadFailed otherwise."""
+    """POST ``payload`` to the server's ``what`` (runs, or journal) of ``project``; the
+    server's answer (for a run: ``run_id``, ``created``). Raises UsageError on a refusal,
+    UploadFailed otherwise."""
     if not server.startswith(("http://", "https://")):
         raise UsageError(f"--upload {server}: not an http(s) URL",
                          hint="e.g. --upload http://127.0.0.1:8080")
     if not token:
         raise UsageError("uploading needs a token", hint=f"pass --token or set {TOKEN_ENV} "
                          "(make one with `perfloop token create --scope write`)")
-    url = f"{server.rstrip('/')}/api/v1/projects/{quote(project, safe='')}/runs"
+    url = f"{server.rstrip('/')}/api/v1/projects/{quote(project, safe='')}/{what}"
     own = client is None
     http = client or httpx.Client(timeout=60.0)
     last = ""
@@ -95,7 +119,8 @@ def upload(server: str, token: str, project: str, payload: dict[str, Any], *,
         if own:
             http.close()
     raise UploadFailed(f"upload failed after {retries + 1} attempts: {last}",
-                       hint="the run is kept in the local store; upload it again later")
+                       hint=f"the {'run' if what == 'runs' else what} is kept in the local "
+                            "store; upload it again later")
 
 
 def _detail(response: httpx.Response) -> str:

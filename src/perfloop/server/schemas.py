@@ -16,6 +16,8 @@ from ..store.server_tables import UploadedRun
 
 MAX_RESULTS = 2_000
 MAX_SAMPLES = 200_000
+MAX_ENTRIES = 10_000
+MAX_CYCLES = 100
 
 
 class SampleIn(BaseModel):
@@ -106,6 +108,98 @@ class RunUpload(BaseModel):
             finished_at=self.finished_at, status=RunStatus(self.status),
             results=[r.to_record() for r in self.results],
             perfloop_version=self.perfloop_version, hostname=self.hostname)
+
+
+def _no_nul(value: Any) -> Any:
+    """Text without NUL characters: PostgreSQL's text columns cannot hold them."""
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(t, str) and "\x00" in t for t in texts):
+        raise ValueError("text with a NUL character")
+    return value
+
+
+class JournalEntryIn(BaseModel):
+    """One journal entry, as ``perfloop journal --json`` shows it."""
+
+    model_config = ConfigDict(extra="ignore")   # derived fields (expected_text, ...) are redone
+
+    id: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1, max_length=32)
+    title: str = Field(max_length=2000)
+    workflow: str = Field(min_length=1, max_length=64)
+    status: str = Field(min_length=1, max_length=64)
+    created_at: AwareDatetime
+    kind: str | None = Field(None, max_length=64)
+    why: str | None = Field(None, max_length=100_000)
+    expected: dict[str, Any] = Field(default_factory=dict)
+    actual: dict[str, Any] = Field(default_factory=dict)
+    commits: list[str] = Field(default_factory=list, max_length=1000)
+    baseline_run_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    verification_run_ids: list[int] = Field(default_factory=list, max_length=1000)
+    notes: str | None = Field(None, max_length=100_000)
+
+    _texts = field_validator("id", "source", "title", "workflow", "status", "kind", "why",
+                             "commits", "notes")(_no_nul)
+
+
+class CycleIn(BaseModel):
+    """A release cycle of the uploading store (``perfloop cycle status --json``): its budget,
+    its changes with their risk scores, and its health."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int = Field(ge=1, le=2**31 - 1)
+    name: str = Field(min_length=1, max_length=500)
+    status: Literal["open", "closed"]
+    budget: float = Field(gt=0, allow_inf_nan=False)
+    spent: float = Field(0.0, allow_inf_nan=False)
+    left: float = Field(0.0, allow_inf_nan=False)
+    opened_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+    baseline_run_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    changes: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    queue: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    health: dict[str, Any] = Field(default_factory=dict)
+
+    _texts = field_validator("name")(_no_nul)
+
+
+class JournalUpload(BaseModel):
+    """A store's whole journal and its open release cycle.
+
+    ``origin`` names the uploading store (two stores may both have an entry 12): uploading the
+    same journal again changes nothing; what the store no longer shows is removed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    origin: str = Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
+    entries: list[JournalEntryIn] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    cycles: list[CycleIn] = Field(default_factory=list, max_length=MAX_CYCLES)
+
+    @field_validator("entries")
+    @classmethod
+    def _unique_ids(cls, entries: list[JournalEntryIn]) -> list[JournalEntryIn]:
+        ids = [e.id for e in entries]
+        if len(ids) != len(set(ids)):
+            raise ValueError("two entries have the same id")
+        return entries
+
+    @field_validator("cycles")
+    @classmethod
+    def _unique_cycles(cls, cycles: list[CycleIn]) -> list[CycleIn]:
+        if len({c.id for c in cycles}) != len(cycles):
+            raise ValueError("two cycles have the same id")
+        return cycles
+
+
+class JournalOut(BaseModel):
+    """What the journal upload changed on the server."""
+
+    created: int
+    updated: int
+    removed: int
+    unchanged: int
 
 
 class UploadOut(BaseModel):

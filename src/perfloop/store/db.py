@@ -41,7 +41,7 @@ SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's trans
 VERSION_TABLE = "perfloop_alembic_version"
 # The newest revision in migrations/versions (a test checks that they agree). Knowing it lets an
 # up-to-date store open without importing Alembic, which would double perfloop's start-up time.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005_i17"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Key of the PostgreSQL advisory lock that serialises concurrent first opens of one database.
 _PG_MIGRATION_LOCK = 0x706572666C6F6F70 & 0x7FFFFFFFFFFFFFFF  # "perfloop"

@@ -359,6 +359,7 @@ class TokenRow(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)   # refused from then on
 
     __table_args__ = (
         CheckConstraint(f"scope IN {TOKEN_SCOPES!r}", name="scope"),
@@ -382,4 +383,56 @@ class UploadRow(Base):
     __table_args__ = (
         UniqueConstraint("project", "upload_id"),
         Index(None, "run_id"),
+    )
+
+
+class JournalEntryRow(Base):
+    """A journal entry uploaded to a team server, as the uploading store shows it.
+
+    Entries are keyed by the project, the store they came from (``origin``: two stores may
+    both have an entry 12) and the entry's id there; an upload replaces an entry whose content
+    changed (an open loop closed) and leaves an unchanged one alone.
+    """
+
+    __tablename__ = "journal_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(200))
+    entry_id: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    workflow: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    entry: Mapped[dict[str, Any]]                   # the entry's fields, as uploaded
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the entry's content
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("project", "origin", "entry_id"),
+        Index(None, "project", "created_at"),
+    )
+
+
+class ProjectCycleRow(Base):
+    """A release cycle of the risk-budgeted workflow, uploaded to a team server with the journal."""
+
+    __tablename__ = "project_cycles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(200))
+    cycle_id: Mapped[int] = mapped_column(Integer)   # its id in the uploading store
+    name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    budget: Mapped[float] = mapped_column(Double)
+    opened_at: Mapped[datetime]
+    cycle: Mapped[dict[str, Any]]                    # budget, spent, changes, health
+    digest: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("project", "origin", "cycle_id"),
+        Index(None, "project", "status"),
     )

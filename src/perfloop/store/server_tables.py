@@ -9,6 +9,11 @@ in constant time, so a leaked database holds no usable token and a timing probe 
 An upload stores one run (results and samples) in one transaction, keyed by the client's
 ``upload_id``: the ``uploads`` table's unique (project, upload_id) means a retry, even one racing
 the first attempt on another connection, returns the run already stored and adds nothing.
+
+A journal upload is a store's whole journal (and its open release cycle), also in one
+transaction: entries are keyed by (project, origin store, entry id), so sending the same journal
+again changes nothing, an entry whose content changed (an open loop closed) is replaced, and an
+entry the store no longer shows (an incident since closed) is removed.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Select, exc, func, select, update
+from sqlalchemy import Select, delete, exc, func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import StoreError
 from ..records import BenchmarkResult, ResultStatus, RunStatus
-from .models import TOKEN_SCOPES, ResultRow, RunRow, TokenRow, UploadRow, utcnow
+from .models import (TOKEN_SCOPES, JournalEntryRow, ProjectCycleRow, ResultRow, RunRow,
+                     TokenRow, UploadRow, utcnow)
 
 TOKEN_PREFIX = "plt_"
 
@@ -41,6 +47,21 @@ class TokenRecord:
     scope: str
     name: str
     created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JournalOutcome:
+    """What a journal upload changed: entries and cycles created, updated, removed, unchanged."""
+
+    created: int
+    updated: int
+    removed: int
+    unchanged: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "removed": self.removed,
+                "unchanged": self.unchanged}
 
 
 @dataclass(frozen=True)
@@ -108,7 +129,8 @@ class ServerTables:
         presented = hash_token(token)
         allowed = ("read", "write") if scope == "read" else ("write",)
         with self._read("checking a token") as session:
-            rows = session.scalars(select(TokenRow).where(TokenRow.project == project)).all()
+            rows = session.scalars(select(TokenRow).where(TokenRow.project == project,
+                                                          TokenRow.revoked_at.is_(None))).all()
         found = None
         for row in rows:
             # every row is compared, in constant time: no early exit to time
@@ -116,17 +138,27 @@ class ServerTables:
                 found = row
         if found is None:
             return None
-        return TokenRecord(id=found.id, project=found.project, scope=found.scope,
-                           name=found.name, created_at=found.created_at)
+        return _token_record(found)
 
     def tokens(self, *, project: str | None = None) -> list[TokenRecord]:
-        """Stored tokens (never the tokens themselves), oldest first."""
+        """Stored tokens (never the tokens themselves), revoked ones too, oldest first."""
         query = select(TokenRow).order_by(TokenRow.id)
         if project is not None:
             query = query.where(TokenRow.project == project)
         with self._read("listing tokens") as session:
-            return [TokenRecord(id=r.id, project=r.project, scope=r.scope, name=r.name,
-                                created_at=r.created_at) for r in session.scalars(query)]
+            return [_token_record(r) for r in session.scalars(query)]
+
+    def revoke_token(self, token_id: int) -> TokenRecord | None:
+        """Refuse token ``token_id`` from now on (kept, for the record); None when there is no
+        such token. Revoking a revoked token keeps its first revocation time."""
+        with self._write(f"revoking token {token_id}") as session:
+            row = session.get(TokenRow, token_id)
+            if row is None:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+                session.flush()
+            return _token_record(row)
 
     # -- uploads -------------------------------------------------------------------------------
 
@@ -198,6 +230,113 @@ class ServerTables:
             self._insert_samples(session, result_row.id, result.samples)
         return row.id
 
+    # -- the journal -----------------------------------------------------------------------------
+
+    def store_journal(self, project: str, origin: str, entries: Sequence[Mapping[str, Any]],
+                      cycles: Sequence[Mapping[str, Any]] = ()) -> JournalOutcome:
+        """Store the journal of one origin store, all of it in one transaction.
+
+        ``entries`` are plain dicts with at least ``id``, ``source``, ``title``, ``workflow``,
+        ``status`` and ``created_at`` (a datetime); ``cycles`` dicts with ``id``, ``name``,
+        ``status``, ``budget`` and ``opened_at``. Both are the origin's whole journal: what it
+        no longer holds is removed (an entry) or marked closed (a cycle).
+        """
+        ids = [str(e["id"]) for e in entries]
+        if len(ids) != len(set(ids)):
+            raise StoreError("two journal entries have the same id",
+                             hint="upload each entry once")
+        kept = set(ids)
+        created = updated = removed = unchanged = 0
+        with self._write(f"storing the journal of {project!r}") as session:
+            # rows are written in one order whatever the body's: two uploads racing on
+            # PostgreSQL then wait for each other instead of deadlocking
+            for entry in sorted(entries, key=lambda e: str(e["id"])):
+                values = {"source": str(entry["source"]), "title": str(entry["title"]),
+                          "workflow": str(entry["workflow"]), "status": str(entry["status"]),
+                          "created_at": entry["created_at"], "entry": _plain_dict(entry),
+                          "digest": _content_digest(entry), "uploaded_at": utcnow()}
+                outcome = self._upsert(session, JournalEntryRow, values, project=project,
+                                       origin=origin, entry_id=str(entry["id"]))
+                created += outcome == "created"
+                updated += outcome == "updated"
+                unchanged += outcome == "unchanged"
+            gone = [row_id for row_id, entry_id in session.execute(
+                select(JournalEntryRow.id, JournalEntryRow.entry_id).where(
+                    JournalEntryRow.project == project, JournalEntryRow.origin == origin))
+                if entry_id not in kept]
+            if gone:
+                session.execute(delete(JournalEntryRow).where(JournalEntryRow.id.in_(gone)))
+                removed += len(gone)
+            cycle_ids = {int(c["id"]) for c in cycles}
+            for cycle in sorted(cycles, key=lambda c: int(c["id"])):
+                values = {"name": str(cycle["name"]), "status": str(cycle["status"]),
+                          "budget": float(cycle["budget"]), "opened_at": cycle["opened_at"],
+                          "cycle": _plain_dict(cycle), "digest": _content_digest(cycle),
+                          "uploaded_at": utcnow()}
+                outcome = self._upsert(session, ProjectCycleRow, values, project=project,
+                                       origin=origin, cycle_id=int(cycle["id"]))
+                created += outcome == "created"
+                updated += outcome == "updated"
+                unchanged += outcome == "unchanged"
+            # a cycle the origin no longer shows open was closed there
+            closed = session.execute(update(ProjectCycleRow).where(
+                ProjectCycleRow.project == project, ProjectCycleRow.origin == origin,
+                ProjectCycleRow.status == "open",
+                ProjectCycleRow.cycle_id.not_in(sorted(cycle_ids) or [-1]))
+                .values(status="closed", uploaded_at=utcnow()))
+            updated += int(closed.rowcount or 0)
+        return JournalOutcome(created, updated, removed, unchanged)
+
+    def _upsert(self, session: Session, model: Any, values: dict[str, Any],
+                **key: Any) -> str:
+        """Insert or update the row of ``model`` with ``key``; created, updated or unchanged."""
+        where = [getattr(model, k) == v for k, v in key.items()]
+        for _ in range(2):
+            found = session.execute(select(model.id, model.digest).where(*where)).first()
+            if found is not None:
+                if found.digest == values["digest"]:
+                    return "unchanged"
+                session.execute(update(model).where(model.id == found.id).values(**values))
+                return "updated"
+            try:
+                # a racing upload of the same journal on PostgreSQL waits here, then fails on
+                # the unique key and updates the row the other one made
+                with session.begin_nested():
+                    session.add(model(**key, **values))
+                return "created"
+            except exc.IntegrityError:
+                continue
+        raise StoreError("a journal entry was written by two uploads at once",
+                         hint="upload the journal again")
+
+    def project_journal(self, project: str, *, limit: int | None = None,
+                        source: str | None = None,
+                        status: str | None = None) -> list[dict[str, Any]]:
+        """The project's uploaded journal entries (as uploaded, with ``origin``), newest first."""
+        query = (select(JournalEntryRow.origin, JournalEntryRow.entry)
+                 .where(JournalEntryRow.project == project)
+                 .order_by(JournalEntryRow.created_at.desc(), JournalEntryRow.id.desc()))
+        if source is not None:
+            query = query.where(JournalEntryRow.source == source)
+        if status is not None:
+            query = query.where(JournalEntryRow.status == status)
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        with self._read(f"reading the journal of {project!r}") as session:
+            return [{**(entry or {}), "origin": origin}
+                    for origin, entry in session.execute(query).all()]
+
+    def project_cycles(self, project: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        """The project's uploaded release cycles (as uploaded, status as stored), newest first."""
+        query = (select(ProjectCycleRow.origin, ProjectCycleRow.status, ProjectCycleRow.cycle)
+                 .where(ProjectCycleRow.project == project)
+                 .order_by(ProjectCycleRow.opened_at.desc(), ProjectCycleRow.id.desc()))
+        if status is not None:
+            query = query.where(ProjectCycleRow.status == status)
+        with self._read(f"reading the cycles of {project!r}") as session:
+            return [{**(cycle or {}), "status": row_status, "origin": origin}
+                    for origin, row_status, cycle in session.execute(query).all()]
+
     # -- reading by project --------------------------------------------------------------------
 
     def projects(self) -> list[tuple[str, int]]:
@@ -229,6 +368,21 @@ class ServerTables:
         """The project a run belongs to, or None when there is no such run."""
         with self._read(f"reading run {run_id}") as session:
             return session.scalar(select(RunRow.project).where(RunRow.id == run_id))
+
+
+def _token_record(row: TokenRow) -> TokenRecord:
+    return TokenRecord(id=row.id, project=row.project, scope=row.scope, name=row.name,
+                       created_at=row.created_at, revoked_at=row.revoked_at)
+
+
+def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    from .journal import json_ready
+    return dict(json_ready(dict(value)))
+
+
+def _content_digest(value: Mapping[str, Any]) -> str:
+    body = json.dumps(_plain_dict(value), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _digest(run: UploadedRun) -> str:
