@@ -21,6 +21,7 @@ from typing import Any, Callable
 import typer
 import typer.main
 from typer.core import TyperCommand, TyperGroup
+from typer.models import DefaultPlaceholder
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ def build_command(entry: Listed, *, rich_markup_mode: Any) -> Any:
                                    if registered_name(c) == entry.name]
     scratch.registered_groups = [g for g in scratch.registered_groups
                                  if registered_name(g) == entry.name]
+    for group in scratch.registered_groups:
+        instance_info = getattr(group.typer_instance, "info", None)
+        if isinstance(group.cls, DefaultPlaceholder) and \
+                isinstance(getattr(instance_info, "cls", group.cls), DefaultPlaceholder):
+            group.cls = QuietHelpGroup
     command = typer.main.get_group(scratch).commands.get(entry.name)
     if command is None:
         raise LookupError(f"{entry.module}.register() adds no command {entry.name!r}: "
@@ -105,7 +111,26 @@ class LazyCommands(MutableMapping[str, Any]):
         return self._built.get(name)
 
 
-class LazyGroup(TyperGroup):
+def settle_help_flag(option: Any) -> Any:
+    """A help flag that is False when not given, rather than None.
+
+    Typer (0.16 and later) validates every parameter's value with a Pydantic adapter unless it
+    is already a bool; a group's help flag not given is None, so ``perfloop gate --help``
+    imported Pydantic (about a third of its start-up) to check the root's absent ``--help``.
+    """
+    if option is not None and option.default is None:
+        option.default = False
+    return option
+
+
+class QuietHelpGroup(TyperGroup):
+    """A Typer group whose absent ``--help`` needs no validation (see :func:`settle_help_flag`)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return settle_help_flag(super().get_help_option(ctx))
+
+
+class LazyGroup(QuietHelpGroup):
     """A Typer group whose commands come from :attr:`listing` (set it in a subclass).
 
     Pass the subclass as ``typer.Typer(cls=...)``.
