@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import GateFailed, Interrupted, PerfloopError, UsageError
-from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
-                     project_root)
+from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, list_runs, open_store,
+                     print_json, project_root)
 from .server_cmds import UploadProject, UploadToken, UploadUrl, report_upload, upload_stored
 
 
@@ -119,11 +119,7 @@ def runs(
     Example: `perfloop runs -n 5 --json`
     """
     from ..report.text import render_runs
-    db = open_store(directory, store)
-    try:
-        items = db.list_runs(limit=limit)
-    finally:
-        db.close()
+    items = list_runs(directory, store, limit=limit)
     if json:
         print_json([{"id": r.id, "label": r.label, "commit": r.commit, "branch": r.branch,
                      "dirty": r.dirty, "environment": r.environment_hash,
