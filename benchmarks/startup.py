@@ -16,6 +16,10 @@ not the compiler.
 ``--baseline-src`` adds every perfloop command run again with an older perfloop first on
 ``PYTHONPATH``, interleaved in the same rounds, so that before and after are measured side by
 side under the same load.
+
+``--instructions`` also counts the instructions each command executes, once, under valgrind's
+cachegrind with a fixed hash seed (:mod:`perfloop.measure.instructions`): a figure the load of a
+shared machine does not move, to read next to the CPU times that it does.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 from pathlib import Path
 
 from perfloop.measure.environment import fingerprint
+from perfloop.measure.instructions import cachegrind_argv, counting_env, find_valgrind, read_count
 from perfloop.records import BenchmarkResult, ResultStatus, RunStatus, Sample
 from perfloop.store import Store
 
@@ -48,11 +53,20 @@ HELP_COMMANDS = {
     "perfloop journal --help": ["journal", "--help"],
 }
 TARGETS = {"--help": 0.15, RUNS: 0.4}   # seconds of CPU
+# The second floor: the help of a one-command Typer app rendered as perfloop's is (Rich,
+# Markdown), i.e. what Typer and Rich cost before perfloop adds anything.
+TYPER_FLOOR = (
+    "import typer\n"
+    "app = typer.Typer(rich_markup_mode='markdown', add_completion=False)\n"
+    "@app.command()\n"
+    "def hello(name: str = 'world') -> None:\n"
+    "    'Say hello. Example: `hello --name you`'\n"
+    "app()\n")
 
 
 def target_of(name: str) -> float | None:
     """The CPU-time target a command's median is held to (None for the floor and baselines)."""
-    if name.endswith("[baseline]") or not name.startswith("perfloop"):
+    if name.endswith("[baseline]") or not name.startswith("perfloop "):
         return None
     return TARGETS[RUNS] if name == RUNS else TARGETS["--help"]
 
@@ -85,17 +99,33 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, wall
 
 
+def instructions(argv: list[str], env: dict[str, str]) -> int:
+    """Instructions ``argv`` executes, counted by cachegrind with a fixed hash seed."""
+    valgrind = find_valgrind()
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind: apt-get install valgrind")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cachegrind.out"
+        subprocess.run([*cachegrind_argv(valgrind, str(out), children=False), *argv], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=counting_env(env, {}))
+        return read_count(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--baseline-src", type=Path, help="an older perfloop's src directory")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each command's instructions once under valgrind")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = make_store(Path(tmp) / "perfloop.db")
         env = {**os.environ, "PERFLOOP_STORE": url, "COLUMNS": "120"}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        commands = {"python -c pass": [sys.executable, "-c", "pass"]}
+        commands = {"python -c pass": [sys.executable, "-c", "pass"],
+                    "typer, one command: --help": [sys.executable, "-c", TYPER_FLOOR, "--help"]}
         for name, argv in HELP_COMMANDS.items():
             commands[name] = [*PERFLOOP, *argv]
         commands[RUNS] = [*PERFLOOP, "runs", "-C", tmp]
@@ -116,6 +146,8 @@ def main() -> None:
                 c, w = timed(commands[name], envs[name])
                 cpu[name].append(c)
                 wall[name].append(w)
+        counts = {name: instructions(commands[name], envs[name]) for name in commands} \
+            if args.instructions else {}
     load = os.getloadavg()
     floor = statistics.median(cpu["python -c pass"])
     rows = {name: {"cpu_median": statistics.median(cpu[name]), "wall_median": statistics.median(wall[name]),
@@ -131,6 +163,11 @@ def main() -> None:
         row["target"] = target
         print(f"{name:43} {row['cpu_median']:10.3f}s {row['wall_median']:11.3f}s "
               f"{row['cpu_above_floor']:15.3f}s {verdict}")
+    if counts:
+        print(f"\n{'command':43} {'instructions':>14} {'x python -c pass':>17}")
+        for name, count in counts.items():
+            rows[name]["instructions"] = count
+            print(f"{name:43} {count:14,} {count / counts['python -c pass']:16.1f}x")
     if args.json:
         args.json.write_text(json.dumps({"rounds": args.rounds, "load": load, "rows": rows}, indent=2))
 
