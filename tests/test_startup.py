@@ -96,10 +96,11 @@ def test_the_command_table_lists_what_the_modules_register() -> None:
     from perfloop.cli.app import COMMANDS
     registered = _registered()
     listed = {entry.name: (entry.module, entry.help) for entry in COMMANDS}
+    fix = "update COMMANDS in src/perfloop/cli/app.py"
     assert len(listed) == len(COMMANDS), "a command is listed twice"
-    assert sorted(listed) == sorted(registered)
+    assert sorted(listed) == sorted(registered), fix
     for name, (module, short_help) in registered.items():
-        assert listed[name] == (module, short_help), name
+        assert listed[name] == (module, short_help), f"{name}: {fix}"
 
 
 def test_the_listing_from_the_table_is_the_listing_of_the_real_commands(
