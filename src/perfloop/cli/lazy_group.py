@@ -57,6 +57,7 @@ def build_command(entry: Listed, *, rich_markup_mode: Any) -> Any:
     scratch.registered_groups = [g for g in scratch.registered_groups
                                  if registered_name(g) == entry.name]
     for group in scratch.registered_groups:
+        # `perfloop incident open --help` processes the incident group's absent --help too
         instance_info = getattr(group.typer_instance, "info", None)
         if isinstance(group.cls, DefaultPlaceholder) and \
                 isinstance(getattr(instance_info, "cls", group.cls), DefaultPlaceholder):
