@@ -15,7 +15,7 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:   # imported where used: `perfloop --help` needs neither (start-up time)
     from ..config import ProjectConfig
-    from ..store import Store
+    from ..store import RunInfo, Store
 
 ProjectDir = Annotated[Path, typer.Option(
     "-C", "--directory", help="Act on the project in DIR (default: the current directory).",
@@ -49,6 +49,26 @@ def open_store(directory: Path, store: str | None, *, config: ProjectConfig | No
     opened = Store.open(resolve_store_url(store, root=root, config_store=config_store))
     show_mode_banner(opened, root)
     return opened
+
+
+def list_runs(directory: Path, store: str | None, *, limit: int | None) -> list[RunInfo]:
+    """Stored runs, newest first, as ``open_store(...).list_runs(limit=...)`` gives them.
+
+    Straight from the SQLite file when the store is one and opening it would neither change the
+    answer nor print a banner (:mod:`perfloop.store.listing`): SQLAlchemy's import alone was
+    most of ``perfloop runs``.
+    """
+    from ..store import listing
+    root = project_root(directory)
+    path = listing.sqlite_file(store, root=root, config_store=_config_store(root))
+    found = listing.list_runs(path, root=root, limit=limit) if path is not None else None
+    if found is not None:
+        return found
+    db = open_store(directory, store)
+    try:
+        return db.list_runs(limit=limit)
+    finally:
+        db.close()
 
 
 def show_mode_banner(store: Store, root: Path) -> None:

@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import GateFailed, Interrupted, PerfloopError
-from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
-                     project_root)
+from ..errors import GateFailed, Interrupted, PerfloopError, UsageError
+from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, list_runs, open_store,
+                     print_json, project_root)
 from .server_cmds import UploadProject, UploadToken, UploadUrl, report_upload, upload_stored
 
 
@@ -112,8 +112,7 @@ def runs(
     Example: `perfloop runs -n 5 --json`
     """
     from ..report.text import render_runs
-    with open_store(directory, store) as db:
-        items = db.list_runs(limit=limit)
+    items = list_runs(directory, store, limit=limit)
     if json:
         print_json([{"id": r.id, "label": r.label, "commit": r.commit, "branch": r.branch,
                      "dirty": r.dirty, "environment": r.environment_hash,

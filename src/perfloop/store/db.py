@@ -28,20 +28,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreError
+from .names import DEFAULT_DIR, DEFAULT_FILE, ENV_VAR, HEAD_REVISION, VERSION_TABLE
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-ENV_VAR = "PERFLOOP_STORE"
-DEFAULT_DIR = ".perfloop"
-DEFAULT_FILE = "perfloop.db"
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
-# Our own version table, so a store placed in a database that already uses Alembic for an
-# application does not read (or overwrite) that application's revision.
-VERSION_TABLE = "perfloop_alembic_version"
-# The newest revision in migrations/versions (a test checks that they agree). Knowing it lets an
-# up-to-date store open without importing Alembic, which would double perfloop's start-up time.
-HEAD_REVISION = "0005_i17"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Key of the PostgreSQL advisory lock that serialises concurrent first opens of one database.
 _PG_MIGRATION_LOCK = 0x706572666C6F6F70 & 0x7FFFFFFFFFFFFFFF  # "perfloop"

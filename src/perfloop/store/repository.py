@@ -42,6 +42,7 @@ from ..errors import PerfloopError, RefNotFound, StoreError
 from ..records import BenchmarkResult, ResultStatus, RunStatus, Sample
 from .db import ENV_VAR, READ_ONLY, create_store_engine, migrate, safe_url, to_url
 from .journal import JournalTables
+from .listing import RunInfo
 from .server_tables import ServerTables
 from .models import Base, EnvironmentRow, ResultRow, RunRow, SampleRow, utcnow
 
@@ -54,24 +55,6 @@ _PID_REUSE_SLACK = 1.0
 # Resolution prefers finished runs: a complete one, then an interrupted one, then one in flight.
 _STATUS_RANK = {RunStatus.COMPLETE.value: 0, RunStatus.INTERRUPTED.value: 1,
                 RunStatus.RUNNING.value: 2}
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """A stored run as listed: who, where, when, and how many results (and failures) it holds."""
-
-    id: int
-    label: str | None
-    commit: str | None
-    branch: str | None
-    dirty: bool
-    status: RunStatus
-    started_at: datetime
-    finished_at: datetime | None
-    environment_id: int
-    environment_hash: str
-    n_results: int
-    n_failed: int    # results whose status is failed or timeout
 
 
 #: The largest run id a store can hold (a signed 64-bit integer).

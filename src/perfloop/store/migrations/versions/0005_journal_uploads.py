@@ -1,6 +1,6 @@
 """The team server: revoked tokens, and the journal entries and release cycles projects upload.
 
-Revision ID: 0005_i17
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01
 """
@@ -12,7 +12,7 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_i17"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
