@@ -111,9 +111,10 @@ def test_noisy_steps_generator_plants_what_it_says() -> None:
 
 def test_noisy_steps_are_found() -> None:
     """10 series of 1,000 points, each with 9 steps of 5-10% in 5% noise (a 5% step is one
-    noise standard deviation). Measured on seeds 0-9: 76 of the 90 steps found within 5
-    points, 3 points further than 5 from any step (the earlier detector, a line plus a step
-    tested in every window: 46 found, 3 further)."""
+    noise standard deviation). Measured on seeds 0-9: 75 of the 90 steps found within 5
+    points, 2 points further than 5 from any step (before each step was placed where it most
+    probably lies within 5 points: 76 and 3; the earlier detector, a line plus a step tested
+    in every window: 46 found, 3 further)."""
     found = false = 0
     for seed in range(10):
         planted = generate.noisy_steps(1000, noise=0.05, seed=seed)
@@ -121,8 +122,8 @@ def test_noisy_steps_are_found() -> None:
         hits = [c for c in planted.change_points if any(abs(c - f) <= 5 for f in cps)]
         found += len(hits)
         false += sum(all(abs(f - c) > 5 for c in planted.change_points) for f in cps)
-    assert found >= 70, found
-    assert false <= 6, false
+    assert found >= 72, found
+    assert false <= 3, false
 
 
 def test_narrow_window_places_a_step_between_two_others() -> None:
@@ -215,7 +216,9 @@ def test_noise_autocorrelation_is_estimated_through_steps_and_spikes() -> None:
 
 def test_autocorrelated_noise_rarely_gives_a_change_point() -> None:
     """AR(1) noise with rho 0.5 wanders; measured on these 20 seeds, 3 series of 1,000 points
-    get a change point (13 of 100 seeds in all; the previous release: 11 of 100)."""
+    get a change point (14 of 100 seeds in all; 13 before a two-level window's own
+    autocorrelation was taken less one standard error, 22 had that been done on lines too;
+    an earlier release: 11 of 100)."""
     flagged = sum(bool(indices(ar1(1000, 0.5, seed=9000 + s))) for s in range(20))
     assert flagged <= 3, flagged
 
@@ -292,11 +295,13 @@ def test_tigerbeetle(tigerbeetle: dict) -> None:
       (15672 among values near 26700) and is deliberately not reported.
     - Otava's expected [15, 71] (p 0.01 and 0.05): both found exactly. Otava's 10 and 11 at
       p 0.1 and 0.2 are the spike's two edges, not reported here.
-    - perfloop also reports 61 (about +3%, 23.7k to 24.5k for ten runs before the jump at 71)
-      and two steps in the slow climb from 27.7k to 29.4k (at 149, +2%, and 192, +3%).
+    - perfloop also reports 59 (about +3%, 23.7k to 24.5k for a dozen runs before the jump at
+      71; the best single split is 61, two points on, and 59 is where a step within 5 points
+      most probably starts) and two steps in the slow climb from 27.7k to 29.4k (at 154,
+      +2%, and 191, +3%; the best single splits are 149 and 192).
     """
     found = indices(tigerbeetle["values"])
-    assert found == [15, 61, 71, 95, 149, 192]
+    assert found == [15, 59, 71, 95, 154, 191]
     docstring = tigerbeetle["visible_shifts_per_upstream_docstring"]
     assert [s for s in docstring if near(found, s)] == [16, 71, 97]
     assert not near(found, 10, tolerance=1)

@@ -15,8 +15,10 @@ a centred step well enough to take three quarters of its signal.
 The residuals' lag-1 autocorrelation ``rho`` (from the von Neumann ratio) inflates the
 variance of ``c`` by ``(1 + rho) / (1 - rho)`` and deflates the degrees of freedom by as much,
 so that slowly wandering series, whose neighbours are alike, do not pass for level shifts.
-Where the two-level model is used, ``rho`` is at least the series' own noise autocorrelation
-(``lag_one_autocorrelation``): a short window's estimate is too noisy to protect it alone.
+Where the two-level model is used, the window's estimate less one standard error
+(``1 / sqrt(L)``) is taken, but never below the series' own noise autocorrelation
+(``lag_one_autocorrelation``): a short window's estimate is too noisy to protect it alone,
+and, taken as it is, too noisy not to cost white noise power.
 (Not where the line is used: on smooth series, trends and curves, first differences are
 alike and that estimate says 0.98, which would silence every step there.)
 
@@ -40,6 +42,9 @@ LINE_F = 4.0
 # Of the trimmed mean of squared differences / 2 (0.61 of the variance for Gaussian noise):
 # the floor is about half the noise variance.
 _NOISE_FLOOR = 0.8
+#: Standard errors (``1 / sqrt(L)`` in a window of ``L`` points) taken off a two-level
+#: window's own autocorrelation estimate before it inflates the variance of the step.
+RHO_STANDARD_ERRORS = 1.0
 # (window, split) pairs evaluated per numpy pass: bounds the memory of a 100,000-point scan.
 _CHUNK = 1 << 19
 
@@ -187,6 +192,12 @@ def step_test(ps: PrefixSums, a: np.ndarray, t: np.ndarray, b: np.ndarray) -> St
     var = np.maximum(sse / dof, ps.var_floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(sse > ps.var_floor * dof, 1.0 - ssd / (2.0 * sse), 0.0)
+    # A short window's own estimate swings by about 1 / sqrt(L) on white noise, and half the
+    # time upwards, which inflated the variance of a step on flat ground for nothing: where
+    # the two-level model is used one standard error is taken off (the series' own floor
+    # still holds there, so wandering series stay protected). Not on a line: there the floor
+    # does not apply and the window's estimate is the only protection.
+    rho = np.where(line, rho, rho - RHO_STANDARD_ERRORS / np.sqrt(length))
     rho = np.clip(np.where(line, rho, np.maximum(rho, ps.rho_floor)), 0.0, _MAX_RHO)
     inflation = (1.0 + rho) / (1.0 - rho)
     return StepTest(split=t, t2=reduction / var / inflation, df=np.maximum(dof / inflation, 1.0))
@@ -237,5 +248,5 @@ def lag_one_autocorrelation(y: np.ndarray) -> float:
     return float(min(max(rho, 0.0), _MAX_RHO))
 
 
-__all__ = ["LINE_F", "PrefixSums", "StepTest", "best_splits", "lag_one_autocorrelation",
-           "log_pvalue", "normal_t2", "step_test"]
+__all__ = ["LINE_F", "RHO_STANDARD_ERRORS", "PrefixSums", "StepTest", "best_splits",
+           "lag_one_autocorrelation", "log_pvalue", "normal_t2", "step_test"]
