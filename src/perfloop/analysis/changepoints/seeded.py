@@ -17,8 +17,9 @@
 4. Every window that holds accepted change points is cut at them and the pieces searched
    again, until nothing new is found: a weak shift's windows often also hold a stronger
    neighbour, which blocks them; the pieces hold one shift each.
-5. Each change point is re-tested in its window cut at its neighbours, and the weakest dropped
-   until all pass ``max_pvalue`` and ``min_magnitude``; the survivors are moved, by at most
+5. Each change point is re-tested in its window cut at its neighbours and between its
+   neighbours (the smaller p-value counts), and the weakest dropped until all pass
+   ``max_pvalue`` and ``min_magnitude``; the survivors are moved, by at most
    ``min_size // 2`` points, to where two flat levels fit best.
 6. Each survivor is then placed, within ``min_size`` points, where the step most probably
    lies within ``min_size`` points (``place_steps``): in heavy noise the single best split
@@ -339,9 +340,13 @@ def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
         win = np.asarray([windows[c] for c in cps], dtype=np.int64)
         a = np.maximum(prev, win[:, 0])
         b = np.minimum(nxt, win[:, 1])
-        # Each change point is re-tested in the window that found it, cut at its neighbours:
-        # whole segments would mix in trends and shifts from far away.
-        log_p = np.minimum(_stats.log_pvalue(_stats.step_test(ps, a, idx, b)) + log_tests, 0.0)
+        # Each change point is re-tested in the window that found it, cut at its neighbours,
+        # and between its neighbours: the stronger of the two stands. The window alone lost
+        # steps that had passed in it by a hair and failed once a neighbour took its last
+        # points; whole segments alone mix in trends and shifts from far away.
+        log_p = np.minimum(_stats.log_pvalue(_stats.step_test(ps, a, idx, b)), _stats.log_pvalue(
+            _stats.step_test(ps, prev, idx, nxt)))
+        log_p = np.minimum(log_p + log_tests, 0.0)
         before = (sums[idx] - sums[prev]) / (idx - prev)
         after = (sums[nxt] - sums[idx]) / (nxt - idx)
         magnitude = np.asarray([relative_change(x, y) for x, y in zip(before.tolist(), after.tolist())])
