@@ -170,7 +170,8 @@ def _detect(values: np.ndarray, *, window: int | None, max_pvalue: float, min_ma
     scale = float(np.max(np.abs(cleaned - centre)))
     if scale == 0.0:
         return []
-    ps = _stats.PrefixSums.of((cleaned - centre) / scale, _stats.lag_one_autocorrelation(cleaned))
+    ps = _stats.PrefixSums.of((cleaned - centre) / scale, _stats.lag_one_autocorrelation(cleaned),
+                              *_stats.series_autocorrelation(cleaned))
     scales = _scales(n, window, min_size)
     tiles = [_window_starts(n, length) for length in scales]
     tests = min(float(_tests_made(min_size, scales, tiles)), effective_tests(n))
