@@ -414,3 +414,15 @@ def test_a_window_autocorrelation_is_pooled_with_the_series_own() -> None:
     wandering = np.array([factors(ar1(1000, 0.5, seed=int(rng.integers(1 << 30))))
                           for _ in range(300)]).mean(axis=0)
     assert wandering[1] > 2.3 and wandering[1] >= wandering[0] - 0.05, wandering
+
+
+def test_values_on_a_coarse_grid_are_not_pooled_for_autocorrelation() -> None:
+    """Rounded to half a noise standard deviation, 14% of first differences equal their
+    median and the ratio of MADs counts quanta, not correlation: the series' estimate is
+    given no weight. Unrounded, it is worth n / 9 points of a window."""
+    from perfloop.analysis.changepoints._stats import series_autocorrelation
+
+    noise = np.random.default_rng(2).standard_normal(1000)
+    assert series_autocorrelation(100.0 + noise) == (pytest.approx(0.0, abs=0.3), 1000 / 9)
+    _, points = series_autocorrelation(100.0 + np.round(noise / 0.5) * 0.5)
+    assert points == 0.0

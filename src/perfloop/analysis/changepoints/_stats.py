@@ -234,12 +234,16 @@ def normal_t2(log_p: float) -> float:
 #: points in twenty), and one such swing set the floor at its cap and hid a step 250 times the
 #: noise; short series are taken as independent, as before the floor existed.
 MIN_RHO_POINTS = 30
+# Share of first differences equal to their median above which the values are taken to lie on
+# a grid; 10% is what a grid of 2.5 quanta per noise standard deviation gives (Gaussian noise).
+_MAX_TIED_DIFFERENCES = 0.10
 
 
 def series_autocorrelation(y: np.ndarray) -> tuple[float, float]:
     """Lag-1 autocorrelation of the noise, robust to level shifts and outliers, and what it is
     worth: ``(rho, points)``, where ``points`` is the length of a window whose own estimate
-    would be as precise (``(0.0, 0.0)``, no estimate, below ``MIN_RHO_POINTS``).
+    would be as precise (``(0.0, 0.0)``, no estimate, below ``MIN_RHO_POINTS``; ``points`` is
+    0 when the values lie on a coarse grid).
 
     For AR(1) noise, ``Var(y[i+2] - y[i]) / Var(y[i+1] - y[i]) = 1 + rho``; both variances
     are taken as squared MADs of the differences, which a few level shifts (a few large
@@ -255,16 +259,23 @@ def series_autocorrelation(y: np.ndarray) -> tuple[float, float]:
     m2 = float(np.median(np.abs(d2 - np.median(d2))))
     if m1 <= 0.0:
         return 0.0, 0.0
-    return (m2 / m1) ** 2 - 1.0, len(y) / 9.0
+    rho = (m2 / m1) ** 2 - 1.0
+    # Values on a coarse grid (rounded, a timer's resolution) make many differences equal and
+    # the MADs multiples of one quantum: the ratio then says little (0 for TCPD's
+    # children_per_woman, a smooth decline in steps of 0.007), so it is not pooled.
+    tied = np.abs(d1 - np.median(d1)) <= 1e-9 * float(np.max(np.abs(y)))
+    if np.mean(tied) > _MAX_TIED_DIFFERENCES:
+        return rho, 0.0
+    return rho, len(y) / 9.0
 
 
 def lag_one_autocorrelation(y: np.ndarray) -> float:
     """The series' noise autocorrelation (``series_autocorrelation``) less one standard error,
     ``3 / sqrt(n)``, in ``[0, 0.98]``: a floor, not an estimate, so that a short series'
     chance excursion does not silence its steps."""
-    rho, points = series_autocorrelation(y)
-    if points == 0.0:
+    if len(y) < MIN_RHO_POINTS:
         return 0.0
+    rho, _ = series_autocorrelation(y)
     rho -= 3.0 / math.sqrt(len(y))
     return float(min(max(rho, 0.0), _MAX_RHO))
 
