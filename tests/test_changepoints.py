@@ -218,7 +218,7 @@ def test_noise_autocorrelation_is_estimated_through_steps_and_spikes() -> None:
 def test_autocorrelated_noise_rarely_gives_a_change_point() -> None:
     """AR(1) noise with rho 0.5 wanders; measured on these 20 seeds, 3 series of 1,000 points
     get a change point (13 of 100 seeds in all, with a two-level window's autocorrelation
-    pooled with the series' or not; 22 when it was instead taken less one standard error;
+    pooled with the series' or not; 14 when it was instead taken less one standard error;
     an earlier release: 11 of 100)."""
     flagged = sum(bool(indices(ar1(1000, 0.5, seed=9000 + s))) for s in range(20))
     assert flagged <= 3, flagged
