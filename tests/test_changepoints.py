@@ -426,3 +426,25 @@ def test_values_on_a_coarse_grid_are_not_pooled_for_autocorrelation() -> None:
     assert series_autocorrelation(100.0 + noise) == (pytest.approx(0.0, abs=0.3), 1000 / 9)
     _, points = series_autocorrelation(100.0 + np.round(noise / 0.5) * 0.5)
     assert points == 0.0
+
+
+def test_means_are_those_of_the_segments_as_placed() -> None:
+    """After placement the means on either side of each change point are those of the
+    segments between the reported change points (of the values with outliers replaced)."""
+    from perfloop.analysis.changepoints.robust import replace_outliers
+
+    for seed in range(5):
+        raw = generate.noisy_steps(1000, noise=0.05, seed=seed).values
+        cps = detect_change_points(raw)
+        values = replace_outliers(raw, half_width=4)
+        bounds = [0, *(cp.index for cp in cps), len(values)]
+        for k, cp in enumerate(cps):
+            assert cp.mean_before == pytest.approx(values[bounds[k]:bounds[k + 1]].mean(), rel=1e-12)
+            assert cp.mean_after == pytest.approx(values[bounds[k + 1]:bounds[k + 2]].mean(), rel=1e-12)
+
+
+def test_placement_never_takes_a_shift_under_min_magnitude() -> None:
+    """Every reported shift is at least min_magnitude, as placed (20 noisy histories)."""
+    for seed in range(20):
+        values = generate.noisy_steps(1000, noise=0.05, seed=seed).values
+        assert all(abs(cp.magnitude) >= 0.06 for cp in detect_change_points(values, min_magnitude=0.06))

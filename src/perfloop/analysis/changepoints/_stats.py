@@ -197,11 +197,6 @@ def step_test(ps: PrefixSums, a: np.ndarray, t: np.ndarray, b: np.ndarray) -> St
     var = np.maximum(sse / dof, ps.var_floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(sse > ps.var_floor * dof, 1.0 - ssd / (2.0 * sse), 0.0)
-    # A short window's own estimate swings by about 1 / sqrt(L) on white noise, and half the
-    # time upwards, which inflated the variance of a step on flat ground for nothing: where
-    # the two-level model is used one standard error is taken off (the series' own floor
-    # still holds there, so wandering series stay protected). Not on a line: there the floor
-    # does not apply and the window's estimate is the only protection.
     # A short window's own estimate swings by about 1 / sqrt(L) on white noise, half the time
     # upwards, which inflated the variance of a step on flat ground for nothing. Where the
     # two-level model is used it is pooled with the series' estimate, each weighted by its

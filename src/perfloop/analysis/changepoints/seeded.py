@@ -360,11 +360,16 @@ def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
                 cps = moved
                 continue
         if not failing.any():
-            cps = place_steps(ps, cps, a, b, min_size)
-            idx = np.asarray(cps, dtype=np.int64)
-            before = (sums[idx] - sums[prev]) / (idx - prev)
-            after = (sums[nxt] - sums[idx]) / (nxt - idx)
-            magnitude = np.asarray([relative_change(x, y) for x, y in zip(before.tolist(), after.tolist())])
+            placed = np.asarray(place_steps(ps, cps, a, b, min_size), dtype=np.int64)
+            bounds = np.concatenate([[0], placed, [n]])
+            prev, nxt = bounds[:-2], bounds[2:]
+            before_p = (sums[placed] - sums[prev]) / (placed - prev)
+            after_p = (sums[nxt] - sums[placed]) / (nxt - placed)
+            magnitude_p = np.asarray([relative_change(x, y)
+                                      for x, y in zip(before_p.tolist(), after_p.tolist())])
+            # A move must not take a shift under min_magnitude: then the tested places stand.
+            if not (np.abs(magnitude_p) < min_magnitude).any():
+                cps, before, after, magnitude = placed.tolist(), before_p, after_p, magnitude_p
             return [ChangePoint(index=int(c), mean_before=float(m0), mean_after=float(m1),
                                 magnitude=float(mag), pvalue=float(min(1.0, math.exp(lp))))
                     for c, m0, m1, mag, lp in zip(cps, before, after, magnitude, log_p)]
