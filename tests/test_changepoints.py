@@ -112,9 +112,11 @@ def test_noisy_steps_generator_plants_what_it_says() -> None:
 
 def test_noisy_steps_are_found() -> None:
     """10 series of 1,000 points, each with 9 steps of 5-10% in 5% noise (a 5% step is one
-    noise standard deviation). Measured on seeds 0-9: 76 of the 90 steps found within 5
-    points, 3 points further than 5 from any step (the earlier detector, a line plus a step
-    tested in every window: 46 found, 3 further)."""
+    noise standard deviation). Measured on seeds 0-9: 77 of the 90 steps found within 5
+    points, 2 points further than 5 from any step (before steps were placed where they most
+    probably lie within 5 points, re-tested between their neighbours too, and a window's
+    autocorrelation pooled with the series': 76 and 3; the earlier detector, a line plus a
+    step tested in every window: 46 found, 3 further)."""
     found = false = 0
     for seed in range(10):
         planted = generate.noisy_steps(1000, noise=0.05, seed=seed)
@@ -122,8 +124,8 @@ def test_noisy_steps_are_found() -> None:
         hits = [c for c in planted.change_points if any(abs(c - f) <= 5 for f in cps)]
         found += len(hits)
         false += sum(all(abs(f - c) > 5 for c in planted.change_points) for f in cps)
-    assert found >= 70, found
-    assert false <= 6, false
+    assert found >= 74, found
+    assert false <= 3, false
 
 
 def test_narrow_window_places_a_step_between_two_others() -> None:
@@ -216,7 +218,9 @@ def test_noise_autocorrelation_is_estimated_through_steps_and_spikes() -> None:
 
 def test_autocorrelated_noise_rarely_gives_a_change_point() -> None:
     """AR(1) noise with rho 0.5 wanders; measured on these 20 seeds, 3 series of 1,000 points
-    get a change point (13 of 100 seeds in all; the previous release: 11 of 100)."""
+    get a change point (13 of 100 seeds in all, with a two-level window's autocorrelation
+    pooled with the series' or not; 14 when it was instead taken less one standard error;
+    an earlier release: 11 of 100)."""
     flagged = sum(bool(indices(ar1(1000, 0.5, seed=9000 + s))) for s in range(20))
     assert flagged <= 3, flagged
 
@@ -296,9 +300,9 @@ def test_tigerbeetle(tigerbeetle: dict) -> None:
       (15672 among values near 26700) and is deliberately not reported.
     - Otava's expected [15, 71] (p 0.01 and 0.05): both found exactly. Otava's 10 and 11 at
       p 0.1 and 0.2 are the spike's two edges, not reported here.
-    - perfloop also reports 61 (about +3%, 23.7k to 24.5k for ten runs before the jump at 71)
-      and two steps in the slow climb from 27.7k to 29.4k (at 149, +2%, and 192, +3%). These
-      are not documented with the series, so they are only bounded in number, not pinned.
+    - perfloop also reports 59 (about +3%, 23.7k to 24.5k for a dozen runs before the jump at
+      71) and two steps in the slow climb from 27.7k to 29.4k (near 154, +2%, and 191, +3%).
+      These are not documented with the series, so they are only bounded in number, not pinned.
     """
     found = indices(tigerbeetle["values"])
     spike = 10
@@ -325,3 +329,129 @@ def test_a_clear_step_in_a_short_series_is_never_lost_to_a_chance_autocorrelatio
     found = [[cp.index for cp in detect_change_points(level * (1 + 0.001 * rng.standard_normal(20)))]
              for _ in range(200)]
     assert all(f == [12] for f in found)
+
+
+# --- placing a step, re-testing between neighbours, a window's own autocorrelation ---------
+
+def _best_split(y: np.ndarray, min_size: int = 5) -> int:
+    """Where two flat levels fit ``y`` best (the maximum-likelihood step), ``min_size`` from
+    either end."""
+    n = len(y)
+    left = np.cumsum(y)[:-1]
+    j = np.arange(1, n)
+    gain = left ** 2 / j + (y.sum() - left) ** 2 / (n - j)
+    gain = np.where((j >= min_size) & (j <= n - min_size), gain, -np.inf)
+    return int(j[np.argmax(gain)])
+
+
+def test_a_step_is_placed_where_it_most_probably_lies_within_min_size() -> None:
+    """400 draws of one step the size of the noise, 40 points on each side: the best single
+    split is within 5 points of the step in 332 draws, the placement in 345 (measured); it
+    never moves a step by more than min_size, and leaves a noise-free step where it is."""
+    from perfloop.analysis.changepoints._stats import PrefixSums
+    from perfloop.analysis.changepoints.seeded import place_steps
+
+    rng = np.random.default_rng(3)
+    by_best = by_placement = 0
+    for _ in range(400):
+        y = np.r_[np.zeros(40), np.ones(40)] + rng.standard_normal(80)
+        best = _best_split(y)
+        placed = place_steps(PrefixSums.of(y), [best], np.array([0]), np.array([80]), 5)[0]
+        assert abs(placed - best) <= 5
+        by_best += abs(best - 40) <= 5
+        by_placement += abs(placed - 40) <= 5
+    assert by_placement >= by_best + 10, (by_best, by_placement)
+    exact = np.r_[np.zeros(40), np.ones(40)]
+    assert place_steps(PrefixSums.of(exact), [40], np.array([0]), np.array([80]), 5) == [40]
+
+
+def test_placed_steps_stay_min_size_apart_and_within_their_windows() -> None:
+    """Neighbouring change points that would both move towards each other: the second is
+    kept min_size from the first as placed, and each stays min_size inside its window."""
+    from perfloop.analysis.changepoints._stats import PrefixSums
+    from perfloop.analysis.changepoints.seeded import place_steps
+
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        cps = sorted(rng.choice(np.arange(20, 180), size=4, replace=False).tolist())
+        cps = [c for i, c in enumerate(cps) if i == 0 or c - cps[i - 1] >= 10]
+        y = rng.standard_normal(200) + np.repeat(rng.normal(0, 2, len(cps) + 1),
+                                                 np.diff([0, *cps, 200]))
+        bounds = [0, *cps, 200]
+        a, b = np.asarray(bounds[:-2]), np.asarray(bounds[2:])
+        placed = place_steps(PrefixSums.of(y), cps, a, b, 5)
+        assert all(y2 - y1 >= 5 for y1, y2 in zip(placed, placed[1:])), (cps, placed)
+        assert all(lo + 5 <= p <= hi - 5 and abs(p - c) <= 5
+                   for p, c, lo, hi in zip(placed, cps, a, b)), (cps, placed)
+
+
+def test_a_step_that_passed_in_its_window_is_kept_when_a_neighbour_trims_the_window() -> None:
+    """noisy_steps seed 5 (5% noise) has a step at 816 between steps at 758 and 879. It passes
+    in the 88-point window that found it, [792, 880), by a hair; once its right neighbour is
+    placed at 878 that window loses two points and the step failed its re-test there and was
+    dropped. Re-tested between its neighbours as well, it stands."""
+    planted = generate.noisy_steps(1000, noise=0.05, seed=5)
+    assert 816 in planted.change_points
+    found = indices(planted.values)
+    assert near(found, 816, tolerance=5), found
+    assert all(any(abs(f - c) <= 5 for c in planted.change_points) for f in found), found
+
+
+def test_a_window_autocorrelation_is_pooled_with_the_series_own() -> None:
+    """A 40-point window inside 1,000 points, 300 draws each of white noise and of AR(1)
+    noise with rho 0.5. The factor by which autocorrelation deflates the window's squared t
+    (measured): on white noise, whose true factor is 1, 1.105 on average from the window's
+    own estimate and 1.063 pooled with the series'; on AR(1) noise 2.45 and 2.48, so the
+    protection of wandering series stays."""
+    from perfloop.analysis.changepoints import _stats
+
+    def factors(y: np.ndarray) -> tuple[float, float]:
+        a, t, b = np.array([480]), np.array([500]), np.array([520])
+        floor = _stats.lag_one_autocorrelation(y)
+        # A series estimate of 0 worth any number of points: no deflation at all.
+        plain = _stats.step_test(_stats.PrefixSums.of(y, 0.0, 0.0, 1e12), a, t, b).t2[0]
+        window = _stats.step_test(_stats.PrefixSums.of(y, floor), a, t, b).t2[0]
+        pooled = _stats.step_test(
+            _stats.PrefixSums.of(y, floor, *_stats.series_autocorrelation(y)), a, t, b).t2[0]
+        return plain / window, plain / pooled
+
+    rng = np.random.default_rng(1)
+    white = np.array([factors(rng.standard_normal(1000)) for _ in range(300)]).mean(axis=0)
+    assert white[1] < white[0] - 0.03 and white[1] < 1.08, white
+    wandering = np.array([factors(ar1(1000, 0.5, seed=int(rng.integers(1 << 30))))
+                          for _ in range(300)]).mean(axis=0)
+    assert wandering[1] > 2.3 and wandering[1] >= wandering[0] - 0.05, wandering
+
+
+def test_values_on_a_coarse_grid_are_not_pooled_for_autocorrelation() -> None:
+    """Rounded to half a noise standard deviation, 14% of first differences equal their
+    median and the ratio of MADs counts quanta, not correlation: the series' estimate is
+    given no weight. Unrounded, it is worth n / 9 points of a window."""
+    from perfloop.analysis.changepoints._stats import series_autocorrelation
+
+    noise = np.random.default_rng(2).standard_normal(1000)
+    assert series_autocorrelation(100.0 + noise) == (pytest.approx(0.0, abs=0.3), 1000 / 9)
+    _, points = series_autocorrelation(100.0 + np.round(noise / 0.5) * 0.5)
+    assert points == 0.0
+
+
+def test_means_are_those_of_the_segments_as_placed() -> None:
+    """After placement the means on either side of each change point are those of the
+    segments between the reported change points (of the values with outliers replaced)."""
+    from perfloop.analysis.changepoints.robust import replace_outliers
+
+    for seed in range(5):
+        raw = generate.noisy_steps(1000, noise=0.05, seed=seed).values
+        cps = detect_change_points(raw)
+        values = replace_outliers(raw, half_width=4)
+        bounds = [0, *(cp.index for cp in cps), len(values)]
+        for k, cp in enumerate(cps):
+            assert cp.mean_before == pytest.approx(values[bounds[k]:bounds[k + 1]].mean(), rel=1e-12)
+            assert cp.mean_after == pytest.approx(values[bounds[k + 1]:bounds[k + 2]].mean(), rel=1e-12)
+
+
+def test_placement_never_takes_a_shift_under_min_magnitude() -> None:
+    """Every reported shift is at least min_magnitude, as placed (20 noisy histories)."""
+    for seed in range(20):
+        values = generate.noisy_steps(1000, noise=0.05, seed=seed).values
+        assert all(abs(cp.magnitude) >= 0.06 for cp in detect_change_points(values, min_magnitude=0.06))

@@ -13,8 +13,8 @@
 
 The method (seeded binary segmentation with narrowest-over-threshold selection, a step
 t-test on two levels or on a line where the window shows one, corrected for
-autocorrelation, outliers replaced first) and its measured quality are in
-``docs/changepoints.md``.
+autocorrelation, outliers replaced first, each step placed where it most probably lies within
+``min_size`` points) and its measured quality are in ``docs/changepoints.md``.
 """
 
 from __future__ import annotations

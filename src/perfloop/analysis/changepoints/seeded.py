@@ -17,9 +17,14 @@
 4. Every window that holds accepted change points is cut at them and the pieces searched
    again, until nothing new is found: a weak shift's windows often also hold a stronger
    neighbour, which blocks them; the pieces hold one shift each.
-5. Each change point is re-tested in its window cut at its neighbours, and the weakest dropped
-   until all pass ``max_pvalue`` and ``min_magnitude``; the survivors are moved, by at most
+5. Each change point is re-tested in its window cut at its neighbours and between its
+   neighbours (the smaller p-value counts), and the weakest dropped until all pass
+   ``max_pvalue`` and ``min_magnitude``; the survivors are moved, by at most
    ``min_size // 2`` points, to where two flat levels fit best.
+6. Each survivor is then placed, within ``min_size`` points, where the step most probably
+   lies within ``min_size`` points (``place_steps``): in heavy noise the single best split
+   is often a few points off, on whichever side the noise tips it, and the stretch of
+   ``2 * min_size + 1`` splits that holds the most likelihood is more often right.
 
 All windows of all scales are evaluated together in a few vectorised passes (about ``2n``
 splits per scale, ``2 log2(n / min_size)`` scales): O(n log n) in all.
@@ -165,7 +170,8 @@ def _detect(values: np.ndarray, *, window: int | None, max_pvalue: float, min_ma
     scale = float(np.max(np.abs(cleaned - centre)))
     if scale == 0.0:
         return []
-    ps = _stats.PrefixSums.of((cleaned - centre) / scale, _stats.lag_one_autocorrelation(cleaned))
+    ps = _stats.PrefixSums.of((cleaned - centre) / scale, _stats.lag_one_autocorrelation(cleaned),
+                              *_stats.series_autocorrelation(cleaned))
     scales = _scales(n, window, min_size)
     tiles = [_window_starts(n, length) for length in scales]
     tests = min(float(_tests_made(min_size, scales, tiles)), effective_tests(n))
@@ -279,6 +285,47 @@ def _refine(ps: _stats.PrefixSums, idx: np.ndarray, a: np.ndarray, b: np.ndarray
     return [int(x) for x in best]
 
 
+def place_steps(ps: _stats.PrefixSums, cps: Sequence[int], a: np.ndarray, b: np.ndarray,
+                min_size: int) -> list[int]:
+    """Each change point ``cps[k]``, tested in the window ``[a[k], b[k])``, moved by at most
+    ``min_size`` points to where the step most probably lies within ``min_size`` points.
+
+    With two flat levels and Gaussian noise of variance ``s2`` in the window, the likelihood of
+    a step at split ``t`` is proportional to ``exp(gain(t) / (2 * s2))``, ``gain`` being the
+    cut in the sum of squares that ``t`` makes. The best split (the maximum-likelihood
+    estimate) is the likeliest single point; the split whose ``2 * min_size + 1`` neighbours
+    hold the most likelihood is the likeliest to be within ``min_size`` of the true step,
+    which is what matters for tying a shift to its commits. On ties (a sharp step, where every
+    split near it holds all the likelihood) the best split wins. Points are moved left to
+    right, each kept ``min_size`` from the one before it as already placed.
+    """
+    placed: list[int] = []
+    for k, current in enumerate(cps):
+        lo, hi = int(a[k]), int(b[k])
+        t = np.arange(lo + min_size, hi - min_size + 1)
+        first = max(current - min_size, lo + min_size, placed[-1] + min_size if placed else 0)
+        last = min(current + min_size, hi - min_size)
+        if len(t) == 0 or first > last:
+            placed.append(int(current))
+            continue
+        total = ps.s[hi] - ps.s[lo]
+        left = ps.s[t] - ps.s[lo]
+        gain = left ** 2 / (t - lo) + (total - left) ** 2 / (hi - t)
+        best = float(gain.max())
+        # The residual variance of the best split, not below the detector's noise floor.
+        sse = ps.s2[hi] - ps.s2[lo] - best
+        s2 = max(sse / max(hi - lo - 2, 1), ps.var_floor)
+        likelihood = np.exp((gain - best) / (2.0 * s2))
+        cum = np.concatenate([[0.0], np.cumsum(likelihood)])
+        i = np.arange(len(t))
+        near = cum[np.minimum(i + min_size + 1, len(t))] - cum[np.maximum(i - min_size, 0)]
+        allowed = (t >= first) & (t <= last)
+        near = np.where(allowed, near, -np.inf)
+        top = allowed & (near >= near.max() * (1.0 - 1e-9))
+        placed.append(int(t[np.argmax(np.where(top, gain, -np.inf))]))
+    return placed
+
+
 def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
            windows: dict[int, tuple[int, int]], *, n: int, log_tests: float, log_alpha: float,
            min_magnitude: float, min_size: int) -> list[ChangePoint]:
@@ -295,9 +342,13 @@ def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
         win = np.asarray([windows[c] for c in cps], dtype=np.int64)
         a = np.maximum(prev, win[:, 0])
         b = np.minimum(nxt, win[:, 1])
-        # Each change point is re-tested in the window that found it, cut at its neighbours:
-        # whole segments would mix in trends and shifts from far away.
-        log_p = np.minimum(_stats.log_pvalue(_stats.step_test(ps, a, idx, b)) + log_tests, 0.0)
+        # Each change point is re-tested in the window that found it, cut at its neighbours,
+        # and between its neighbours: the stronger of the two stands. The window alone lost
+        # steps that had passed in it by a hair and failed once a neighbour took its last
+        # points; whole segments alone mix in trends and shifts from far away.
+        log_p = np.minimum(_stats.log_pvalue(_stats.step_test(ps, a, idx, b)), _stats.log_pvalue(
+            _stats.step_test(ps, prev, idx, nxt)))
+        log_p = np.minimum(log_p + log_tests, 0.0)
         before = (sums[idx] - sums[prev]) / (idx - prev)
         after = (sums[nxt] - sums[idx]) / (nxt - idx)
         magnitude = np.asarray([relative_change(x, y) for x, y in zip(before.tolist(), after.tolist())])
@@ -310,6 +361,16 @@ def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
                 cps = moved
                 continue
         if not failing.any():
+            placed = np.asarray(place_steps(ps, cps, a, b, min_size), dtype=np.int64)
+            bounds = np.concatenate([[0], placed, [n]])
+            prev, nxt = bounds[:-2], bounds[2:]
+            before_p = (sums[placed] - sums[prev]) / (placed - prev)
+            after_p = (sums[nxt] - sums[placed]) / (nxt - placed)
+            magnitude_p = np.asarray([relative_change(x, y)
+                                      for x, y in zip(before_p.tolist(), after_p.tolist())])
+            # A move must not take a shift under min_magnitude: then the tested places stand.
+            if not (np.abs(magnitude_p) < min_magnitude).any():
+                cps, before, after, magnitude = placed.tolist(), before_p, after_p, magnitude_p
             return [ChangePoint(index=int(c), mean_before=float(m0), mean_after=float(m1),
                                 magnitude=float(mag), pvalue=float(min(1.0, math.exp(lp))))
                     for c, m0, m1, mag, lp in zip(cps, before, after, magnitude, log_p)]
