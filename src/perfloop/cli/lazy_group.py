@@ -154,8 +154,9 @@ class LazyGroup(QuietHelpGroup):
         if cmd_name not in self.commands:
             return None
         if self._listing_only:
-            built = self.commands.built(cmd_name)
-            return built if built is not None else self._stand_in(self.commands.listing[cmd_name])
+            commands: Any = self.commands     # the lazy table, not a plain mapping
+            built = commands.built(cmd_name)
+            return built if built is not None else self._stand_in(commands.listing[cmd_name])
         return self.commands[cmd_name]
 
     def format_help(self, ctx: Any, formatter: Any) -> None:

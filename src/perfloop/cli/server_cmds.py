@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -201,7 +201,9 @@ def upload_cmd(
         raise UsageError("nothing to upload", hint="name a run (perfloop upload 12) or pass "
                                                    "--journal")
     root = project_root(directory)
-    answer = journal_answer = run_id = None
+    answer: dict[str, Any] | None = None
+    journal_answer: dict[str, Any] | None = None
+    run_id: int | None = None
     with open_store(directory, store) as db:
         if ref is not None:
             from ..measure.git import resolve_commit
@@ -212,16 +214,17 @@ def upload_cmd(
             journal_answer = upload_journal(db, root, server=server, token=token,
                                             project=project or root.name)
     if journal_answer is None:
+        assert run_id is not None and answer is not None   # a run was named (checked above)
         report_upload(run_id, answer, json=json)
         return
     if json:
-        out = {"journal": journal_answer}
+        out: dict[str, Any] = {"journal": journal_answer}
         if answer is not None:
             out.update(run_id=run_id, server_run_id=answer.get("run_id"),
                        created=answer.get("created"))
         print_json(out)
         return
-    if answer is not None:
+    if answer is not None and run_id is not None:
         report_upload(run_id, answer, json=False)
     j = journal_answer
     console.print(f"Uploaded the journal: {j['entries']} entries, {j['cycles']} open cycle(s); "

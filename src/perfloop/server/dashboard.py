@@ -243,8 +243,10 @@ def _cycle_view(cycle: Mapping[str, Any]) -> dict[str, Any]:
                 "age_days": _number(c.get("age_days")),
                 "blocked_by": [str(b) for b in blocked] if isinstance(blocked, list) else []}
 
-    changes = cycle.get("changes") if isinstance(cycle.get("changes"), list) else []
-    queue = cycle.get("queue") if isinstance(cycle.get("queue"), list) else []
+    changes: list[Any] = cycle.get("changes") or []
+    queue: list[Any] = cycle.get("queue") or []
+    changes = changes if isinstance(changes, list) else []
+    queue = queue if isinstance(queue, list) else []
     return {"name": _text(cycle.get("name")) or "", "status": _text(cycle.get("status")),
             "opened_at": _text(cycle.get("opened_at")), "budget": budget, "spent": spent,
             "left": _number(cycle.get("left")) if _number(cycle.get("left")) is not None

@@ -284,7 +284,7 @@ class ServerTables:
                 ProjectCycleRow.status == "open",
                 ProjectCycleRow.cycle_id.not_in(sorted(cycle_ids) or [-1]))
                 .values(status="closed", uploaded_at=utcnow()))
-            updated += int(closed.rowcount or 0)
+            updated += int(getattr(closed, "rowcount", 0) or 0)
         return JournalOutcome(created, updated, removed, unchanged)
 
     def _upsert(self, session: Session, model: Any, values: dict[str, Any],

@@ -370,7 +370,8 @@ def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
                                       for x, y in zip(before_p.tolist(), after_p.tolist())])
             # A move must not take a shift under min_magnitude: then the tested places stand.
             if not (np.abs(magnitude_p) < min_magnitude).any():
-                cps, before, after, magnitude = placed.tolist(), before_p, after_p, magnitude_p
+                cps = [int(c) for c in placed]
+                before, after, magnitude = before_p, after_p, magnitude_p
             return [ChangePoint(index=int(c), mean_before=float(m0), mean_after=float(m1),
                                 magnitude=float(mag), pvalue=float(min(1.0, math.exp(lp))))
                     for c, m0, m1, mag, lp in zip(cps, before, after, magnitude, log_p)]
