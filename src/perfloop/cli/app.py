@@ -66,7 +66,7 @@ _TABLE = (
     ("serve", "server_cmds",
      "Run the team server: runners upload runs to it, everyone reads the same history."),
     ("upload", "server_cmds",
-     "Upload a stored run to a perfloop server (again: a run is never stored twice there)."),
+     "Upload a stored run, or the journal, to a perfloop server."),
     ("incident", "incident_cmds",
      "Incident mode: open one for a spike, close it with a journal entry."),
     ("journal", "journal_cmds",
@@ -77,7 +77,7 @@ _TABLE = (
      "Tuning changes of the risk-budgeted workflow: propose, apply, verify, roll back."),
     ("cycle", "risk_cmds", "Release cycles with a risk budget."),
     ("drill", "drill_cmds", "Blind tuning drills: a hidden slowdown is injected; find it."),
-    ("token", "server_cmds", "Make and list the server's API tokens."),
+    ("token", "server_cmds", "Make, list and revoke the server's API tokens."),
 )
 COMMANDS: tuple[Listed, ...] = tuple(Listed(name, f"{__package__}.{module}", line)
                                      for name, module, line in _TABLE)
