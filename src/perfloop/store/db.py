@@ -16,7 +16,6 @@ that two writers queue up instead of failing with "database is locked" half-way 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreError
-from .names import DEFAULT_DIR, DEFAULT_FILE, ENV_VAR, HEAD_REVISION, VERSION_TABLE
+from .names import DEFAULT_DIR, DEFAULT_FILE, ENV_VAR, HEAD_REVISION, VERSION_TABLE, chosen_store
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -50,13 +49,9 @@ def resolve_store_url(explicit: str | None, *, root: Path, config_store: str | N
 
     Creates ``<root>/.perfloop`` when the default is chosen, so that opening it works.
     """
-    if explicit:
-        return to_url(explicit, base=Path.cwd())
-    from_env = os.environ.get(ENV_VAR, "").strip()
-    if from_env:
-        return to_url(from_env, base=Path.cwd())
-    if config_store:
-        return to_url(config_store, base=Path(root))
+    chosen = chosen_store(explicit, root=root, config_store=config_store)
+    if chosen is not None:
+        return to_url(chosen[0], base=chosen[1])
     directory = Path(root).resolve() / DEFAULT_DIR
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ tests/test_startup.py checks that both give the same runs on the same stores.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..records import RunStatus
-from .names import DEFAULT_DIR, DEFAULT_FILE, ENV_VAR, HEAD_REVISION, VERSION_TABLE
+from .names import DEFAULT_DIR, DEFAULT_FILE, HEAD_REVISION, VERSION_TABLE, chosen_store
 
 SQLITE_PREFIX = "sqlite:///"
 # Characters that make a SQLite URL mean more than a file path (query options, escapes).
@@ -58,13 +57,9 @@ def sqlite_file(explicit: str | None, *, root: Path, config_store: str | None = 
 
     Same order: ``--store``, ``PERFLOOP_STORE``, the configuration's ``store``, the default.
     """
-    if explicit:
-        return _plain_path(explicit, base=Path.cwd())
-    from_env = os.environ.get(ENV_VAR, "").strip()
-    if from_env:
-        return _plain_path(from_env, base=Path.cwd())
-    if config_store:
-        return _plain_path(config_store, base=Path(root))
+    chosen = chosen_store(explicit, root=root, config_store=config_store)
+    if chosen is not None:
+        return _plain_path(chosen[0], base=chosen[1])
     return Path(root).resolve() / DEFAULT_DIR / DEFAULT_FILE
 
 
