@@ -244,6 +244,27 @@ def timed_value(timer: Callable[[int], tuple[float, float, Any]], loops: int,
     return wall, cpu, ret, {"runqueue": max(runqueue() - q0, 0.0)}
 
 
+def send_values(task: dict[str, Any], channel: ResultChannel,
+                timer: Callable[[int], tuple[float, float, Any]], loops: int, warmup: int,
+                values: int, *, custom: Callable[[Any], dict[str, float]] = custom_metrics,
+                keep_last: bool = False) -> Any:
+    """Time ``warmup + values`` values and send each as it is measured, with the reference
+    workload's time when the task asks for it and the time spent waiting for a core where the
+    kernel reports it. Each call's return value is dropped once sent (it is not kept alive
+    through the next call); with ``keep_last`` the last one is returned."""
+    reference = reference_timer(float(task["reference"])) if task.get("reference") else None
+    queue = runqueue_clock()
+    last = None
+    for index in range(warmup + values):
+        extra = {"reference": reference()} if reference is not None else {}
+        wall, cpu, ret, waited = timed_value(timer, loops, queue)
+        channel.send("value", index=index, warmup=index < warmup, loops=loops,
+                     wall_time=wall, cpu_time=cpu, custom=custom(ret), **extra, **waited)
+        last = ret if keep_last else None
+        del ret
+    return last
+
+
 def reference_timer(seconds: float) -> Callable[[], float]:
     """Calibrate the reference workload to last about ``seconds``; returns a function timing
     one such run, as the CPU time of one call."""
@@ -305,15 +326,7 @@ def run_task(task: dict[str, Any], channel: ResultChannel) -> None:
                 timer(loops)
             timer(int(counted))
             warmup = values = 0
-        reference = reference_timer(float(task["reference"])) if task.get("reference") else None
-        queue = runqueue_clock()
-        for index in range(warmup + values):
-            extra = {"reference": reference()} if reference is not None else {}
-            wall, cpu, ret, waited = timed_value(timer, loops, queue)
-            channel.send("value", index=index, warmup=index < warmup, loops=loops,
-                         wall_time=wall, cpu_time=cpu, custom=custom_metrics(ret), **extra,
-                         **waited)
-            del ret
+        send_values(task, channel, timer, loops, warmup, values)
     except Exception as exc:
         raise WorkerFailure("call", exc) from exc
 

@@ -15,8 +15,7 @@ import itertools
 import time
 from typing import Any, Callable
 
-from ..worker import (ResultChannel, calibrate, reference_timer, runqueue_clock, timed_value,
-                      zero_arg_timer)
+from ..worker import ResultChannel, calibrate, send_values, zero_arg_timer
 
 Timer = Callable[[int], tuple[float, float, Any]]
 
@@ -95,11 +94,5 @@ def timed_values(task: dict[str, Any], channel: ResultChannel, timer: Timer, *,
         for _ in range(warmup):
             ret = timer(loops)[2]
         return timer(int(counted))[2] if counted else ret
-    reference = reference_timer(float(task["reference"])) if task.get("reference") else None
-    queue = runqueue_clock()
-    for index in range(warmup + values):
-        extra = {"reference": reference()} if reference is not None else {}
-        wall, cpu, ret, waited = timed_value(timer, loops, queue)
-        channel.send("value", index=index, warmup=index < warmup, loops=loops,
-                     wall_time=wall, cpu_time=cpu, custom={}, **extra, **waited)
-    return ret
+    return send_values(task, channel, timer, loops, warmup, values, custom=lambda _: {},
+                       keep_last=True)
