@@ -18,28 +18,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cliutil import invoke
 
-from perfloop.cli.app import main
 from perfloop.importers import InvalidResultsFile, detect_format, import_files, read_results
 from perfloop.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ASV_FILE = FIXTURES / "asv" / "results" / "vm" / "dbf9588a-existing-py_work_venv_bin_python3.json"
-
-
-def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run perfloop's own entry point (``perfloop.cli.app.main``) in this process.
-
-    Returns (exit code, stdout, stderr): errors reach the user the way main prints them.
-    """
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def says(message: str, text: str) -> bool:

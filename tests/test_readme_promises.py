@@ -17,9 +17,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cliutil import invoke
 from rich.console import Console
 
-from perfloop.cli.app import main
 from perfloop.cli.progress import RichProgress
 from perfloop.config import BenchmarkSpec, Settings, load_config
 from perfloop.measure.command import measure_command
@@ -29,17 +29,6 @@ from perfloop.store import Store
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 SHOP = REPO / "examples" / "shop"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """Run perfloop's entry point in this process: (exit code, stdout)."""
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().out
 
 
 # -- the quick start ----------------------------------------------------------------------------
@@ -113,7 +102,7 @@ def test_compare_shows_environment_differences_before_the_verdicts(
     db = tmp_path / "s.db"
     with Store.open(str(db)) as store:
         base, head = _stored(store, "Machine A", 1.0), _stored(store, "Machine B", 1.3)
-    code, out = cli(capsys, "compare", str(base), str(head), "--store", str(db), "-C", str(tmp_path))
+    code, out, _err = invoke(capsys, "compare", str(base), str(head), "--store", str(db), "-C", str(tmp_path))
     assert code == 0, out
     flat = " ".join(out.split())
     differ = flat.index("environments differ")

@@ -36,11 +36,6 @@ def run_body(upload_id: str, *, n_results: int = 3, n_samples: int = 5, seed: in
 
 
 @pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'server.db'}"
-
-
-@pytest.fixture
 def tokens(store_url: str) -> dict[str, str]:
     with Store.open(store_url) as store:
         return {"write": store.create_token(project="shop", scope="write", name="ci"),

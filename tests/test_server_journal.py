@@ -44,11 +44,6 @@ def local_journal(root: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'server.db'}"
-
-
-@pytest.fixture
 def tokens(store_url: str) -> dict[str, str]:
     with Store.open(store_url) as store:
         made = {"write": store.create_token(project="shop", scope="write"),
