@@ -259,14 +259,14 @@ def with_deciding_metric(verdicts: Sequence[Verdict], base: BenchmarkResult, hea
     cpu = by_metric.get("cpu_time")
     if (choice.metric != "wall_time" and wall is not None and steady is not None
             and wall.verdict is VerdictKind.REGRESSED and steady.verdict is not VerdictKind.REGRESSED):
-        if _waiting_added(wall, cpu, tolerance):
+        if cpu is not None and not _waiting_added(wall, cpu, tolerance):
+            reason = (f"{reason}; wall time moved with CPU time ({wall.change:+.1%} and "
+                      f"{cpu.change:+.1%}): the host's speed, not waiting")
+        else:
             # Wall time regressed where the steady metric did not: new waiting. It counts.
             deciding.add("wall_time")
             reason = (f"{reason}; but wall time regressed where {choice.metric} did not "
                       "(waiting added): wall time decides too")
-        else:
-            reason = (f"{reason}; wall time moved with CPU time ({wall.change:+.1%} and "
-                      f"{cpu.change:+.1%}): the host's speed, not waiting")   # type: ignore[union-attr]
     out = []
     for v in verdicts:
         role = "context" if v.metric in TIME_METRICS and v.metric not in deciding else "decides"
@@ -274,14 +274,14 @@ def with_deciding_metric(verdicts: Sequence[Verdict], base: BenchmarkResult, hea
     return out
 
 
-def _waiting_added(wall: Verdict, cpu: Verdict | None, tolerance: float) -> bool:
+def _waiting_added(wall: Verdict, cpu: Verdict, tolerance: float) -> bool:
     """Whether wall time grew by more than CPU time did (by over half the tolerance).
 
     Waiting adds wall time and no CPU time. When CPU time grew as much as wall time while the
     deciding metric (``cpu_norm``, CPU time in units of the host's reference workload) did not,
     the host ran slower for both: that is not waiting, and wall time stays context.
     """
-    if cpu is None or cpu.metric == wall.metric or not math.isfinite(cpu.change):
+    if cpu.metric == wall.metric or not math.isfinite(cpu.change):
         return True
     return math.log1p(wall.change) - math.log1p(max(cpu.change, -0.99)) > THRESHOLD_SHARE * tolerance
 
