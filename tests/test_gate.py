@@ -301,6 +301,54 @@ def test_unconfirmed_regression_passes(small_repo: Path, store: Store) -> None:
     assert "not confirmed" in m.notes[-1]
 
 
+class BlockRatios:
+    """Calls in A B B A order whose head/base ratio per block is given: the first look's
+    blocks, then the confirmation's. Base costs move from block to block (the machine), head
+    follows with the block's ratio, so only the ratio carries the change."""
+
+    def __init__(self, ratios: list[float]) -> None:
+        self.ratios, self.calls = ratios, 0
+
+    def __call__(self, spec, deadline, on_progress) -> BenchmarkResult:
+        block, position = divmod(self.calls, 4)
+        self.calls += 1
+        # each call a little apart (positions 0 and 3 are base, 1 and 2 head: the same mean)
+        level = 100.0 * (1.0 + 0.04 * (block % 3)) * (1.0 + 0.002 * position)
+        cost = level if is_base(spec) else level * self.ratios[block]
+        return BenchmarkResult(name=spec.name, kind=spec.kind, status=ResultStatus.OK,
+                               samples=tuple(Sample("cost", cost, index=i) for i in range(3)),
+                               units={"cost": "units"}, directions={"cost": "lower"})
+
+
+POOLED = dict(base="HEAD~1", head="HEAD", sampling=SamplingPolicy(blocks=4, max_blocks=4),
+              confirm_blocks=4)
+
+
+def test_the_confirmation_judges_its_fresh_blocks_with_the_first_looks(
+        small_repo: Path, store: Store) -> None:
+    # First look +6% to +7.5%: regressed. Fresh blocks +3% to +5%: undecided on their own
+    # (4 blocks), but they point the same way, and all 8 blocks together say regressed.
+    first, fresh = [1.06, 1.075, 1.07, 1.065], [1.03, 1.05, 1.04, 1.045]
+    config = suite_config(small_repo, ["toy"])
+    report = run_gate(config, store, GateOptions(**POOLED), measure=BlockRatios(first + fresh))
+    m = report.benchmarks[0].metrics[0]
+    alone = report.benchmarks[0].confirmation["fresh_verdicts"][0]
+    assert alone["verdict"] == "inconclusive" and 0.03 < alone["change"] < 0.05
+    assert m.verdict == "regressed" and m.confirmed is True and not report.passed
+    assert 0.04 < m.change < 0.07 and m.ci_low > 0.025
+    assert "on all blocks" in m.notes[-1]
+
+
+def test_a_lucky_first_look_is_not_confirmed_by_fresh_blocks_that_point_the_other_way(
+        small_repo: Path, store: Store) -> None:
+    first, fresh = [1.06, 1.075, 1.07, 1.065], [0.99, 0.985, 0.995, 0.98]
+    config = suite_config(small_repo, ["toy"])
+    report = run_gate(config, store, GateOptions(**POOLED), measure=BlockRatios(first + fresh))
+    m = report.benchmarks[0].metrics[0]
+    assert m.confirmed is False and m.verdict != "regressed" and report.passed
+    assert "not confirmed" in m.notes[-1] and "fresh blocks alone -" in m.notes[-1]
+
+
 def test_inconclusive_policy(small_repo: Path, store: Store) -> None:
     config = suite_config(small_repo, ["only"])
     decide = scripted({("only", "cost"): ("inconclusive", 0.04, 0.2)})
@@ -484,12 +532,15 @@ def test_compare_on_the_gates_runs_gives_the_gates_verdicts(small_repo: Path, st
     assert (v.verdict.value, v.change, v.ci_low, v.ci_high) == pytest.approx(
         (m.verdict, m.change, m.ci_low, m.ci_high))
     assert first[("slow", "cpu_time")].verdict.value == "regressed"
-    # the confirmation is a measurement of its own; compare on its runs gives what the gate kept
+    # the confirmation's fresh blocks are stored as runs of their own; compare on them gives
+    # what the gate found in those blocks alone (the gate's final word pools them with the first)
     confirm = compared("gate-confirm-base", "gate-confirm-head")
     m, v = gate[("slow", "cpu_time")], confirm[("slow", "cpu_time")]
     assert m.confirmed is True
+    slow = next(b for b in report.benchmarks if b.name == "slow")
+    alone = next(a for a in slow.confirmation["fresh_verdicts"] if a["metric"] == "cpu_time")
     assert (v.verdict.value, v.change, v.ci_low, v.ci_high) == pytest.approx(
-        (m.verdict, m.change, m.ci_low, m.ci_high))
+        (alone["verdict"], alone["change"], alone["ci_low"], alone["ci_high"]))
     # runs of two different measurements are separate runs: drift is added
     mixed = compare_runs(store.get_run(report.run_ids["gate-base"]),
                          store.get_run(report.run_ids["gate-confirm-head"]))

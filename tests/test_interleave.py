@@ -109,14 +109,15 @@ def test_adaptive_sampling_adds_blocks_until_decided() -> None:
     assert len(out.order) == 24
 
 
-def test_more_workers_estimate_jumps_ahead() -> None:
+def test_more_workers_estimate_jumps_ahead_by_half_of_what_is_measured_at_most() -> None:
     target = FakeTarget()
-    decide = decided_at(14, more=6)    # "6 more workers per side" -> 3 more blocks at once
+    decide = decided_at(18, more=6)    # "6 more workers per side": 3 more blocks
     out = measure_interleaved(spec("/base"), spec("/head"), decide=decide,
                               policy=SamplingPolicy(blocks=4, max_blocks=16),
                               measure=target.measure, clock=target.clock)
-    assert decide.seen == [2, 8, 14]
-    assert out.stopped == DECIDED and out.blocks == 7
+    # 4 blocks measured: at most 2 more (a plan from 4 blocks is rough); from 6 on, all 3
+    assert decide.seen == [2, 8, 12, 18]
+    assert out.stopped == DECIDED and out.blocks == 9
 
 
 def test_stops_at_block_limit_inconclusive() -> None:
@@ -138,12 +139,34 @@ def test_stops_before_exceeding_the_time_limit() -> None:
     assert target.now == 16.0
 
 
-def test_hopeless_comparison_stops_early() -> None:
+def test_hopeless_comparison_stops_once_patience_is_spent() -> None:
     target = FakeTarget()
     out = measure_interleaved(spec("/base"), spec("/head"), decide=decided_at(10_000, more=500),
-                              policy=SamplingPolicy(blocks=4, max_blocks=16),
+                              policy=SamplingPolicy(blocks=4, max_blocks=16, patience=4),
                               measure=target.measure, clock=target.clock)
     assert out.stopped == HOPELESS and out.blocks == 4
+
+
+def test_no_hopeless_stop_before_patience_blocks() -> None:
+    # A plan of 1000 more workers from 4 blocks is not believed: sampling goes on to 12 blocks
+    # (4, 6, 9, 14: half of what is measured at most each time) before it may give up, and
+    # then gives up because 1000 workers are more than 8 times the 34 blocks left.
+    target = FakeTarget()
+    decide = decided_at(10_000, more=1000)
+    out = measure_interleaved(spec("/base"), spec("/head"), decide=decide,
+                              policy=SamplingPolicy(blocks=4, max_blocks=48),
+                              measure=target.measure, clock=target.clock)
+    assert decide.seen == [2, 8, 12, 18, 28]
+    assert out.stopped == HOPELESS and out.blocks == 14
+
+
+def test_a_plan_within_reach_is_never_hopeless() -> None:
+    # 40 more workers per side = 20 blocks, with 34 blocks of room left: keep measuring.
+    target = FakeTarget()
+    out = measure_interleaved(spec("/base"), spec("/head"), decide=decided_at(10_000, more=40),
+                              policy=SamplingPolicy(blocks=4, max_blocks=48, patience=4),
+                              measure=target.measure, clock=target.clock)
+    assert out.stopped == MAX_BLOCKS and out.blocks == 48
 
 
 def test_a_failing_side_stops_and_is_named() -> None:
@@ -161,3 +184,5 @@ def test_policy_is_checked() -> None:
         SamplingPolicy(blocks=4, max_blocks=2)
     with pytest.raises(ValueError):
         SamplingPolicy(blocks=0)
+    with pytest.raises(ValueError):
+        SamplingPolicy(patience=-1)

@@ -55,6 +55,10 @@ MAX_SECONDS = "max_seconds"
 HOPELESS = "hopeless"          # the comparison needs more workers than the limit allows
 #: Workers per side in one block (each call is one single-process worker).
 WORKERS_PER_BLOCK = 2
+#: Sampling stops as hopeless only when every undecided verdict plans this many times the blocks
+#: left: plans made from a dozen blocks are rough (an estimate that happens to sit near half
+#: the tolerance asks for hundreds), and stopping on them loses most changes near the tolerance.
+HOPELESS_FACTOR = 8
 #: Seeds PYTHONHASHSEED takes (its documented range).
 _MAX_HASH_SEED = 4294967295
 FAILED = "failed"              # a side failed to measure
@@ -65,13 +69,16 @@ class SamplingPolicy:
     """How much to measure: the first look, and the cost limit of adaptive sampling."""
 
     blocks: int = 4                # ABBA blocks before the first verdict (8 workers per side)
-    max_blocks: int = 16           # cost limit in blocks (32 workers per side)
+    max_blocks: int = 48           # cost limit in blocks (96 workers per side)
     max_seconds: float = 300.0     # cost limit in seconds per benchmark
     step: int = 2                  # blocks added per round when the comparison gives no estimate
+    patience: int = 12             # blocks measured before a plan may stop the sampling as hopeless
 
     def __post_init__(self) -> None:
         if self.blocks < 1 or self.step < 1:
             raise ValueError("blocks and step must be at least 1")
+        if self.patience < 0:
+            raise ValueError("patience must be at least 0")
         if self.max_blocks < self.blocks:
             raise ValueError(f"max_blocks ({self.max_blocks}) must be at least blocks ({self.blocks})")
         if self.max_seconds <= 0:
@@ -237,10 +244,14 @@ def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
         # Extra workers per side each undecided verdict says it needs (None: no estimate).
         needs = [getattr(v, "more_workers", None) for v in undecided]
         known = [n for n in needs if isinstance(n, int) and n > 0]
-        if needs and len(known) == len(needs) and min(known) > 2 * room:
+        planned_all = bool(needs) and len(known) == len(needs)
+        if (planned_all and blocks >= policy.patience
+                and min(known) > HOPELESS_FACTOR * WORKERS_PER_BLOCK * room):
             return finish(HOPELESS)
-        add = math.ceil(max(known) / 2) if known and len(known) == len(needs) else policy.step
-        add = max(1, min(add, room))
+        add = math.ceil(max(known) / 2) if planned_all else policy.step
+        # A plan made from few blocks is a rough one: grow by half of what is measured at most,
+        # and look again, rather than jump to the limit on an early estimate.
+        add = max(1, min(add, room, max(policy.step, math.ceil(blocks / 2))))
         # Do not start blocks the time limit cannot pay for: stop before, not after, it.
         affordable = int((policy.max_seconds - elapsed) // per_block) if per_block > 0 else add
         if affordable < 1:

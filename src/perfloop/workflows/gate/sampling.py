@@ -41,6 +41,7 @@ class Work:
     status: str | None = None       # set early for new or failed benchmarks
     notes: list[str] = field(default_factory=list)
     confirmation: dict[str, Any] | None = None
+    first: Interleaved | None = None      # the first look's measurement, which confirmation extends
 
     @property
     def name(self) -> str:
@@ -107,6 +108,7 @@ def first_look(item: Work, head_spec: BenchmarkSpec, ctx: Measuring, policy: Sam
                base: Revision, head: Revision) -> None:
     """The first interleaved measurement of ``item``: its verdicts, or why there are none."""
     out = measure_pair(item, head_spec, ctx, policy, base=base, head=head)
+    item.first = out
     item.blocks, item.seconds, item.stopped = out.blocks, out.seconds, out.stopped
     if out.stopped != FAILED:
         item.metrics = outcomes(out.verdicts, item.name)
