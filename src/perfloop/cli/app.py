@@ -95,7 +95,7 @@ app = typer.Typer(
          "(Ctrl-C), 143 terminated (SIGTERM).",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -113,15 +113,19 @@ def _root(version: Annotated[bool, typer.Option(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: one place that turns errors into messages and exit codes."""
-    from rich.markup import escape
+    """Console-script entry point: one place that turns errors into messages and exit codes.
 
-    from .common import err_console
+    Rich is imported only to say an error: ``--help`` is plain click output and needs none."""
+    def say(markup: str, detail: str = "") -> None:
+        from rich.markup import escape
+
+        from .common import err_console
+        err_console.print(markup + escape(detail))
 
     def interrupted(detail: str = "") -> None:
         # SIGTERM is handled as Ctrl-C (children killed, runs marked interrupted), but said apart.
         what = "terminated (SIGTERM)" if terminated() else "interrupted"
-        err_console.print(f"[yellow]{what}[/]" + (f"[yellow]:[/] {escape(detail)}" if detail else ""))
+        say(f"[yellow]{what}[/]" + ("[yellow]:[/] " if detail else ""), detail)
         sys.exit(143 if terminated() else 130)
 
     try:
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     except Interrupted as exc:
         interrupted(str(exc))
     except PerfloopError as exc:
-        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
+        say("[bold red]Error:[/] ", str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         interrupted()

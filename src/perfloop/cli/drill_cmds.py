@@ -141,7 +141,7 @@ def questionnaire() -> Answers:
 
 
 drill_app = typer.Typer(help="Blind tuning drills: a hidden slowdown is injected; find it.",
-                        no_args_is_help=True, rich_markup_mode="markdown")
+                        no_args_is_help=True, rich_markup_mode=None)
 
 
 @drill_app.command("start")

@@ -82,7 +82,7 @@ def _short(path: str, root: Path) -> str:
 # incident open / close / show / list
 
 incident_app = typer.Typer(help="Incident mode: open one for a spike, close it with a journal entry.",
-                           no_args_is_help=True, rich_markup_mode="markdown")
+                           no_args_is_help=True, rich_markup_mode=None)
 
 
 @incident_app.command("open")

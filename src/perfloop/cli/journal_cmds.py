@@ -24,7 +24,7 @@ from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_j
 journal_app = typer.Typer(
     help="The journal of every change, incident, approval and gate failure: why, expected, "
          "actual.\n\nExample: `perfloop journal --search cache --since 30d`",
-    rich_markup_mode="markdown", invoke_without_command=True)
+    rich_markup_mode=None, invoke_without_command=True)
 
 STATUS_STYLE = {"open": "bold yellow", "failed": "bold red", "regressed": "bold red",
                 "unverified": "bold red", "inconclusive": "yellow", "approved": "cyan",

@@ -17,7 +17,7 @@ from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_j
 params_app = typer.Typer(
     help="The registry of tuning parameters: each tunable, its value, where it lives, why.\n\n"
          "Example: `perfloop params check --since 90d`",
-    rich_markup_mode="markdown", invoke_without_command=True)
+    rich_markup_mode=None, invoke_without_command=True)
 
 STYLE = {"drift": "bold red", "unjournaled": "yellow", "undocumented": "yellow",
          "unreadable": "bold red"}

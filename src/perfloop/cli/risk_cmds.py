@@ -66,9 +66,9 @@ def risk(
 # change and cycle: the risk-budgeted workflow
 
 change_app = typer.Typer(help="Tuning changes of the risk-budgeted workflow: propose, apply, "
-                              "verify, roll back.", no_args_is_help=True, rich_markup_mode="markdown")
+                              "verify, roll back.", no_args_is_help=True, rich_markup_mode=None)
 cycle_app = typer.Typer(help="Release cycles with a risk budget.", no_args_is_help=True,
-                        rich_markup_mode="markdown")
+                        rich_markup_mode=None)
 
 
 def _render_change(c: Any) -> None:
