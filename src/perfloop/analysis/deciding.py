@@ -26,6 +26,7 @@ code waits more). Wall time that is merely undecided stays context.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -58,14 +59,22 @@ class Choice:
 
 
 def cpu_share(result: BenchmarkResult) -> float | None:
-    """CPU time over wall time of the least disturbed values of ``result`` (None without both).
+    """CPU time over wall time of ``result``'s values, as the code itself spends it (None
+    without both metrics).
 
-    Values are paired by worker and index and the highest ratio is taken: waiting for a core
-    only ever lowers it. Where the worker measured the time each value waited for a core
-    (``runqueue_time``, Linux), that time is taken out of the wall time first, so the ratio is
-    the code's own, however busy the machine. Measured with 8 values of a busy loop at a load average of 19 on 2
-    cores, 6 values read 0.11-0.20 and 2 read 1.00; a sleeping function read at most 0.05, a
-    function waiting on a lock at most 0.10: a mean of several values would have blurred that.
+    Values are paired by worker and index. Waiting for a core only ever lowers the ratio of a
+    value, so the highest plain ratio is the least disturbed one; above :data:`PARALLEL_SHARE`
+    the code runs on several cores at once (noise cannot raise a ratio there). Measured with 8
+    values of a busy loop at a load average of 19 on 2 cores, 6 values read 0.11-0.20 and 2 read
+    1.00; a sleeping function read at most 0.05, a function waiting on a lock at most 0.10.
+
+    Where the worker measured the time each value waited for a core (``runqueue_time``,
+    Linux), that time is taken out of its wall time, and the **median** of those ratios (at
+    most 1) is the code's own share however busy the machine: the kernel's count is read just
+    outside the timed span, so a preemption at its edge is counted as waiting that the wall
+    time never saw, and the ratio of a short value then reads 5 or 17 (seen at a load of 12);
+    the largest of those ratios would call single-threaded code parallel, and wall time, the
+    noisiest metric there is, would decide.
     """
     wall: dict[tuple[int, int], float] = {}
     cpu: dict[tuple[int, int], float] = {}
@@ -79,13 +88,18 @@ def cpu_share(result: BenchmarkResult) -> float | None:
             cpu[(s.worker, s.index)] = s.value
         elif s.metric == RUNQUEUE_TIME:
             queued[(s.worker, s.index)] = s.value
-    ratios = []
-    for k, w in wall.items():
-        # the time waiting for a core, where the kernel reported it, is nobody's waiting
-        own = w - min(queued.get(k, 0.0), w)
-        if k in cpu and own > 0.0:
-            ratios.append(cpu[k] / own)
-    return max(ratios) if ratios else None
+    plain = [cpu[k] / w for k, w in wall.items() if k in cpu and w > 0.0]
+    if not plain:
+        return None
+    least_disturbed = max(plain)
+    if least_disturbed > PARALLEL_SHARE or not queued:
+        return least_disturbed
+    # the time waiting for a core, where the kernel reported it, is nobody's waiting
+    own = [cpu[k] / (w - queued[k]) for k, w in wall.items()
+           if k in cpu and k in queued and w - queued[k] > 0.0]
+    if not own:
+        return least_disturbed
+    return max(least_disturbed, min(statistics.median(own), 1.0))
 
 
 def _bound(share: float | None) -> bool:
