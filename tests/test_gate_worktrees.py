@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from gitutil import git
 
 from perfloop.workflows.gate import WORKTREES, worktree
@@ -41,3 +42,28 @@ def test_the_next_gate_prunes_worktrees_of_gates_that_were_killed(tmp_path: Path
         listed = git(repo, "worktree", "list")
         assert str(stale) not in listed and str(live) in listed
     assert not checkout.exists()
+
+
+def test_a_gate_interrupted_by_ctrl_c_removes_its_worktree(tmp_path: Path) -> None:
+    # README: the gate cleans up on Ctrl-C. The interrupt arrives while the base side is being
+    # measured inside its worktree; it must reach the caller, and the worktree must be gone.
+    from perfloop.config import load_config
+    from perfloop.store import Store
+    from perfloop.workflows.gate import run_gate
+    from test_own_code import OPTIONS, make_repo
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    make_repo(repo, '["benchmarks", "src"]')
+    roots: list[Path] = []
+
+    def interrupted(spec, deadline, on_progress):
+        roots.append(Path(spec.root))
+        raise KeyboardInterrupt
+
+    with Store.open(f"sqlite:///{tmp_path / 's.db'}") as store, pytest.raises(KeyboardInterrupt):
+        run_gate(load_config(repo), store, OPTIONS, measure=interrupted)
+    assert roots and roots[0].resolve() != repo.resolve()      # it was inside a worktree
+    assert not roots[0].exists()
+    assert list((repo / WORKTREES).iterdir()) == []
+    assert str(roots[0]) not in git(repo, "worktree", "list")

@@ -10,7 +10,7 @@ from pathlib import Path
 import perfloop
 
 PACKAGE = Path(perfloop.__file__).parent
-RANK = {"errors": 0, "metrics": 0, "records": 0, "config": 0, "suite_config": 0, "store": 1, "measure": 2,
+RANK = {"errors": 0, "metrics": 0, "records": 0, "config": 0, "config_schema": 0, "suite_config": 0, "store": 1, "measure": 2,
         "analysis": 3, "importers": 4, "workflows": 4, "report": 5, "cli": 6, "server": 6,
         "__init__": 7, "__main__": 7}
 

@@ -26,58 +26,34 @@ from __future__ import annotations
 import itertools
 import math
 import tomllib
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, TypedDict
+from typing import Any, Mapping, TypedDict
 
-from .errors import ConfigError, UsageError
+# The settings and the readers of values live in config_schema, which suite_config shares;
+# they are named here too, as part of what this module offers.
+from .config_schema import (CONFIDENCE, DECIDE_ON, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, MAX_NAME,
+                            SETTING_RULES, Choice, Flag, Number, Settings, check_name, check_rule,
+                            check_setting, name_problem, read_number, read_string, read_table,
+                            setting_problem, settings_from, shown, str_list, str_map)
+from .errors import ConfigError
 from .metrics import BUILTIN, DEFAULT_METRICS, SUPPORTED_METRICS
+from .suite_config import SuiteSpec, SuiteTarget, parse_suites
 
-if TYPE_CHECKING:   # suite_config imports this module
-    from .suite_config import SuiteSpec, SuiteTarget
+__all__ = [
+    "CONFIDENCE", "CONFIG_FILES", "DECIDE_ON", "DEFAULT_RUN_NOISE", "DEFAULT_TOLERANCE",
+    "INHERITED_KEYS", "MAX_GRID", "MAX_NAME", "SETTING_RULES", "BenchmarkSpec", "Choice",
+    "DeclaredMetrics", "Flag", "HttpSpec", "Number", "ProjectConfig", "ServerSpec", "Settings",
+    "SuiteSpec", "SuiteTarget", "check_name", "check_setting", "find_config", "load_config",
+    "name_problem", "parse_config", "setting_problem", "settings_from", "shown", "str_list",
+    "str_map",
+]
 
 CONFIG_FILES = ("perfloop.toml", "pyproject.toml")
 #: Benchmarks one ``params`` grid may expand to: far beyond any suite anyone runs, and a bound
 #: on a typo (a list of 400 values times another of 400) that would take minutes to expand.
 MAX_GRID = 10_000
-#: Longest benchmark name (parameters included): names are shown in tables and CI logs.
-MAX_NAME = 500
-#: Values of the ``decide_on`` setting.
-DECIDE_ON = ("auto", "wall_time", "cpu_time", "cpu_norm", "instructions")
-DEFAULT_TOLERANCE = 0.05
-DEFAULT_RUN_NOISE = 0.03   # see docs/statistics.md, "Separately measured runs"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How much to measure. Defaults apply to every benchmark unless it overrides them."""
-
-    processes: int = 10         # fresh worker processes (the statistical unit); commands: measured runs;
-                                # http: load periods
-    values: int = 5             # measured values per worker process (callables only)
-    warmup: int = 1             # values discarded (and recorded as warmup) at the start of each worker
-    min_time: float = 0.02      # seconds one value should last at least; fast callables are looped
-    tolerance: float = DEFAULT_TOLERANCE  # relative change that matters
-    # Run-to-run drift of time metrics on this machine (relative sd of a run's location) that no
-    # interval inside one run can see; added when two separately measured runs are compared.
-    run_noise: float = DEFAULT_RUN_NOISE
-    timeout: float = 300.0      # seconds for the whole benchmark before it is killed
-    # The time metric that decides: "auto" (CPU time for CPU-bound code, wall time for code
-    # that waits; see docs/statistics.md), or "wall_time", "cpu_time", "cpu_norm", "instructions".
-    decide_on: str = "auto"
-    # Time a fixed reference workload beside every value of a callable (cpu_norm: CPU time in
-    # units of it, which a change of the host's speed does not move); costs about half of
-    # min_time per value.
-    reference: bool = True
-
-    def __post_init__(self) -> None:
-        # the bounds a configuration file is held to (SETTING_RULES) hold for code too
-        for name, rule in SETTING_RULES.items():
-            problem = rule.problem(name, getattr(self, name))
-            if problem:
-                raise UsageError(problem[0], hint=problem[1])
 
 
 @dataclass(frozen=True)
@@ -168,86 +144,6 @@ class ProjectConfig:
         return chosen
 
 
-# --- the schema: what every key accepts, and the fix a message shows --------------------------
-
-@dataclass(frozen=True)
-class Number:
-    """What a numeric key accepts: an integer or any number, within a range whose ends are
-    open or closed. ``fraction`` marks a share written as 0.05, not 5 (5 gets a hint)."""
-
-    integer: bool
-    low: float
-    high: float
-    example: str
-    low_open: bool = False
-    high_open: bool = False
-    fraction: bool = False
-
-    def describe(self) -> str:
-        noun = "an integer" if self.integer else "a fraction" if self.fraction else "a number"
-        low = f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
-        high = f"less than {self.high:g}" if self.high_open else f"at most {self.high:g}"
-        return f"{noun}, {low} and {high}"
-
-    def problem(self, name: str, value: object) -> tuple[str, str] | None:
-        """(problem, fix) when ``value`` is unfit for key ``name``; None when it is fit."""
-        fix = f"e.g. {name} = {self.example}"
-        wrong = f"{name} must be {self.describe()}, got {shown(value)}"
-        if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
-            return wrong, fix
-        if isinstance(value, float) and not math.isfinite(value):
-            return wrong, fix
-        above = self.low < value if self.low_open else self.low <= value
-        below = value < self.high if self.high_open else value <= self.high
-        if above and below:
-            return None
-        if self.fraction and 1 <= value <= 100:
-            fix = f"{name} is a fraction: write {value / 100:g} for {value:g}%"
-        return wrong, fix
-
-
-@dataclass(frozen=True)
-class Choice:
-    """What a key naming one of a few options accepts."""
-
-    options: tuple[str, ...]
-
-    def problem(self, name: str, value: object) -> tuple[str, str] | None:
-        if isinstance(value, str) and value in self.options:
-            return None
-        return (f"{name} must be one of {', '.join(self.options)}, got {shown(value)}",
-                f'e.g. {name} = "{self.options[0]}"')
-
-
-@dataclass(frozen=True)
-class Flag:
-    """What an on/off key accepts: true or false."""
-
-    def problem(self, name: str, value: object) -> tuple[str, str] | None:
-        if isinstance(value, bool):
-            return None
-        return f"{name} must be true or false, got {shown(value)}", f"e.g. {name} = false"
-
-
-#: The settings of [defaults], [[benchmark]] and [[suite]], and what each accepts. The upper
-#: bounds stop mistakes that would overflow (a process count, a deadline) far from the file.
-SETTING_RULES: dict[str, Number | Choice | Flag] = {
-    "processes": Number(integer=True, low=1, high=100_000, example="10"),
-    "values": Number(integer=True, low=1, high=1_000_000, example="5"),
-    "warmup": Number(integer=True, low=0, high=1_000_000, example="1"),
-    "min_time": Number(integer=False, low=0, high=3600, example="0.02"),
-    "tolerance": Number(integer=False, low=0, high=1, low_open=True, high_open=True,
-                        fraction=True, example="0.05"),
-    "run_noise": Number(integer=False, low=0, high=1, high_open=True, fraction=True,
-                        example="0.03"),
-    "timeout": Number(integer=False, low=0, high=7 * 86400, low_open=True, example="300"),
-    "decide_on": Choice(DECIDE_ON),
-    "reference": Flag(),
-}
-#: The confidence of a comparison's interval (an option of the commands that compare, not a
-#: key of the file): below one half an interval says less than a coin toss.
-CONFIDENCE = Number(integer=False, low=0.5, high=1, low_open=True, high_open=True,
-                    fraction=True, example="0.99")
 _HTTP_RULES: dict[str, Number] = {
     "rate": Number(integer=False, low=0, high=1e6, low_open=True, example="100"),
     "duration": Number(integer=False, low=0, high=86400, low_open=True, example="5"),
@@ -265,25 +161,6 @@ _CUSTOM_METRIC_KEYS = {"unit", "direction"}
 _DIRECTIONS = ("lower", "higher")
 _CUSTOM_METRIC_EXAMPLE = 'e.g. custom_metrics = { score = { unit = "points", direction = "higher" } }'
 
-
-def setting_problem(name: str, value: object) -> tuple[str, str] | None:
-    """(problem, fix) when ``value`` is unfit for setting ``name`` (a key of SETTING_RULES, or
-    ``confidence``); None when it is fit. The one place the bounds of a setting live: the file,
-    the CLI's options and the comparison functions all ask here."""
-    rule = CONFIDENCE if name == "confidence" else SETTING_RULES[name]
-    return rule.problem(name, value)
-
-
-def check_setting(name: str, value: object, *, option: str | None = None) -> None:
-    """UsageError when :func:`setting_problem` finds one; ``option`` (a CLI flag such as
-    ``--tolerance``) is named in the message when the value came from one."""
-    problem = setting_problem(name, value)
-    if problem:
-        message, fix = problem
-        if option:
-            message = f"{option}: {message}"
-            fix = fix.replace(f"{name} = ", f"{option} ")
-        raise UsageError(message, hint=fix)
 
 
 def find_config(root: Path) -> Path | None:
@@ -342,7 +219,7 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", path=where,
                           hint="allowed: [defaults], [[benchmark]], [[suite]], store, "
                                "[[parameter]], [audit], [risk]")
-    raw_defaults = _table(data.get("defaults", {}), where, "defaults",
+    raw_defaults = read_table(data.get("defaults", {}), where, "defaults",
                           "e.g. [defaults]\nprocesses = 10")
     # [defaults] holds settings, and benchmark keys that every benchmark inherits
     extra = set(raw_defaults) - set(SETTING_RULES) - set(INHERITED_KEYS)
@@ -352,7 +229,6 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
                           hint=f"allowed: {', '.join([*SETTING_RULES, *INHERITED_KEYS])}")
     shared = {k: v for k, v in raw_defaults.items() if k in INHERITED_KEYS}
     defaults = settings_from(raw_defaults, Settings(), where, "defaults")
-    from .suite_config import parse_suites   # [[suite]]: its own module (imports this one)
     suites = parse_suites(data.get("suite"), defaults, root, where)
     raw = data.get("benchmark", [])
     if suites and "benchmark" not in data:
@@ -371,7 +247,7 @@ def parse_config(data: Mapping[str, Any], *, root: Path, path: Path | None = Non
     if store is not None and not isinstance(store, str):
         raise ConfigError(f"store must be a SQLAlchemy URL string, got {shown(store)}", path=where,
                           key="store", hint='e.g. store = "sqlite:///.perfloop/perfloop.db"')
-    risk = _table(data.get("risk", {}), where, "risk", 'e.g. [risk.boundaries] storage = ["app/db.py"]')
+    risk = read_table(data.get("risk", {}), where, "risk", 'e.g. [risk.boundaries] storage = ["app/db.py"]')
     return ProjectConfig(root=root, path=path, defaults=defaults, benchmarks=tuple(specs), store=store,
                          suites=suites, risk=dict(risk))
 
@@ -407,96 +283,6 @@ def _inherit(item: Any, shared: Mapping[str, Any]) -> Any:
     return merged
 
 
-# --- validators of one kind of value each: a table, a string list, a number... ----------------
-
-def _table(raw: object, where: str, key: str, fix: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"must be a table, got {shown(raw)}", path=where, key=key, hint=fix)
-    return raw
-
-
-def _check(rule: Number | Choice | Flag, name: str, value: object, where: str, key: str) -> None:
-    problem = rule.problem(name, value)
-    if problem:
-        raise ConfigError(problem[0], path=where, key=key, hint=problem[1])
-
-
-def _number(rule: Number, name: str, value: object, where: str, key: str) -> float:
-    _check(rule, name, value, where, key)
-    assert isinstance(value, (int, float))
-    return float(value)
-
-
-def settings_from(raw: Mapping[str, Any], base: Settings, where: str, key: str) -> Settings:
-    """``base`` with the settings ``raw`` (a table of the file at ``where``) sets; other keys of
-    ``raw`` are the caller's to check."""
-    values: dict[str, Any] = {}
-    for name, rule in SETTING_RULES.items():
-        if name in raw:
-            _check(rule, name, raw[name], where, f"{key}.{name}")
-            values[name] = raw[name]
-    return replace(base, **values)
-
-
-def str_map(raw: object, where: str, key: str) -> dict[str, str]:
-    """A table of strings (numbers are taken as their text), such as ``env``."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
-                                               for v in raw.values()):
-        raise ConfigError(f"must be a table of strings, got {shown(raw)}", path=where, key=key,
-                          hint=f'e.g. {key.rsplit(".", 1)[-1]} = {{ NAME = "value" }}')
-    return {str(k): str(v) for k, v in raw.items()}
-
-
-def str_list(raw: object, where: str, key: str, fix: str, *, one: bool = False,
-             empty: bool = True) -> tuple[str, ...]:
-    """A list of strings; a lone string too when ``one``; an empty list only when ``empty``."""
-    if one and isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw) or (not raw and not empty):
-        noun = "a non-empty list of strings" if not empty else "a list of strings"
-        raise ConfigError(f"{key.rsplit('.', 1)[-1]} must be {noun}, got {shown(raw)}", path=where,
-                          key=key, hint=fix)
-    return tuple(raw)
-
-
-def _string(raw: object, where: str, key: str, fix: str) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise ConfigError(f"{key.rsplit('.', 1)[-1]} must be a non-empty string, got {shown(raw)}",
-                          path=where, key=key, hint=fix)
-    return raw
-
-
-def shown(value: Any, limit: int = 60) -> str:
-    """A value as an error message may quote it: repr, shortened."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def name_problem(name: str) -> tuple[str, str] | None:
-    """What makes ``name`` unfit to be a benchmark name, as (problem, fix); None if it is fit.
-
-    Names are shown in terminals, CI logs, Markdown, HTML and XML: no control or format
-    characters (newlines, ANSI escapes, bidirectional overrides), at most MAX_NAME characters.
-    """
-    bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf")})
-    if bad:
-        return (f"the benchmark name {shown(name)} contains control characters ({', '.join(bad[:5])})",
-                "use printable characters only in names and parameter values")
-    if len(name) > MAX_NAME:
-        return (f"the benchmark name {shown(name)} is {len(name)} characters long",
-                f"names (with their parameters) are at most {MAX_NAME} characters")
-    return None
-
-
-def check_name(name: str, where: str, key: str) -> str:
-    """``name``, or ConfigError naming the file and key when :func:`name_problem` finds one."""
-    problem = name_problem(name)
-    if problem:
-        raise ConfigError(problem[0], path=where, key=key, hint=problem[1])
-    return name
-
 
 def _command(raw: object, where: str, key: str) -> tuple[str, ...] | str:
     if isinstance(raw, str) and raw.strip():
@@ -521,7 +307,7 @@ def _function(raw: object, where: str, key: str) -> str:
 
 def _benchmark(item: object, index: int, defaults: Settings, root: Path,
                where: str) -> list[BenchmarkSpec]:
-    table = _table(item, where, f"benchmark.{index}", 'e.g. [[benchmark]]\nname = "fast"')
+    table = read_table(item, where, f"benchmark.{index}", 'e.g. [[benchmark]]\nname = "fast"')
     name = table.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("every benchmark needs a name", path=where, key=f"benchmark.{index}",
@@ -558,7 +344,7 @@ def _benchmark(item: object, index: int, defaults: Settings, root: Path,
         command=_command(table["command"], where, f"{key}.command") if kind == "command" else None,
         http=_http(table["http"], where, f"{key}.http") if kind == "http" else None,
         server=_server(table["server"], where, f"{key}.server") if "server" in table else None,
-        cwd=_string(table["cwd"], where, f"{key}.cwd", 'e.g. cwd = "app" (relative to the project)')
+        cwd=read_string(table["cwd"], where, f"{key}.cwd", 'e.g. cwd = "app" (relative to the project)')
         if "cwd" in table else None,
         env=str_map(table.get("env"), where, f"{key}.env"))
     return [replace(spec, name=check_name(_full_name(name, params), where, f"{key}.params"),
@@ -573,9 +359,9 @@ def _full_name(name: str, params: Mapping[str, Any]) -> str:
 def _custom_metrics(raw: object, where: str, key: str) -> dict[str, tuple[str, str]]:
     """``custom_metrics``: name -> (unit, direction)."""
     declared: dict[str, tuple[str, str]] = {}
-    for name, decl in _table(raw, where, key, _CUSTOM_METRIC_EXAMPLE).items():
+    for name, decl in read_table(raw, where, key, _CUSTOM_METRIC_EXAMPLE).items():
         here = f"{key}.{name}"
-        decl = _table(decl, where, here,
+        decl = read_table(decl, where, here,
                       f'write {name} = {{ unit = "...", direction = "lower" }} (direction: '
                       f'lower or higher is better)')
         unknown = set(decl) - _CUSTOM_METRIC_KEYS
@@ -586,7 +372,7 @@ def _custom_metrics(raw: object, where: str, key: str) -> dict[str, tuple[str, s
         if not isinstance(unit, str):
             raise ConfigError(f"unit must be a string, got {shown(unit)}", path=where,
                               key=f"{here}.unit", hint='e.g. unit = "ms" (or "" for a count)')
-        _check(Choice(_DIRECTIONS), "direction", decl.get("direction", "lower"), where,
+        check_rule(Choice(_DIRECTIONS), "direction", decl.get("direction", "lower"), where,
                f"{here}.direction")
         declared[str(name)] = (unit, decl.get("direction", "lower"))
     return declared
@@ -607,7 +393,7 @@ def _metrics(raw: object, kind: str, custom: Mapping[str, Any], where: str,
 
 def _grid(raw: object, where: str, key: str) -> list[dict[str, Any]]:
     """The combinations of a ``params`` table of lists ([{}] without one)."""
-    grid = _table(raw, where, key, "e.g. params = { items = [10, 100] }")
+    grid = read_table(raw, where, key, "e.g. params = { items = [10, 100] }")
     axes = {str(k): (v if isinstance(v, list) else [v]) for k, v in grid.items()}
     if any(len(v) == 0 for v in axes.values()):
         raise ConfigError("each parameter needs at least one value", path=where, key=key,
@@ -626,7 +412,7 @@ def _http(raw: object, where: str, key: str) -> HttpSpec:
     if isinstance(raw, str):
         raw = {"url": raw}
     fix = 'e.g. http = { url = "http://127.0.0.1:8000/health", rate = 100 }'
-    table = _table(raw, where, key, fix)
+    table = read_table(raw, where, key, fix)
     unknown = set(table) - _HTTP_KEYS
     if unknown:
         raise ConfigError(f"unknown key(s): {', '.join(sorted(unknown))}", path=where, key=key,
@@ -650,7 +436,7 @@ def _http(raw: object, where: str, key: str) -> HttpSpec:
     if not isinstance(method, str) or method.upper() not in _HTTP_METHODS:
         raise ConfigError(f"unsupported method {shown(method)}", path=where, key=f"{key}.method",
                           hint=f"one of {', '.join(_HTTP_METHODS)}")
-    given = {name: _number(rule, name, table[name], where, f"{key}.{name}")
+    given = {name: read_number(rule, name, table[name], where, f"{key}.{name}")
              for name, rule in _HTTP_RULES.items() if name in table}
     spec = HttpSpec(url=url, method=method.upper(), headers=headers, body=body)
     return replace(spec, rate=given.get("rate", spec.rate),
@@ -662,7 +448,7 @@ def _http(raw: object, where: str, key: str) -> HttpSpec:
 def _server(raw: object, where: str, key: str) -> ServerSpec:
     fix = ('e.g. server = { command = ["uvicorn", "app:app"], '
            'ready_url = "http://127.0.0.1:8000/health" }')
-    table = _table(raw, where, key, fix)
+    table = read_table(raw, where, key, fix)
     if "command" not in table or not isinstance(table.get("ready_url"), str):
         raise ConfigError("server needs command and ready_url", path=where, key=key, hint=fix)
     unknown = set(table) - _SERVER_KEYS
@@ -672,8 +458,8 @@ def _server(raw: object, where: str, key: str) -> ServerSpec:
     cwd = table.get("cwd")
     return ServerSpec(
         command=_command(table["command"], where, f"{key}.command"), ready_url=table["ready_url"],
-        ready_timeout=_number(_READY_TIMEOUT, "ready_timeout", table.get("ready_timeout", 30.0),
+        ready_timeout=read_number(_READY_TIMEOUT, "ready_timeout", table.get("ready_timeout", 30.0),
                               where, f"{key}.ready_timeout"),
-        cwd=None if cwd is None else _string(cwd, where, f"{key}.cwd",
+        cwd=None if cwd is None else read_string(cwd, where, f"{key}.cwd",
                                              'e.g. cwd = "app" (relative to the project)'),
         env=str_map(table.get("env"), where, f"{key}.env"))

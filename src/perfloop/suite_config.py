@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import SETTING_RULES, Settings, settings_from, shown, str_list, str_map
+from .config_schema import SETTING_RULES, Settings, settings_from, shown, str_list, str_map
 from .errors import ConfigError
 from .metrics import DEFAULT_METRICS
 

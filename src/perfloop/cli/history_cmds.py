@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -474,20 +474,11 @@ def report(
     Example: `perfloop report -o report.html --compare main HEAD --gate gate.json`
     """
     from ..measure.git import resolve_commit
-    from ..report.html import load_gate_json, render_report
+    from ..report.html import render_report
     from ..workflows.history import all_histories
 
     when = parse_since(since)
-    gate_data = None
-    if gate is not None:
-        try:
-            gate_data = load_gate_json(gate.read_text())
-        except OSError as exc:
-            raise UsageError(f"--gate {gate}: cannot read it: {exc.strerror or exc}",
-                             hint="pass the file written by `perfloop gate --json > gate.json`") from exc
-        except ValueError as exc:
-            raise UsageError(f"--gate {gate}: {exc}",
-                             hint="pass the file written by `perfloop gate --json > gate.json`") from exc
+    gate_data = None if gate is None else _gate_verdicts(gate)
     root = project_root(directory)
     with open_store(directory, store) as db:
         histories = [] if no_history else all_histories(
@@ -522,6 +513,19 @@ def report(
     console.print(f"Wrote {output} ({len(page.encode()) / 2**20:.1f} MiB): {len(shown)} series, "
                   f"{changes} change point(s)" + (", a comparison" if comparison is not None else "")
                   + (", the gate's verdicts" if gate_data is not None else "") + ".", highlight=False)
+
+
+def _gate_verdicts(gate: Path) -> dict[str, Any]:
+    """The verdicts of the ``perfloop gate --json`` output in ``gate``, or UsageError with the fix."""
+    from ..report.html import load_gate_json
+    try:
+        return load_gate_json(gate.read_text())
+    except OSError as exc:
+        raise UsageError(f"--gate {gate}: cannot read it: {exc.strerror or exc}",
+                         hint="pass the file written by `perfloop gate --json > gate.json`") from exc
+    except ValueError as exc:
+        raise UsageError(f"--gate {gate}: {exc}",
+                         hint="pass the file written by `perfloop gate --json > gate.json`") from exc
 
 
 def register(app: typer.Typer) -> None:

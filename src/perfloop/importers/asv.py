@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ..records import BenchmarkResult, ResultStatus, Sample
-from . import (IMPORTED_KIND, ImportedRun, InvalidResultsFile, derived_label, finite,
-               imported_environment, text_or_none)
+from .parsed import (IMPORTED_KIND, ImportedRun, InvalidResultsFile, derived_label, finite,
+                     imported_environment, text_or_none)
 
 FORMAT = "asv"
 SUPPORTED_VERSION = 2

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..records import BenchmarkResult, ResultStatus, Sample
-from . import (IMPORTED_KIND, ImportedRun, InvalidResultsFile, derived_label, finite,
-               imported_environment, text_or_none)
+from .parsed import (IMPORTED_KIND, ImportedRun, InvalidResultsFile, derived_label, finite,
+                     imported_environment, text_or_none)
 
 FORMAT = "pyperf"
 SUPPORTED_VERSIONS = ("1.0",)

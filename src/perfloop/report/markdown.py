@@ -142,7 +142,15 @@ def render_markdown(report: GateReport) -> str:
         out += ["", "Deciding time metric (the others are context: they neither fail nor warn):", ""]
         out += [f"- **{_cell(name)}**: {_cell(m.deciding_metric)}, {_cell(m.deciding_reason)}"
                 for name, m in deciding]
-    out += ["", "</details>", "", "<details><summary>How the gate decided</summary>", ""]
+    out += ["", "</details>", ""]
+    out += _how_decided(report)
+    return "\n".join(out)
+
+
+def _how_decided(report: GateReport) -> list[str]:
+    """The collapsed section that says how the gate measured and decided, benchmark by benchmark."""
+    opts = report.options
+    out = ["<details><summary>How the gate decided</summary>", ""]
     s = opts.sampling
     own = sorted({m.tolerance for b in report.benchmarks for m in b.metrics if m.tolerance is not None})
     tol = (f"{opts.tolerance * 100:g}%" if opts.tolerance is not None else
@@ -164,8 +172,7 @@ def render_markdown(report: GateReport) -> str:
         if b.confirmation:
             conf = f"; confirmation {b.confirmation.get('blocks')} blocks"
         out.append(f"- {markdown(b.name)}: {how}{conf}")
-    out += ["", "</details>", ""]
-    return "\n".join(out)
+    return out + ["", "</details>", ""]
 
 
 __all__ = ["render_markdown"]

@@ -126,18 +126,7 @@ def create_app(store_url: str, *, max_body: int = DEFAULT_MAX_BODY,
                 raise HTTPException(403, f"this token may not {scope} project {project!r}")
         return check
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        # Said without echoing the input: it may be large, or hold NaN, which JSON cannot carry.
-        problems = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
-                     "type": str(e.get("type", ""))} for e in error.errors()[:50]]
-        return JSONResponse(status_code=422, content={"detail": problems})
-
-    @app.exception_handler(StoreError)
-    async def _store_error(_request: Request, error: StoreError) -> JSONResponse:
-        status = 409 if isinstance(error, UploadConflict) else 503
-        return JSONResponse(status_code=status,
-                            content={"detail": str(error), "hint": error.hint or ""})
+    _add_error_handlers(app)
 
     @app.post("/api/v1/projects/{project}/runs", response_model=UploadOut, status_code=201,
               dependencies=[Depends(authorize("write"))],
@@ -175,6 +164,31 @@ def create_app(store_url: str, *, max_body: int = DEFAULT_MAX_BODY,
                 "hostname": run.hostname,
                 "benchmarks": [_result(r) for r in run.results]}
 
+    _add_journal_routes(app, store, authorize)
+    add_dashboard(app, store, public)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Invalid requests and store errors as JSON answers with their status."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        # Said without echoing the input: it may be large, or hold NaN, which JSON cannot carry.
+        problems = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                     "type": str(e.get("type", ""))} for e in error.errors()[:50]]
+        return JSONResponse(status_code=422, content={"detail": problems})
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_request: Request, error: StoreError) -> JSONResponse:
+        status = 409 if isinstance(error, UploadConflict) else 503
+        return JSONResponse(status_code=status,
+                            content={"detail": str(error), "hint": error.hint or ""})
+
+
+def _add_journal_routes(app: FastAPI, store: Store, authorize: Callable[[str], Callable[..., None]]) -> None:
+    """Upload a store's journal, and read a project's."""
+
     @app.post("/api/v1/projects/{project}/journal", response_model=JournalOut,
               dependencies=[Depends(authorize("write"))],
               responses={401: {}, 403: {}, 413: {}})
@@ -193,9 +207,6 @@ def create_app(store_url: str, *, max_body: int = DEFAULT_MAX_BODY,
                      ) -> list[dict[str, Any]]:
         """The project's uploaded journal entries, newest first."""
         return store.project_journal(project, limit=limit)
-
-    add_dashboard(app, store, public)
-    return app
 
 
 def _entry(uploaded: Any) -> dict[str, Any]:

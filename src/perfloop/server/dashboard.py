@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -155,15 +155,7 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
         except UsageError:
             raise HTTPException(404, f"project {project!r} has no results for {name!r}") from None
         figures = {f"series-{k}": history_figure(h) for k, h in enumerate(histories)}
-        views = [{"id": f"series-{k}", "metric": h.series.key.metric,
-                  "benchmark": h.series.key.benchmark,
-                  "branch": h.series.key.branch, "runs": len(h.series.points),
-                  "latest": format_value(h.series.points[-1].value, h.series.unit),
-                  "change_points": [c.to_dict() for c in h.change_points],
-                  "environment_changes": [{"index": e.index, "run_before": e.before.run_id,
-                                           "run_after": e.after.run_id, "text": e.describe()}
-                                          for e in h.environment_changes],
-                  "notes": list(h.notes)} for k, h in enumerate(histories)]
+        views = _series_views(histories)
         return _page("benchmark.html.j2", project=project, name=name, series=views,
                      environment=environment, figures_json=_json_block(figures),
                      data_json=_json_block([_without_points(h) for h in histories]))
@@ -174,30 +166,54 @@ def add_dashboard(app: FastAPI, store: Store, public: Iterable[str]) -> None:
                      base: int = Query(ge=1, le=2**63 - 1),
                      head: int = Query(ge=1, le=2**63 - 1)) -> HTMLResponse:
         require(request, project)
-        from ..analysis.comparison import DRIFTING_METRICS, compare_runs, interleaved_with
-        from ..analysis.drift import measured_run_noise
-        from ..config import DEFAULT_RUN_NOISE
-
-        runs = []
-        for run_id in (base, head):
-            try:
-                if store.run_project(run_id) != project:
-                    raise RefNotFound(f"no run {run_id}")
-                runs.append(store.get_run(run_id))
-            except RefNotFound:
-                raise HTTPException(404, f"project {project!r} has no run {run_id}") from None
-        base_run, head_run = runs
-        drift = None
-        if not interleaved_with(base_run, head_run):
-            # the same drift estimate `perfloop compare` uses, from this project's repeat runs
-            drift = measured_run_noise(_ProjectRuns(store, project), head_run.environment_hash,
-                                       sorted(DRIFTING_METRICS), fallback=DEFAULT_RUN_NOISE)
-        comparison = compare_runs(base_run, head_run, drift=drift)
+        comparison = _compared(store, project, base, head)
         figures, view = _comparison_view(comparison)
         return _page("compare.html.j2", project=project, cmp=view,
                      figures_json=_json_block(figures),
                      data_json=_json_block(comparison.to_dict()))
 
+    _add_journal_pages(app, store, require)
+
+
+def _series_views(histories: Sequence[Any]) -> list[dict[str, Any]]:
+    """What the benchmark page shows of each history, beside its chart."""
+    return [{"id": f"series-{k}", "metric": h.series.key.metric,
+             "benchmark": h.series.key.benchmark,
+             "branch": h.series.key.branch, "runs": len(h.series.points),
+             "latest": format_value(h.series.points[-1].value, h.series.unit),
+             "change_points": [c.to_dict() for c in h.change_points],
+             "environment_changes": [{"index": e.index, "run_before": e.before.run_id,
+                                      "run_after": e.after.run_id, "text": e.describe()}
+                                     for e in h.environment_changes],
+             "notes": list(h.notes)} for k, h in enumerate(histories)]
+
+
+def _compared(store: Store, project: str, base: int, head: int) -> Any:
+    """The comparison of two of ``project``'s runs, with the drift `perfloop compare` allows
+    for runs measured apart; 404 when either is not the project's."""
+    from ..analysis.comparison import DRIFTING_METRICS, compare_runs, interleaved_with
+    from ..analysis.drift import measured_run_noise
+    from ..config import DEFAULT_RUN_NOISE
+
+    runs = []
+    for run_id in (base, head):
+        try:
+            if store.run_project(run_id) != project:
+                raise RefNotFound(f"no run {run_id}")
+            runs.append(store.get_run(run_id))
+        except RefNotFound:
+            raise HTTPException(404, f"project {project!r} has no run {run_id}") from None
+    base_run, head_run = runs
+    drift = None
+    if not interleaved_with(base_run, head_run):
+        # the same drift estimate `perfloop compare` uses, from this project's repeat runs
+        drift = measured_run_noise(_ProjectRuns(store, project), head_run.environment_hash,
+                                   sorted(DRIFTING_METRICS), fallback=DEFAULT_RUN_NOISE)
+    return compare_runs(base_run, head_run, drift=drift)
+
+
+def _add_journal_pages(app: FastAPI, store: Store, require: Callable[[Request, str], None]) -> None:
+    """The journal and cycle pages of a project."""
     @app.get("/projects/{project}/journal", response_class=HTMLResponse,
              include_in_schema=False)
     def journal_page(request: Request, project: str) -> HTMLResponse:

@@ -20,16 +20,12 @@ with a message that says what to do.
 from __future__ import annotations
 
 import dataclasses
-import enum
-import hashlib
-import json
 import os
-import re
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePath
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -40,6 +36,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import PerfloopError, RefNotFound, StoreError
 from ..records import BenchmarkResult, ResultStatus, RunStatus, Sample
+from .conversions import (HEX, base_name_of, environment_fingerprint, normal_sha, plain_json,
+                          run_info)
 from .db import ENV_VAR, READ_ONLY, create_store_engine, migrate, safe_url, to_url
 from .journal import JournalTables
 from .listing import RunInfo
@@ -47,7 +45,6 @@ from .server_tables import ServerTables
 from .models import Base, EnvironmentRow, ResultRow, RunRow, SampleRow, utcnow
 
 REF_HINT = ("`perfloop runs` lists stored runs; run `perfloop run --label NAME` to make one")
-_HEX = re.compile(r"^[0-9a-f]+$")
 MIN_SHA_PREFIX = 4
 # The process that owns a run existed before the run began; one created later than this many
 # seconds after the run's start is another process that reused the pid.
@@ -79,28 +76,6 @@ class StoredRun(RunInfo):
             if r.name == name:
                 return r
         raise KeyError(f"run {self.id} has no result for benchmark {name!r}")
-
-
-def environment_fingerprint(environment: Mapping[str, Any]) -> str:
-    """The hash that identifies an environment.
-
-    An explicit ``"fingerprint"`` string in the dict wins: the measurement layer knows which facts
-    make two environments different (CPU, Python build) and which vary from run to run (load).
-    Otherwise the hash covers the whole dict.
-    """
-    given = environment.get("fingerprint")
-    if isinstance(given, str) and given:
-        return given
-    canonical = json.dumps(_plain(environment, "the environment"), sort_keys=True,
-                           separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def base_name_of(name: str) -> str:
-    """``quote[items=10]`` -> ``quote``: the benchmark before its parameters were expanded."""
-    if name.endswith("]") and "[" in name:
-        return name.split("[", 1)[0] or name
-    return name
 
 
 class Store(JournalTables, ServerTables):
@@ -168,12 +143,12 @@ class Store(JournalTables, ServerTables):
                   environment: Mapping[str, Any], settings: Mapping[str, Any], project: str,
                   perfloop_version: str | None = None) -> int:
         """Record the start of a run (status ``running``, owned by this process); its id."""
-        env_data = _plain(environment, "the environment")
+        env_data = plain_json(environment, "the environment")
         fingerprint = environment_fingerprint(environment)
         run = RunRow(
-            label=label or None, commit=_normal_sha(commit), branch=branch or None,
+            label=label or None, commit=normal_sha(commit), branch=branch or None,
             dirty=bool(dirty), status=RunStatus.RUNNING.value, started_at=utcnow(),
-            project=str(project), settings=_plain(settings, "the settings"),
+            project=str(project), settings=plain_json(settings, "the settings"),
             perfloop_version=perfloop_version or _own_version(), hostname=socket.gethostname(),
             pid=os.getpid())
         with self._write("starting a run") as session:
@@ -201,12 +176,12 @@ class Store(JournalTables, ServerTables):
         """Store ``result`` and all its samples in one committed transaction."""
         row = ResultRow(
             run_id=run_id, name=result.name, base_name=base_name_of(result.name),
-            kind=result.kind, params=_plain(result.params, f"params of {result.name!r}"),
+            kind=result.kind, params=plain_json(result.params, f"params of {result.name!r}"),
             status=ResultStatus(result.status).value, error=result.error,
             stderr_tail=result.stderr_tail, warnings=list(result.warnings),
-            units=_plain(result.units, f"units of {result.name!r}"),
-            directions=_plain(result.directions, f"directions of {result.name!r}"),
-            extra=_plain(result.extra, f"extra data of {result.name!r}"),
+            units=plain_json(result.units, f"units of {result.name!r}"),
+            directions=plain_json(result.directions, f"directions of {result.name!r}"),
+            extra=plain_json(result.extra, f"extra data of {result.name!r}"),
             duration=float(result.duration), created_at=utcnow())
         with self._write(f"storing the result of {result.name!r}") as session:
             status = session.scalar(select(RunRow.status).where(RunRow.id == run_id))
@@ -295,7 +270,7 @@ class Store(JournalTables, ServerTables):
         if limit is not None:
             query = query.limit(max(limit, 0))
         with self._read("listing runs") as session:
-            return [_run_info(*row) for row in session.execute(query).all()]
+            return [run_info(*row) for row in session.execute(query).all()]
 
     def get_run(self, run_id: int) -> StoredRun:
         """The run ``run_id`` with its environment, settings and results (samples included).
@@ -309,7 +284,7 @@ class Store(JournalTables, ServerTables):
             row = session.execute(self._info_query().where(RunRow.id == run_id)).first()
             if row is None:
                 raise RefNotFound(f"no stored run with id {run_id}", hint=REF_HINT)
-            info = _run_info(*row)
+            info = run_info(*row)
             run: RunRow = row[0]
             env_data = session.scalar(select(EnvironmentRow.data)
                                       .where(EnvironmentRow.id == run.environment_id))
@@ -358,7 +333,7 @@ class Store(JournalTables, ServerTables):
             tried.append("label")
             ambiguous: list[str] = []
             lowered = ref.lower()
-            if len(lowered) >= MIN_SHA_PREFIX and _HEX.match(lowered):
+            if len(lowered) >= MIN_SHA_PREFIX and HEX.match(lowered):
                 commits = session.scalars(select(RunRow.commit).distinct()
                                           .where(RunRow.commit.startswith(lowered))).all()
                 if len(commits) == 1:
@@ -372,7 +347,7 @@ class Store(JournalTables, ServerTables):
             if commit_of is not None:
                 sha = commit_of(ref)
                 if sha:
-                    found = self._best(session, and_(RunRow.commit == _normal_sha(sha),
+                    found = self._best(session, and_(RunRow.commit == normal_sha(sha),
                                                      not_drill_run()))
                     if found is not None:
                         return found
@@ -490,57 +465,12 @@ def _owner_alive(pid: int, started_at: datetime) -> bool:
         return True   # it exists; we just may not look at it
 
 
-def _run_info(run: RunRow, fingerprint: str, n_results: int | None, n_failed: int | None) -> RunInfo:
-    return RunInfo(
-        id=run.id, label=run.label, commit=run.commit, branch=run.branch, dirty=bool(run.dirty),
-        status=RunStatus(run.status), started_at=run.started_at, finished_at=run.finished_at,
-        environment_id=run.environment_id, environment_hash=fingerprint,
-        n_results=int(n_results or 0), n_failed=int(n_failed or 0))
-
-
 def _to_record(row: ResultRow, samples: Iterable[Sample]) -> BenchmarkResult:
     return BenchmarkResult(
         name=row.name, kind=row.kind, status=ResultStatus(row.status), samples=tuple(samples),
         params=row.params or {}, units=row.units or {}, directions=row.directions or {},
         warnings=tuple(row.warnings or ()), error=row.error, stderr_tail=row.stderr_tail,
         duration=row.duration, extra=row.extra or {})
-
-
-def _normal_sha(commit: str | None) -> str | None:
-    """Git prints lowercase hex; store it so, so that prefixes match whatever case is typed."""
-    if not commit:
-        return None
-    commit = commit.strip()
-    return commit.lower() if _HEX.match(commit.lower()) else commit
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=str)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (PurePath, datetime)):
-        return str(value) if isinstance(value, PurePath) else value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _plain(value: Mapping[str, Any] | Any, what: str) -> Any:
-    """``value`` as plain JSON data (dicts, lists, str, numbers), or a StoreError naming it.
-
-    Done before the database sees it so that a bad value is reported by name, and NaN (which
-    PostgreSQL's JSON rejects and SQLite would accept) is refused on both.
-    """
-    if value is None:
-        return {}
-    try:
-        return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
-    except (TypeError, ValueError) as e:
-        raise StoreError(f"{what} cannot be stored as JSON: {e}",
-                         hint="use strings, numbers, booleans, lists and dicts (no NaN)") from e
 
 
 def _own_version() -> str:

@@ -155,6 +155,13 @@ def load_series(store: Store, *, benchmark: str | None = None,
     if metrics:
         sample_query = sample_query.where(SampleRow.metric.in_(list(metrics)))
 
+    results, located = _read_located(store, result_query, sample_query)
+    return _series(results, located, mix_environments=mix_environments)
+
+
+def _read_located(store: Store, result_query: Any, sample_query: Any
+                  ) -> tuple[dict[int, Any], dict[tuple[int, str], tuple[float, int, tuple[float, ...]]]]:
+    """The selected results' rows by id, and (result id, metric) -> (median, n, worker medians)."""
     with store._read("reading benchmark series") as session:
         # Core rows, not ORM ones: a long history has hundreds of thousands of samples, and the
         # ORM's per-row work cost more than the query itself
@@ -172,7 +179,12 @@ def load_series(store: Store, *, benchmark: str | None = None,
             by_worker.setdefault(worker, []).append(value)
         if current is not None:
             located[current] = _locate(by_worker)
+    return results, located
 
+
+def _series(results: dict[int, Any], located: dict[tuple[int, str], tuple[float, int, tuple[float, ...]]],
+            *, mix_environments: bool) -> list[Series]:
+    """The located values grouped into series, each oldest first, in a stable order."""
     grouped: dict[SeriesKey, list[SeriesPoint]] = {}
     units: dict[SeriesKey, tuple[str, str]] = {}
     for (result_id, metric), (value, n, workers) in located.items():

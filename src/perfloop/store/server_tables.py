@@ -32,6 +32,8 @@ from sqlalchemy.orm import Session
 
 from ..errors import StoreError
 from ..records import BenchmarkResult, ResultStatus, RunStatus
+from .conversions import (base_name_of, environment_fingerprint, json_default, normal_sha,
+                          plain_json, run_info)
 from .models import (TOKEN_SCOPES, JournalEntryRow, ProjectCycleRow, ResultRow, RunRow,
                      TokenRow, UploadRow, utcnow)
 
@@ -203,14 +205,12 @@ class ServerTables:
         return int(row.run_id)
 
     def _insert_uploaded_run(self, session: Session, project: str, run: UploadedRun) -> int:
-        from .repository import _normal_sha, _plain, base_name_of, environment_fingerprint
-
-        env = _plain(run.environment, "the environment")
-        row = RunRow(label=run.label or None, commit=_normal_sha(run.commit),
+        env = plain_json(run.environment, "the environment")
+        row = RunRow(label=run.label or None, commit=normal_sha(run.commit),
                      branch=run.branch or None, dirty=bool(run.dirty),
                      status=RunStatus(run.status).value, started_at=run.started_at,
                      finished_at=run.finished_at, project=project,
-                     settings=_plain(run.settings, "the settings"),
+                     settings=plain_json(run.settings, "the settings"),
                      perfloop_version=run.perfloop_version, hostname=run.hostname, pid=0)
         row.environment_id = self._environment_id(session, environment_fingerprint(env), env)
         session.add(row)
@@ -218,12 +218,12 @@ class ServerTables:
         for result in run.results:
             result_row = ResultRow(
                 run_id=row.id, name=result.name, base_name=base_name_of(result.name),
-                kind=result.kind, params=_plain(result.params, f"params of {result.name!r}"),
+                kind=result.kind, params=plain_json(result.params, f"params of {result.name!r}"),
                 status=ResultStatus(result.status).value, error=result.error,
                 stderr_tail=result.stderr_tail, warnings=list(result.warnings),
-                units=_plain(result.units, f"units of {result.name!r}"),
-                directions=_plain(result.directions, f"directions of {result.name!r}"),
-                extra=_plain(result.extra, f"extra data of {result.name!r}"),
+                units=plain_json(result.units, f"units of {result.name!r}"),
+                directions=plain_json(result.directions, f"directions of {result.name!r}"),
+                extra=plain_json(result.extra, f"extra data of {result.name!r}"),
                 duration=float(result.duration), created_at=run.finished_at or run.started_at)
             session.add(result_row)
             session.flush()
@@ -348,13 +348,11 @@ class ServerTables:
 
     def project_runs(self, project: str, *, limit: int = 50, offset: int = 0) -> list[Any]:
         """Runs of ``project``, newest first (as :class:`~perfloop.store.RunInfo`)."""
-        from .repository import _run_info
-
         query = (self._info_query().where(RunRow.project == project)
                  .order_by(RunRow.started_at.desc(), RunRow.id.desc())
                  .limit(max(limit, 0)).offset(max(offset, 0)))
         with self._read(f"listing runs of {project!r}") as session:
-            return [_run_info(*row) for row in session.execute(query).all()]
+            return [run_info(*row) for row in session.execute(query).all()]
 
     def project_benchmarks(self, project: str) -> list[tuple[str, int]]:
         """Benchmarks with results in ``project``'s runs, with how many runs, by name."""
@@ -387,8 +385,6 @@ def _content_digest(value: Mapping[str, Any]) -> str:
 
 def _digest(run: UploadedRun) -> str:
     """A hash of the run's content, to tell a true retry from a reused upload id."""
-    from .repository import _json_default
-
     content = {
         "label": run.label, "commit": run.commit, "branch": run.branch, "dirty": run.dirty,
         "environment": run.environment, "settings": run.settings,
@@ -401,5 +397,5 @@ def _digest(run: UploadedRun) -> str:
                      "samples": [[s.metric, s.value, s.worker, s.index, s.warmup, s.loops]
                                  for s in r.samples]}
                     for r in run.results]}
-    body = json.dumps(content, default=_json_default, sort_keys=True, separators=(",", ":"))
+    body = json.dumps(content, default=json_default, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()

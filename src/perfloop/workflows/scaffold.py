@@ -305,7 +305,12 @@ jobs:
           path: |
             {prefix}perfloop-gate.md
             {prefix}perfloop-gate.xml
+''' + _nightly_job(install=install, python=python, caution=caution, store=store)
 
+
+def _nightly_job(*, install: str, python: str, caution: str, store: str) -> str:
+    """The workflow's nightly job: a history run whose store is kept from night to night."""
+    return f'''
   nightly:
     if: github.event_name != 'pull_request'
     runs-on: ubuntu-latest
