@@ -58,7 +58,7 @@ class FakeVerdict:
 
 
 def decided_at(workers: int, more: int | None = None):
-    """Inconclusive until each side has ``workers`` workers; then regressed."""
+    """Inconclusive until each side has ``workers`` workers; then unchanged."""
     seen: list[int] = []
 
     def decide(base: BenchmarkResult, head: BenchmarkResult):
@@ -66,7 +66,7 @@ def decided_at(workers: int, more: int | None = None):
         assert n == len(head.by_worker("cost"))
         seen.append(n)
         if n >= workers:
-            return [FakeVerdict("regressed")]
+            return [FakeVerdict("unchanged")]
         return [FakeVerdict("inconclusive", more)]
 
     decide.seen = seen  # type: ignore[attr-defined]
@@ -118,6 +118,26 @@ def test_more_workers_estimate_jumps_ahead_by_half_of_what_is_measured_at_most()
     # 4 blocks measured: at most 2 more (a plan from 4 blocks is rough); from 6 on, all 3
     assert decide.seen == [2, 8, 12, 18]
     assert out.stopped == DECIDED and out.blocks == 9
+
+
+def test_a_change_is_called_on_eight_blocks_at_least() -> None:
+    # "regressed" from 2 blocks on: sampling goes on to 8 blocks (2 at a time) before it stops
+    seen: list[int] = []
+
+    def decide(base: BenchmarkResult, head: BenchmarkResult):
+        seen.append(len(base.by_worker("cost")))
+        return [FakeVerdict("regressed")]
+
+    target = FakeTarget()
+    out = measure_interleaved(spec("/base"), spec("/head"), decide=decide,
+                              policy=SamplingPolicy(blocks=2, max_blocks=48),
+                              measure=target.measure, clock=target.clock)
+    assert out.stopped == DECIDED and out.blocks == 8 and seen == [2, 4, 8, 12, 16]
+    # a limit below 8 blocks is the limit
+    short = measure_interleaved(spec("/base"), spec("/head"), decide=decide,
+                                policy=SamplingPolicy(blocks=2, max_blocks=3),
+                                measure=FakeTarget().measure, clock=FakeTarget().clock)
+    assert short.stopped == DECIDED and short.blocks == 3
 
 
 def test_stops_at_block_limit_inconclusive() -> None:

@@ -73,12 +73,13 @@ class SamplingPolicy:
     max_seconds: float = 300.0     # cost limit in seconds per benchmark
     step: int = 2                  # blocks added per round when the comparison gives no estimate
     patience: int = 12             # blocks measured before a plan may stop the sampling as hopeless
+    change_blocks: int = 8         # blocks a change (regressed, improved) must rest on
 
     def __post_init__(self) -> None:
         if self.blocks < 1 or self.step < 1:
             raise ValueError("blocks and step must be at least 1")
-        if self.patience < 0:
-            raise ValueError("patience must be at least 0")
+        if self.patience < 0 or self.change_blocks < 1:
+            raise ValueError("patience must be at least 0 and change_blocks at least 1")
         if self.max_blocks < self.blocks:
             raise ValueError(f"max_blocks ({self.max_blocks}) must be at least blocks ({self.blocks})")
         if self.max_seconds <= 0:
@@ -174,6 +175,12 @@ def with_hash_seed(spec: BenchmarkSpec, seed: int) -> BenchmarkSpec:
     return replace(spec, env={**spec.env, "PYTHONHASHSEED": str(seed)})
 
 
+#: Verdicts that call a change. One is believed only on ``change_blocks`` blocks: seen in an
+#: A/A gate on a busy machine, 4 blocks called a benchmark 30% faster (a burst of other work
+#: that happened to fall on one side of every block); an ``unchanged`` needs no such care.
+CHANGES = ("regressed", "improved")
+
+
 def _deciding(verdicts: Sequence[Any]) -> list[Any]:
     return [v for v in verdicts if getattr(v, "role", "decides") != "context"]
 
@@ -233,7 +240,9 @@ def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
                 if deciding and all(_exact(v) and kind_of(v) != "inconclusive" for v in deciding):
                     return finish(DECIDED)
         verdicts = tuple(decide(sides[BASE].result(blocks), sides[HEAD].result(blocks)))
-        undecided = [v for v in _deciding(verdicts) if kind_of(v) == "inconclusive"]
+        undecided = [v for v in _deciding(verdicts) if kind_of(v) == "inconclusive"
+                     or (kind_of(v) in CHANGES and not _exact(v)
+                         and blocks < min(policy.change_blocks, policy.max_blocks))]
         if not undecided:
             return finish(DECIDED)
         if blocks >= policy.max_blocks:
