@@ -1,6 +1,6 @@
 """The audit's detectors, one function per anti-pattern, and the workflow resemblance.
 
-Each reads the :class:`~perfloop.workflows.audit.AuditContext` and returns its findings. The
+Each reads the :class:`~perfloop.workflows.audit_base.AuditContext` and returns its findings. The
 evidence each uses is listed in ``docs/journal-and-audit.md``; thresholds are module constants.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from ..metrics import UPPER_PERCENTILES
 from ..store import ChangeRecord
-from .audit import AuditContext, Detector, Finding, Resemblance, register_detector
+from .audit_base import AuditContext, Detector, Finding, Resemblance, register_detector
 from .gitlog import Commit
 
 BASELINE_WINDOW = timedelta(days=14)   # a run this long before a commit counts as its baseline
