@@ -192,10 +192,17 @@ def test_a_drill_on_the_example_shop_end_to_end(shop: Path) -> None:  # noqa: F8
     assert wrong.returncode == 1
     right = data(shop, "drill", "answer", target)
     assert right["right"] is True and right["drill"]["solved"] is True
+    # both answers are kept with the drill; only the right one scored, with the time it took
+    assert [a["right"] for a in right["drill"]["attempts"]] == [False, True], right["drill"]
+    assert right["drill"]["seconds"] > 0
     ok(shop, "run", bench, "--label", "after", *small)
     restored = data(shop, "compare", "during", "after")
     cpu = {v["metric"]: v for v in restored["verdicts"] if v["benchmark"] == bench}["cpu_time"]
     assert cpu["verdict"] == "improved", json.dumps(cpu, indent=1)
+    # and back where it was: nothing of a 4x slowdown is left against the run before the drill
+    back = data(shop, "compare", "before", "after")
+    cpu = {v["metric"]: v for v in back["verdicts"] if v["benchmark"] == bench}["cpu_time"]
+    assert cpu["verdict"] != "regressed", json.dumps(cpu, indent=1)
     # history leaves the drill's run out: before and after are its points, during is not
     series = data(shop, "history", bench, "--metric", "cpu_time")
     labels = {p.get("label") for s in series.get("series", []) for p in s.get("points", [])}

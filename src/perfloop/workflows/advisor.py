@@ -66,6 +66,7 @@ class Evidence:
     gate_runs: int = 0
     gate_seconds: float = 0.0            # wall time the gate's runs took
     regressions_caught: int = 0          # approvals and gate failures recorded
+    improvements: int = 0                # journaled changes verified by a measurement
     incidents: int = 0
     months: float = 0.0                  # span of the history
     hypotheses_decided: int = 0
@@ -84,6 +85,8 @@ class Evidence:
         if self.gate_runs:
             out.append(f"gate: {self.gate_runs} runs, {self.gate_seconds / 3600:.1f} h of CI time, "
                        f"{self.regressions_caught} regressions caught")
+        if self.runs or self.improvements:
+            out.append(f"improvements delivered, verified by a measurement: {self.improvements}")
         if self.incidents:
             rate = self.incidents_per_month
             out.append(f"{self.incidents} incidents" + (f" ({rate:.1f} a month)" if rate else ""))
@@ -280,14 +283,18 @@ def gather_evidence(store: Store, root: str | Path, *, now: datetime | None = No
     # runs carry no project of their own here: a store holds one project's runs in practice
     runs = store.list_runs(limit=None)
     incidents = len(store.incidents(project=project))
-    approvals = len(store.approvals())
+    changes = store.changes()
+    failed_gates = sum(1 for c in changes if (c.data or {}).get("gate") and c.status == "failed")
+    approvals = len(store.approvals()) + failed_gates
+    improvements = sum(1 for c in changes if c.status == "verified")
     gate = [r for r in runs if (r.label or "") in GATE_LABELS]
     gate_seconds = sum((r.finished_at - r.started_at).total_seconds() for r in gate if r.finished_at)
     started = min((r.started_at for r in runs), default=now)
     hyps = hypothesis_history(store, root)
     decided = hyps.confirmed + hyps.refuted
     return Evidence(runs=len(runs), gate_runs=len(gate), gate_seconds=gate_seconds,
-                    regressions_caught=int(approvals), incidents=int(incidents),
+                    regressions_caught=int(approvals), improvements=improvements,
+                    incidents=int(incidents),
                     months=max(0.0, (now - started) / timedelta(days=30.44)),
                     hypotheses_decided=decided, hit_rate=hyps.hit_rate,
                     contributors=_git_authors(root))
