@@ -134,6 +134,11 @@ def test_answers_are_scored_and_a_right_one_ends_the_drill(project: Path, store)
     assert drills.active(project) is None
     [past] = drills.history(store, project)
     assert past.solved and past.difficulty == "easy"
+    # the drill is in the journal, found by its workflow, and not an open loop once solved
+    from perfloop.workflows import journal
+    [entry] = journal.entries(store, workflow="drill")
+    assert entry.id == str(past.id) and entry.status == "solved"
+    assert journal.open_loops(journal.entries(store)) == []
     with pytest.raises(UsageError, match="no drill is running"):
         drills.answer(store, project, "app.work:helper")
 
