@@ -17,7 +17,7 @@ A finding is silenced, with a reason, in the configuration::
 
 Silenced findings stay in the report, marked, with their reason; they do not fail the audit.
 
-More detectors (skill atrophy once drills exist) plug in with :func:`register_detector`.
+More detectors plug in with :func:`register_detector` (:mod:`.audit_base`).
 """
 
 from __future__ import annotations
