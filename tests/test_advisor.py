@@ -88,8 +88,17 @@ def test_evidence_is_read_from_the_store(store, tmp_path) -> None:
     for title in ("slow checkout", "slow report"):
         inc.open_incident(store, project, title)
         inc.close_incident(store, project, note="done")
+    store.add_change(title="cache the rules", workflow="manual", status="verified", hypothesis="h")
+    store.add_change(title="gate failed: checkout", workflow="regression", status="failed",
+                     data={"gate": True})
+    store.add_change(title="gate inconclusive: checkout", workflow="regression",
+                     status="inconclusive", data={"gate": True})
     evidence = gather_evidence(store, project, now=datetime.now(timezone.utc) + timedelta(days=61))
     assert evidence.incidents == 2
+    # the gate caught one regression (the failed gate, not the inconclusive one); one verified
+    # improvement (an incident closed without verification is not one)
+    assert (evidence.regressions_caught, evidence.improvements) == (1, 1)
+    assert "improvements delivered, verified by a measurement: 1" in evidence.facts()
     assert evidence.runs == 0 and evidence.gate_runs == 0
     assert evidence.contributors is None       # not a git repository
 

@@ -241,3 +241,134 @@ def test_skill_atrophy_after_drills_stop(repo: Path, db: Store) -> None:
     db.add_change(title="drill (hard)", workflow="drill", status="stopped",
                   created_at=utcnow() - timedelta(days=3))
     assert findings(repo, db, "skill-atrophy") == {}
+
+
+# --------------------------------------------------------------------------------------------
+# one anti-pattern at a time: each history below is the clean one plus one bad habit, and the
+# whole audit (every detector) names that habit and nothing else
+
+
+def _first_run(db: Store) -> int:
+    return min(r.id for r in db.list_runs(limit=None))
+
+
+def _premature(repo: Path, db: Store) -> tuple[str, ...]:
+    commit(repo, "report header", {"app.py": "y = 0\n"}, days_ago=3)
+    return (commit(repo, "Optimize the report loop", {"app.py": "y = 1\n"}, days_ago=2),)
+
+
+def _unattributable(repo: Path, db: Store) -> tuple[str, ...]:
+    return (str(db.add_change(title="two patches", workflow="profile-and-patch", hypothesis="h",
+                              baseline_run_id=_first_run(db),
+                              actual={"verdict": "verified", "attributable": False})),)
+
+
+def _no_baseline(repo: Path, db: Store) -> tuple[str, ...]:
+    return (str(db.add_change(title="pool 8", workflow="manual", hypothesis="threads wait",
+                              actual={"text": "x"})),)
+
+
+def _no_hypothesis(repo: Path, db: Store) -> tuple[str, ...]:
+    return (str(db.add_change(title="patched", workflow="profile-and-patch", hypothesis=None,
+                              baseline_run_id=_first_run(db), actual={"verdict": "verified"})),)
+
+
+def _myopia(repo: Path, db: Store) -> tuple[str, ...]:
+    return (str(db.add_change(
+        title="faster pricing", workflow="profile-and-patch", status="verified", hypothesis="h",
+        baseline_run_id=_first_run(db), expected={"metric": "wall_time"},
+        actual={"verdict": "verified", "side_effects": ["peak_rss +40% (regressed)"]})),)
+
+
+def _unused(repo: Path, db: Store) -> tuple[str, ...]:
+    for _ in range(10):
+        add_run(db, commit=None, benchmark="unused", metrics=STEADY, duration=90.0)
+    return ("unused",)
+
+
+def _slow_profiles(repo: Path, db: Store) -> tuple[str, ...]:
+    from perfloop.store.models import utcnow
+    ids = [db.add_profile(incident_id=None, hypothesis_id=None, purpose="explore", target="fast",
+                          profiler="cprofile", commit=None, dirty=False, created_at=utcnow(),
+                          duration=duration, hot_spots=[], signals=[], files={},
+                          data={"calls": 10})
+           for duration in (30.0, 12.0)]      # 3 s and 1.2 s a call, against 1 s unprofiled
+    return (f"profile-{ids[0]}",)
+
+
+def _costly_gate(repo: Path, db: Store) -> tuple[str, ...]:
+    for _ in range(20):          # 20 runs of 1900 s: 10.6 h of CI time, nothing caught
+        add_run(db, commit=None, metrics=STEADY, duration=1900.0, label="gate-head")
+    return ("gate",)
+
+
+def _no_tail(repo: Path, db: Store) -> tuple[str, ...]:
+    add_run(db, commit=None, benchmark="api", kind="http",
+            metrics={"latency_p50": [10, 11, 10], "throughput": [50, 50, 49]})
+    return ("api",)
+
+
+def _wrong_metric(repo: Path, db: Store) -> tuple[str, ...]:
+    change = db.add_change(title="cut the checkout p99", workflow="manual", hypothesis="tail latency",
+                           baseline_run_id=_first_run(db),
+                           expected={"benchmark": "checkout", "metric": "throughput"})
+    return (f"journal entry {change} ",)
+
+
+def _inconclusive(repo: Path, db: Store) -> tuple[str, ...]:
+    return tuple(str(db.add_change(title="gate inconclusive: fast", workflow="regression",
+                                   status="inconclusive", actual={"status": "inconclusive"},
+                                   data={"gate": True})) for _ in range(3))
+
+
+def _drift(repo: Path, db: Store) -> tuple[str, ...]:
+    (repo / "perfloop.toml").write_text(CONFIG + '[[parameter]]\nname = "pool"\nfile = "app.py"\n'
+                                        'key = "POOL"\nvalue = 4\nwhy = "w"\n')
+    (repo / "app.py").write_text("POOL = 8\n")
+    return ("pool",)
+
+
+def _lapsed_drills(repo: Path, db: Store) -> tuple[str, ...]:
+    from datetime import timedelta
+    from perfloop.store.models import utcnow
+    drill = db.add_change(title="drill (easy): find the injected slowdown", workflow="drill",
+                          status="solved", created_at=utcnow() - timedelta(days=120))
+    return (f"drill-{drill}",)
+
+
+@pytest.mark.parametrize("pattern, build", [
+    ("premature-optimization", _premature), ("several-changes", _unattributable),
+    ("missing-baseline", _no_baseline), ("no-hypothesis", _no_hypothesis),
+    ("metric-myopia", _myopia), ("over-instrumentation", _unused),
+    ("over-instrumentation", _slow_profiles), ("over-instrumentation", _costly_gate),
+    ("ignoring-the-tail", _no_tail), ("goal-mismatch", _wrong_metric),
+    ("benchmark-decay", _inconclusive), ("configuration-drift", _drift),
+    ("skill-atrophy", _lapsed_drills),
+], ids=lambda v: v if isinstance(v, str) else v.__name__.strip("_"))
+def test_one_bad_habit_on_a_clean_history_is_the_only_finding(repo: Path, db: Store, pattern, build) -> None:
+    _clean(repo, db)
+    expected = build(repo, db)
+    report = run_audit(repo, db)
+    assert report.errors == ()
+    assert [f.pattern for f in report.findings] == [pattern], [f.to_dict() for f in report.findings]
+    [finding] = report.findings
+    assert len(finding.subjects) == len(expected)
+    for want in expected:
+        assert any(got.startswith(want) for got in finding.subjects), (want, finding.subjects)
+    assert report.experiment and report.experiment.startswith(finding.title)
+
+
+def test_profiler_overhead_evidence_gives_both_times(repo: Path, db: Store) -> None:
+    _clean(repo, db)
+    _slow_profiles(repo, db)
+    [finding] = run_audit(repo, db, only=["over-instrumentation"]).findings
+    assert "3e+03 ms a call against 1e+03 ms unprofiled, +200%" in finding.evidence[0]
+    assert "py-spy" in finding.next_step
+
+
+def test_a_gate_that_caught_something_is_worth_its_cost(repo: Path, db: Store) -> None:
+    _clean(repo, db)
+    _costly_gate(repo, db)
+    db.add_change(title="gate failed: fast", workflow="regression", status="failed",
+                  actual={"status": "failed"}, data={"gate": True})
+    assert run_audit(repo, db).findings == ()

@@ -40,7 +40,6 @@ LONG_FUNCTIONS: dict[tuple[str, str], str] = {
     ("measure/instructions.py", "count_callable"): "process plumbing: children spawned in one place",
     ("measure/loadgen.py", "run_load"): "process plumbing: the load generator's workers",
     ("workflows/profiling.py", "profile"): "the profiles work reshapes the profiling workflow",
-    ("workflows/advisor.py", "advise"): "the journal and advisor work reshapes the advisor",
 }
 
 # Modules that may sit on an import cycle while their cycle is being broken elsewhere. A cycle
@@ -62,8 +61,6 @@ CYCLE_MODULES: dict[str, str] = {
     "perfloop.analysis.profiles": "profiles work",
     "perfloop.analysis.waiting": "profiles work",
     # the journal and advisor work: the audit and its detectors import each other
-    "perfloop.workflows.audit": "journal and advisor work",
-    "perfloop.workflows.audit_detectors": "journal and advisor work",
 }
 
 

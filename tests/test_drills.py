@@ -134,6 +134,11 @@ def test_answers_are_scored_and_a_right_one_ends_the_drill(project: Path, store)
     assert drills.active(project) is None
     [past] = drills.history(store, project)
     assert past.solved and past.difficulty == "easy"
+    # the drill is in the journal, found by its workflow, and not an open loop once solved
+    from perfloop.workflows import journal
+    [entry] = journal.entries(store, workflow="drill")
+    assert entry.id == str(past.id) and entry.status == "solved"
+    assert journal.open_loops(journal.entries(store)) == []
     with pytest.raises(UsageError, match="no drill is running"):
         drills.answer(store, project, "app.work:helper")
 
@@ -192,10 +197,17 @@ def test_a_drill_on_the_example_shop_end_to_end(shop: Path) -> None:  # noqa: F8
     assert wrong.returncode == 1
     right = data(shop, "drill", "answer", target)
     assert right["right"] is True and right["drill"]["solved"] is True
+    # both answers are kept with the drill; only the right one scored, with the time it took
+    assert [a["right"] for a in right["drill"]["attempts"]] == [False, True], right["drill"]
+    assert right["drill"]["seconds"] > 0
     ok(shop, "run", bench, "--label", "after", *small)
     restored = data(shop, "compare", "during", "after")
     cpu = {v["metric"]: v for v in restored["verdicts"] if v["benchmark"] == bench}["cpu_time"]
     assert cpu["verdict"] == "improved", json.dumps(cpu, indent=1)
+    # and back where it was: nothing of a 4x slowdown is left against the run before the drill
+    back = data(shop, "compare", "before", "after")
+    cpu = {v["metric"]: v for v in back["verdicts"] if v["benchmark"] == bench}["cpu_time"]
+    assert cpu["verdict"] != "regressed", json.dumps(cpu, indent=1)
     # history leaves the drill's run out: before and after are its points, during is not
     series = data(shop, "history", bench, "--metric", "cpu_time")
     labels = {p.get("label") for s in series.get("series", []) for p in s.get("points", [])}

@@ -145,6 +145,12 @@ def test_params_commands_exit_codes(project: Path, tmp_path: Path, capsys) -> No
     assert code == 1 and json.loads(out)["problems"][0]["kind"] == "drift"
     code, _ = cli(capsys, "params", "check", "-C", str(project), "--store", store, "--since", "soon")
     assert code == 2
+    # undocumented tuning alone (no drift) also fails the check, so CI can run it
+    (project / ".env").write_text("export APP_WORKERS=8\nAPP_NAME=shop\n")
+    commit(project, "longer timeout", {"app/settings.py": "POOL_SIZE: int = 16\nTIMEOUT = 90\n"},
+           days_ago=1)
+    code, out = cli(capsys, "params", "check", "-C", str(project), "--store", store, "--json")
+    assert code == 1 and [p["kind"] for p in json.loads(out)["problems"]] == ["undocumented"]
 
 
 def test_the_example_shop_registers_its_cache_and_pool_sizes() -> None:

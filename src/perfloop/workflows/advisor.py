@@ -27,7 +27,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..store import Store
 from .incident import hypothesis_history
@@ -66,6 +66,7 @@ class Evidence:
     gate_runs: int = 0
     gate_seconds: float = 0.0            # wall time the gate's runs took
     regressions_caught: int = 0          # approvals and gate failures recorded
+    improvements: int = 0                # journaled changes verified by a measurement
     incidents: int = 0
     months: float = 0.0                  # span of the history
     hypotheses_decided: int = 0
@@ -84,6 +85,8 @@ class Evidence:
         if self.gate_runs:
             out.append(f"gate: {self.gate_runs} runs, {self.gate_seconds / 3600:.1f} h of CI time, "
                        f"{self.regressions_caught} regressions caught")
+        if self.runs or self.improvements:
+            out.append(f"improvements delivered, verified by a measurement: {self.improvements}")
         if self.incidents:
             rate = self.incidents_per_month
             out.append(f"{self.incidents} incidents" + (f" ({rate:.1f} a month)" if rate else ""))
@@ -124,90 +127,137 @@ def _cautions(evidence: Evidence) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A rule's answer, before the history's facts and cautions are attached."""
+
+    workflow: str
+    headline: str
+    reasons: Sequence[str]
+    steps: Sequence[str]
+    also: str | None = None
+
+
+def _exploring(situation: Situation, evidence: Evidence) -> _Plan | None:
+    if not situation.exploring:
+        return None
+    return _Plan(NONE, "no formal workflow: explore with ad-hoc profiling",
+                 ["you are learning where time goes, not chasing a target: a gate or a risk "
+                  "budget would measure against a goal you do not have yet",
+                  "profiles are cheap and answer 'where' without a baseline"],
+                 ["perfloop profile --explore --benchmark NAME",
+                  "perfloop profile --explore -- python your_program.py",
+                  "once a target appears, write it down: perfloop incident open ..."])
+
+
+def _not_worth_it(situation: Situation, evidence: Evidence) -> _Plan | None:
+    if situation.gain is None or situation.cost is None or situation.gain >= situation.cost:
+        return None
+    return _Plan(NONE, "skip formal tuning: the gain is not worth the measurement",
+                 [f"an expected gain of {situation.gain:.0%} against {situation.cost:.0%} of "
+                  "engineering time spent measuring costs more than it returns",
+                  "fix only egregious bottlenecks, when a profile shows one"],
+                 ["perfloop profile --explore when something is visibly slow",
+                  "revisit when the gain or the load grows"])
+
+
+def _rewrite(situation: Situation, evidence: Evidence) -> _Plan | None:
+    if not situation.rewrite_planned:
+        return None
+    return _Plan(HYBRID, "keep the old system alive with light profile-and-patch; build "
+                 "benchmarks for the new one",
+                 ["tuning code that will be replaced is wasted unless users suffer now: patch "
+                  "only firefights, with a hypothesis and a baseline",
+                  "the new system needs its benchmarks from day one, so its gate can guard it "
+                  "and compare it with the old one on the same workloads"],
+                 ["perfloop incident open ... for firefights on the old system",
+                  "perfloop init in the new system's repository, then perfloop gate in its CI"],
+                 also=f"{DATA_DRIVEN} for the new system")
+
+
+def _strict_latency(situation: Situation, evidence: Evidence) -> _Plan | None:
+    if not situation.strict_latency:
+        return None
+    return _Plan(DATA_DRIVEN, "data-driven regression tracking, with the tail gated",
+                 ["contractual latency objectives make every regression a breach: each change "
+                  "must be measured before it merges, not after an alert",
+                  "averages hide what the objective is about: gate p99 and p99.9, not the mean"],
+                 ["benchmarks with latency_p99 and latency_p999 metrics (HTTP targets)",
+                  "perfloop gate --base origin/main in CI, tolerance set from the objective",
+                  "perfloop history and detect for slow drifts between releases"],
+                 also=f"{PROFILE_AND_PATCH} for incidents")
+
+
+def _new_team(situation: Situation, evidence: Evidence) -> _Plan | None:
+    if not situation.new_to_codebase:
+        return None
+    return _Plan(PROFILE_AND_PATCH, "profile-and-patch first, to build intuition",
+                 ["a team new to a codebase guesses wrong about where time goes: a hypothesis "
+                  "written down and checked by a profile teaches the codebase fastest",
+                  "the hit rate of those hypotheses shows when intuition has caught up"],
+                 ['perfloop incident open "..." --benchmark NAME',
+                  'perfloop hypothesis "..." --expect module:function, then perfloop profile',
+                  "perfloop hypotheses: the hit rate over time"])
+
+
+def _live_system(situation: Situation, evidence: Evidence) -> _Plan | None:
+    if not situation.live_system:
+        return None
+    return _Plan(RISK_BUDGETED, "risk-budgeted iterations on the live system",
+                 ["steady tuning of a running service needs small, reversible steps: low-risk "
+                  "changes now, high-risk ones batched with a rollback plan and a tail test",
+                  "a budget keeps the pace between stagnation and chaos"],
+                 ["perfloop gate in CI underneath, so no change degrades the floor",
+                  "score each tuning change before applying it, and batch the risky ones"],
+                 also=f"{DATA_DRIVEN} gate underneath")
+
+
+def _many_contributors(situation: Situation, evidence: Evidence) -> _Plan | None:
+    contributors = _contributors(situation, evidence)
+    if contributors is None or contributors < MANY_CONTRIBUTORS:
+        return None
+    return _Plan(HYBRID, "data-driven regression tracking, with profile-and-patch for incidents",
+                 [f"{contributors} contributors on long-lived code: nobody sees every change, "
+                  "so a gate in CI must, at a tolerance the team agreed",
+                  "incidents still happen; profile-and-patch handles them with a hypothesis "
+                  "and a baseline"],
+                 ["perfloop init (config and CI workflow), perfloop gate --base origin/main",
+                  "perfloop incident open ... when an alert fires"],
+                 also=f"{PROFILE_AND_PATCH} for incidents")
+
+
+def _small_team(situation: Situation, evidence: Evidence) -> _Plan | None:
+    contributors = _contributors(situation, evidence)
+    if not situation.shipping_features and (contributors is None or contributors >= MANY_CONTRIBUTORS):
+        return None
+    reasons = ["a small team shipping features changes the code faster than a benchmark suite "
+               "can be kept meaningful; fix what users feel when they feel it",
+               "profile-and-patch costs nothing until something is slow"]
+    rate = evidence.incidents_per_month
+    if rate is not None and rate >= 2:
+        reasons.append(f"{rate:.1f} incidents a month: add a few benchmarks for the paths "
+                       "that keep breaking, and gate those")
+    return _Plan(PROFILE_AND_PATCH, "profile-and-patch when something is slow", reasons,
+                 ['perfloop incident open "..." --benchmark NAME when a complaint or alert comes',
+                  "perfloop baseline before the patch, perfloop verify after"])
+
+
+_DEFAULT = _Plan(PROFILE_AND_PATCH, "profile-and-patch until the situation says more",
+                 ["nothing in the answers or the history calls for a standing workflow yet",
+                  "answer the questions (perfloop advise --help) for sharper advice"],
+                 ['perfloop incident open "..." when something is slow'])
+
+#: The rules in the order the module's docstring lists them: the first that answers decides.
+RULES: tuple[Callable[[Situation, Evidence], _Plan | None], ...] = (
+    _exploring, _not_worth_it, _rewrite, _strict_latency, _new_team, _live_system,
+    _many_contributors, _small_team)
+
+
 def advise(situation: Situation, evidence: Evidence = Evidence()) -> Advice:
     """The workflow that fits, with reasons, next steps and the history behind it."""
-    facts = tuple(evidence.facts())
-    cautions = tuple(_cautions(evidence))
-
-    def make(workflow: str, headline: str, reasons: Sequence[str], steps: Sequence[str],
-             also: str | None = None) -> Advice:
-        return Advice(workflow, headline, tuple(reasons), tuple(steps), also, facts, cautions)
-
-    if situation.exploring:
-        return make(NONE, "no formal workflow: explore with ad-hoc profiling",
-                    ["you are learning where time goes, not chasing a target: a gate or a risk "
-                     "budget would measure against a goal you do not have yet",
-                     "profiles are cheap and answer 'where' without a baseline"],
-                    ["perfloop profile --explore --benchmark NAME",
-                     "perfloop profile --explore -- python your_program.py",
-                     "once a target appears, write it down: perfloop incident open ..."])
-    if situation.gain is not None and situation.cost is not None and situation.gain < situation.cost:
-        return make(NONE, "skip formal tuning: the gain is not worth the measurement",
-                    [f"an expected gain of {situation.gain:.0%} against {situation.cost:.0%} of "
-                     "engineering time spent measuring costs more than it returns",
-                     "fix only egregious bottlenecks, when a profile shows one"],
-                    ["perfloop profile --explore when something is visibly slow",
-                     "revisit when the gain or the load grows"])
-    if situation.rewrite_planned:
-        return make(HYBRID, "keep the old system alive with light profile-and-patch; build "
-                    "benchmarks for the new one",
-                    ["tuning code that will be replaced is wasted unless users suffer now: patch "
-                     "only firefights, with a hypothesis and a baseline",
-                     "the new system needs its benchmarks from day one, so its gate can guard it "
-                     "and compare it with the old one on the same workloads"],
-                    ["perfloop incident open ... for firefights on the old system",
-                     "perfloop init in the new system's repository, then perfloop gate in its CI"],
-                    also=f"{DATA_DRIVEN} for the new system")
-    if situation.strict_latency:
-        return make(DATA_DRIVEN, "data-driven regression tracking, with the tail gated",
-                    ["contractual latency objectives make every regression a breach: each change "
-                     "must be measured before it merges, not after an alert",
-                     "averages hide what the objective is about: gate p99 and p99.9, not the mean"],
-                    ["benchmarks with latency_p99 and latency_p999 metrics (HTTP targets)",
-                     "perfloop gate --base origin/main in CI, tolerance set from the objective",
-                     "perfloop history and detect for slow drifts between releases"],
-                    also=f"{PROFILE_AND_PATCH} for incidents")
-    if situation.new_to_codebase:
-        return make(PROFILE_AND_PATCH, "profile-and-patch first, to build intuition",
-                    ["a team new to a codebase guesses wrong about where time goes: a hypothesis "
-                     "written down and checked by a profile teaches the codebase fastest",
-                     "the hit rate of those hypotheses shows when intuition has caught up"],
-                    ['perfloop incident open "..." --benchmark NAME',
-                     'perfloop hypothesis "..." --expect module:function, then perfloop profile',
-                     "perfloop hypotheses: the hit rate over time"])
-    if situation.live_system:
-        return make(RISK_BUDGETED, "risk-budgeted iterations on the live system",
-                    ["steady tuning of a running service needs small, reversible steps: low-risk "
-                     "changes now, high-risk ones batched with a rollback plan and a tail test",
-                     "a budget keeps the pace between stagnation and chaos"],
-                    ["perfloop gate in CI underneath, so no change degrades the floor",
-                     "score each tuning change before applying it, and batch the risky ones"],
-                    also=f"{DATA_DRIVEN} gate underneath")
-    contributors = _contributors(situation, evidence)
-    if contributors is not None and contributors >= MANY_CONTRIBUTORS:
-        return make(HYBRID, "data-driven regression tracking, with profile-and-patch for incidents",
-                    [f"{contributors} contributors on long-lived code: nobody sees every change, "
-                     "so a gate in CI must, at a tolerance the team agreed",
-                     "incidents still happen; profile-and-patch handles them with a hypothesis "
-                     "and a baseline"],
-                    ["perfloop init (config and CI workflow), perfloop gate --base origin/main",
-                     "perfloop incident open ... when an alert fires"],
-                    also=f"{PROFILE_AND_PATCH} for incidents")
-    if situation.shipping_features or (contributors is not None and contributors < MANY_CONTRIBUTORS):
-        reasons = ["a small team shipping features changes the code faster than a benchmark suite "
-                   "can be kept meaningful; fix what users feel when they feel it",
-                   "profile-and-patch costs nothing until something is slow"]
-        rate = evidence.incidents_per_month
-        if rate is not None and rate >= 2:
-            reasons.append(f"{rate:.1f} incidents a month: add a few benchmarks for the paths "
-                           "that keep breaking, and gate those")
-        return make(PROFILE_AND_PATCH, "profile-and-patch when something is slow", reasons,
-                    ['perfloop incident open "..." --benchmark NAME when a complaint or alert comes',
-                     "perfloop baseline before the patch, perfloop verify after"])
-    return make(PROFILE_AND_PATCH, "profile-and-patch until the situation says more",
-                ["nothing in the answers or the history calls for a standing workflow yet",
-                 "answer the questions (perfloop advise --help) for sharper advice"],
-                ['perfloop incident open "..." when something is slow'])
+    plan = next((p for p in (rule(situation, evidence) for rule in RULES) if p is not None), _DEFAULT)
+    return Advice(plan.workflow, plan.headline, tuple(plan.reasons), tuple(plan.steps), plan.also,
+                  tuple(evidence.facts()), tuple(_cautions(evidence)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,14 +283,18 @@ def gather_evidence(store: Store, root: str | Path, *, now: datetime | None = No
     # runs carry no project of their own here: a store holds one project's runs in practice
     runs = store.list_runs(limit=None)
     incidents = len(store.incidents(project=project))
-    approvals = len(store.approvals())
+    changes = store.changes()
+    failed_gates = sum(1 for c in changes if (c.data or {}).get("gate") and c.status == "failed")
+    approvals = len(store.approvals()) + failed_gates
+    improvements = sum(1 for c in changes if c.status == "verified")
     gate = [r for r in runs if (r.label or "") in GATE_LABELS]
     gate_seconds = sum((r.finished_at - r.started_at).total_seconds() for r in gate if r.finished_at)
     started = min((r.started_at for r in runs), default=now)
     hyps = hypothesis_history(store, root)
     decided = hyps.confirmed + hyps.refuted
     return Evidence(runs=len(runs), gate_runs=len(gate), gate_seconds=gate_seconds,
-                    regressions_caught=int(approvals), incidents=int(incidents),
+                    regressions_caught=int(approvals), improvements=improvements,
+                    incidents=int(incidents),
                     months=max(0.0, (now - started) / timedelta(days=30.44)),
                     hypotheses_decided=decided, hit_rate=hyps.hit_rate,
                     contributors=_git_authors(root))

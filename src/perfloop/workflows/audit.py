@@ -17,118 +17,34 @@ A finding is silenced, with a reason, in the configuration::
 
 Silenced findings stay in the report, marked, with their reason; they do not fail the audit.
 
-More detectors (skill atrophy once drills exist) plug in with :func:`register_detector`.
+More detectors plug in with :func:`register_detector` (:mod:`.audit_base`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..config import ProjectConfig, load_config
+from ..config import load_config
 from ..errors import ConfigError, UsageError
-from ..store import (ApprovalRecord, ChangeRecord, HypothesisRecord, IncidentRecord,
-                     ProfileRecord, ResultSummary, RunInfo, Store)
+from ..store import Store
 from ..store.models import utcnow
 from . import gitlog
-from .gitlog import Commit
-from .params import ParamReport, raw_config
+from .audit_base import (AuditContext, Detector, Finding, Resemblance, register_detector,
+                         registered)
+from .audit_detectors import resemblance
+from .params import raw_config
 
 DEFAULT_SINCE_DAYS = 90
 MIN_REASON = 8
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One anti-pattern seen in the history: evidence, and what to do next."""
-
-    pattern: str                      # the detector's id
-    title: str
-    evidence: tuple[str, ...]
-    next_step: str
-    severity: int = 2                 # 1 minor, 2 costly, 3 misleading the team
-    subjects: tuple[str, ...] = ()    # commits, entry ids, benchmarks: what a silence can match
-    silenced: str | None = None       # the reason, when silenced
-
-    @property
-    def weight(self) -> int:
-        """How bad: its severity times how much evidence there is (capped)."""
-        return self.severity * min(max(len(self.subjects), 1), 10)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"pattern": self.pattern, "title": self.title, "evidence": list(self.evidence),
-                "next_step": self.next_step, "severity": self.severity,
-                "subjects": list(self.subjects), "silenced": self.silenced}
-
-
-@dataclass
-class AuditContext:
-    """Everything the detectors read, loaded once."""
-
-    root: Path
-    since: datetime
-    now: datetime
-    config: ProjectConfig | None
-    raw: Mapping[str, Any]
-    commits: list[Commit]
-    runs: list[RunInfo]
-    results: list[ResultSummary]
-    changes: list[ChangeRecord]
-    incidents: list[IncidentRecord]
-    hypotheses: list[HypothesisRecord]
-    approvals: list[ApprovalRecord]
-    profiles: list[ProfileRecord]
-    store: Store
-    release_tags: Mapping[str, str] = field(default_factory=dict)   # commit -> tag
-    _params: ParamReport | None = field(default=None, repr=False)
-
-    @property
-    def perf_commits(self) -> list[Commit]:
-        return [c for c in self.commits if c.perf and len(c.parents) <= 1]
-
-    def params(self) -> ParamReport:
-        """The registry check (read lazily: it reads patches from git)."""
-        if self._params is None:
-            from .params import check
-            self._params = check(self.root, self.store, since=self.since)
-        return self._params
-
-
-Detect = Callable[[AuditContext], list[Finding]]
-
-
-@dataclass(frozen=True)
-class Detector:
-    id: str
-    title: str
-    detect: Detect
-    experiment: str                   # a small experiment that would fix the worst case
-
-
-_DETECTORS: dict[str, Detector] = {}
-
-
-def register_detector(detector: Detector) -> None:
-    """Add a detector (skill atrophy arrives with drills this way)."""
-    _DETECTORS[detector.id] = detector
-
-
 def detectors() -> Mapping[str, Detector]:
-    from . import audit_detectors  # noqa: F401  (registers the built-in detectors)
-    return dict(_DETECTORS)
-
-
-@dataclass(frozen=True)
-class Resemblance:
-    workflow: str
-    score: float                      # 0..1
-    reasons: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"workflow": self.workflow, "score": round(self.score, 2), "reasons": list(self.reasons)}
+    """Every registered detector, the built-in ones (:mod:`.audit_detectors`) included."""
+    return registered()
 
 
 @dataclass(frozen=True)
@@ -256,7 +172,6 @@ def run_audit(root: str | Path, store: Store, *, since: datetime | None = None,
         else:
             quiet.append(replace(finding, silenced=silence.reason))
     active.sort(key=lambda f: -f.weight)
-    from .audit_detectors import resemblance
     worst = active[0] if active else None
     experiment = f"{worst.title}: {known[worst.pattern].experiment}" if worst else None
     stats = {"commits": len(ctx.commits), "performance_commits": len(ctx.perf_commits),

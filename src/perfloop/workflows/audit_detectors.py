@@ -1,6 +1,6 @@
 """The audit's detectors, one function per anti-pattern, and the workflow resemblance.
 
-Each reads the :class:`~perfloop.workflows.audit.AuditContext` and returns its findings. The
+Each reads the :class:`~perfloop.workflows.audit_base.AuditContext` and returns its findings. The
 evidence each uses is listed in ``docs/journal-and-audit.md``; thresholds are module constants.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from ..metrics import UPPER_PERCENTILES
 from ..store import ChangeRecord
-from .audit import AuditContext, Detector, Finding, Resemblance, register_detector
+from .audit_base import AuditContext, Detector, Finding, Resemblance, register_detector
 from .gitlog import Commit
 
 BASELINE_WINDOW = timedelta(days=14)   # a run this long before a commit counts as its baseline
@@ -22,6 +22,9 @@ STALE_AFTER = timedelta(days=30)       # a benchmark not run for this long is de
 MIN_RUNS_UNUSED = 10                   # runs of a benchmark before "never used" means anything
 MIN_COST_UNUSED = 600.0                # seconds of measurement before it is a cost worth naming
 INCONCLUSIVE_GATES = 3
+PROFILER_OVERHEAD = 0.5                # a profiled call this much slower distorts the picture
+GATE_RUNS_UNCAUGHT = 20                # gate runs, and hours of their measurement, after which
+GATE_HOURS_UNCAUGHT = 10.0             # catching nothing says the gate costs more than it gives
 SHOWN = 5                              # evidence lines per finding before "... and N more"
 GATE_LABELS = ("gate-base", "gate-head", "gate-confirm-base", "gate-confirm-head")
 AVERAGES = {"wall_time", "cpu_time", "latency_p50", "latency_mean", "mean"}
@@ -207,6 +210,13 @@ def _decision_names(ctx: AuditContext) -> tuple[set[str], set[str]]:
 
 
 def over_instrumentation(ctx: AuditContext) -> list[Finding]:
+    """Measurements nobody uses, profilers that distort what they measure, a gate that costs
+    more CI time than it has caught anything with."""
+    found = (_unused_measurements(ctx), _profiler_overhead(ctx), _gate_cost(ctx))
+    return [f for f in found if f is not None]
+
+
+def _unused_measurements(ctx: AuditContext) -> Finding | None:
     """Benchmarks and metrics measured again and again and never used in a decision."""
     gated = {r.base_name for r in ctx.results if r.label in GATE_LABELS}
     benches, metrics = _decision_names(ctx)
@@ -234,11 +244,68 @@ def over_instrumentation(ctx: AuditContext) -> list[Finding]:
                              f"{len(ids)} runs and never named in a decision")
                 subjects.append(name)
     if not lines:
-        return []
-    return [Finding(
+        return None
+    return Finding(
         "over-instrumentation", "measurements nobody uses", _capped(lines),
         "drop what no decision reads, or put it under the gate (`perfloop gate`) so that it can "
-        "catch something", severity=1, subjects=tuple(subjects))]
+        "catch something", severity=1, subjects=tuple(subjects))
+
+
+def _plain_wall_time(ctx: AuditContext, name: str) -> float | None:
+    """The median wall time of one call in the latest stored result of benchmark ``name``."""
+    summary = next((r for r in reversed(ctx.results) if r.name == name and r.status == "ok"
+                    and "wall_time" in r.metrics), None)
+    if summary is None:
+        return None
+    try:
+        result = ctx.store.get_run(summary.run_id).result(summary.name)
+    except (KeyError, LookupError):
+        return None
+    values = [s.value for s in result.samples if s.metric == "wall_time" and not s.warmup]
+    return statistics.median(values) if values else None
+
+
+def _profiler_overhead(ctx: AuditContext) -> Finding | None:
+    """Profiles whose calls took much longer than the same benchmark's unprofiled calls."""
+    lines, subjects = [], []
+    for p in ctx.profiles:
+        calls = int((p.data or {}).get("calls") or 0)
+        plain = _plain_wall_time(ctx, p.target) if calls > 0 and p.duration > 0 else None
+        if not plain:
+            continue
+        overhead = p.duration / calls / plain - 1
+        if overhead > PROFILER_OVERHEAD:
+            lines.append(f"profile #{p.id} of {p.target} ({p.profiler}, {p.created_at:%Y-%m-%d}): "
+                         f"{p.duration / calls * 1e3:.3g} ms a call against {plain * 1e3:.3g} ms "
+                         f"unprofiled, {overhead:+.0%}")
+            subjects.append(f"profile-{p.id}")
+    if not lines:
+        return None
+    return Finding(
+        "over-instrumentation", "profiles that distort what they measure", _capped(lines),
+        "profile with a sampling profiler (`perfloop profile --profiler py-spy`), whose overhead "
+        "does not grow with the number of calls, and trust shares, not times, from the others",
+        severity=1, subjects=tuple(subjects))
+
+
+def _gate_cost(ctx: AuditContext) -> Finding | None:
+    """A gate that has spent hours of CI time in the period and caught no regression."""
+    gated = [r for r in ctx.results if r.label in GATE_LABELS]
+    runs = {r.run_id for r in gated}
+    seconds = sum(r.duration for r in gated)
+    caught = len(ctx.approvals) + sum(1 for c in ctx.changes
+                                      if (c.data or {}).get("gate") and c.status == "failed")
+    if caught or len(runs) < GATE_RUNS_UNCAUGHT or seconds < GATE_HOURS_UNCAUGHT * 3600:
+        return None
+    names = sorted({r.base_name for r in gated})
+    return Finding(
+        "over-instrumentation", "a gate that costs more than it catches",
+        (f"the gate: {len(runs)} runs since {ctx.since:%Y-%m-%d}, {seconds / 3600:.1f} h of "
+         f"measurement, no regression caught (no failed gate, no approval); benchmarks "
+         f"{', '.join(names[:SHOWN])}{' ...' if len(names) > SHOWN else ''}",),
+        "keep under the gate the benchmarks that guard what users feel, and run the others "
+        "nightly (`perfloop run` on a schedule) instead of on every change",
+        severity=1, subjects=("gate",))
 
 
 def _http_benchmarks(ctx: AuditContext) -> dict[str, tuple[str, ...]]:

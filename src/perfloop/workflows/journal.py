@@ -7,9 +7,10 @@ outside perfloop is written with :func:`add_entry` (``perfloop journal add``). A
 checked.
 
 Entries come from *sources*, each a function ``(store, since) -> entries``: the ``changes``
-table, incidents still open, approvals no gate has used yet. A later workflow (release cycles,
-drills) adds its entries with :func:`register_source`, and the journal, its search and its export
-show them with no other change.
+table, incidents still open, approvals no gate has used yet. Release cycles and drills write
+their entries into the ``changes`` table (workflows ``risk-budget`` and ``drill``); a workflow
+with entries of another kind adds them with :func:`register_source`, and the journal, its search
+and its export show them with no other change.
 
 A commit links itself to an entry with a trailer line ``Perf-Change: 12`` (several ids may be
 given, separated by commas); :func:`trailer_links` reads them from git.
