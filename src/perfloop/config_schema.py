@@ -22,7 +22,7 @@ MAX_NAME = 500
 #: Values of the ``decide_on`` setting.
 DECIDE_ON = ("auto", "wall_time", "cpu_time", "cpu_norm", "instructions")
 DEFAULT_TOLERANCE = 0.05
-DEFAULT_RUN_NOISE = 0.03   # see docs/statistics.md, "Separately measured runs"
+DEFAULT_RUN_NOISE = 0.05   # see docs/statistics.md, "Separately measured runs"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ deliberately not the typical day:
 
 The first term inflates the root mean square by 1.5 for the tails a handful of pairs has not
 shown yet; the second makes the 99% drift floor cover the largest shift seen so far. Without
-at least :data:`MIN_PAIRS` pairs the configured value (default 3%) is used, and every output
+at least :data:`MIN_PAIRS` pairs the configured value (default 5%) is used, and every output
 says which one was used and how many runs it rests on.
 """
 
