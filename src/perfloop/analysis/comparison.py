@@ -22,7 +22,7 @@ from .drift import CONFIGURED, DEFAULT, FLAG, INTERLEAVED, RunNoise
 
 #: Drifting metrics (see :data:`perfloop.metrics.BUILTIN`) whose drift is estimated from
 #: stored repeat runs: times, throughput and latency percentiles (a loaded host moves an HTTP
-#: benchmark's latencies between runs by tens of percent, far beyond the 3% default).
+#: benchmark's latencies between runs by tens of percent, far beyond the 5% default).
 DRIFTING_METRICS = frozenset(n for n, m in BUILTIN.items() if m.drifts)
 
 
