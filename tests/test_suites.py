@@ -489,7 +489,7 @@ def test_the_gate_fails_the_planted_slowdown_of_a_suite_benchmark_only(tmp_path)
     (root / "benchmarks" / "__init__.py").write_text("")
     (root / ".gitignore").write_text(".perfloop/\n")
     (root / "perfloop.toml").write_text(
-        "[defaults]\nvalues = 3\nmin_time = 0.005\ntolerance = 0.05\n"
+        "[defaults]\nvalues = 2\nwarmup = 1\nmin_time = 0.002\ntolerance = 0.05\n"
         '\n[[suite]]\npytest = "tests/benchmarks"\nmetrics = ["cpu_time"]\n'
         '\n[[suite]]\nasv = "benchmarks"\n')
 
@@ -502,12 +502,12 @@ def test_the_gate_fails_the_planted_slowdown_of_a_suite_benchmark_only(tmp_path)
     for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
     subprocess.run(["git", "checkout", "-q", "-b", "slower"], cwd=root, check=True)
-    plant(60_000, 1200)          # 3x the work in one pytest test, +20% in one asv track
+    plant(100_000, 2000)         # 5x the work in one pytest test, 2x in one asv track
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "slower"],
                    cwd=root, check=True, capture_output=True)
     env = {k: v for k, v in _env(tmp_path).items() if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
     proc = subprocess.run([sys.executable, "-m", "perfloop", "gate", "--base", "main", "--head", "HEAD",
-                           "--blocks", "4", "--max-blocks", "6", "--confirm-blocks", "4", "--json",
+                           "--blocks", "3", "--max-blocks", "3", "--confirm-blocks", "3", "--json",
                            "-C", str(root), "--store", f"sqlite:///{tmp_path / 'g.db'}"],
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
