@@ -101,6 +101,10 @@ class Sorting:
         xs = cache["base"][:n]
         self.xs = xs if order == "asc" else xs[::-1]
 
+    def teardown(self, cache, n, order):
+        with open(os.environ["CACHE_LOG"], "a") as f:
+            f.write(f"teardown-{n}-{order}-{len(cache['base'])}\\n")
+
     def time_sorted(self, cache, n, order):
         sorted(self.xs)
 
@@ -264,8 +268,14 @@ def test_asv_time_peakmem_and_track_map_to_perfloop_metrics(asv_suite):
     spec, tracked = _asv(measured, "Sorting.track_length[n=1000,order=desc]")
     assert spec.metrics == ("track",) and tracked.values("track") == [1000.0, 1000.0]
     assert tracked.units == {"track": "items"}
+    lines = log.read_text().split()
     # setup_cache ran once for the whole suite run, not per worker or per parameter
-    assert log.read_text().split() == ["cache"]
+    assert lines.count("cache") == 1
+    # teardown ran once per worker (3 benchmarks x 2 workers per combination), with the cache
+    # and the combination's parameters, as setup got them
+    assert sorted(set(lines) - {"cache"}) == [f"teardown-{n}-{o}-1000" for n in (10, 1000)
+                                              for o in ("asc", "desc")]
+    assert all(lines.count(f"teardown-{n}-{o}-1000") == 6 for n in (10, 1000) for o in ("asc", "desc"))
 
 
 @pytest.mark.slow
