@@ -136,3 +136,31 @@ def test_nothing_survives_a_killed_run(tmp_path, kind, sig):
         if perfloop.poll() is None:
             perfloop.kill()
         perfloop.wait()
+
+
+def test_a_signal_while_a_child_is_being_spawned_waits_until_the_watchdog_knows_it(monkeypatch):
+    """Ctrl-C (or SIGTERM) landing between the child's start and its registration with the
+    watchdog must not leave a child that nobody kills: it is held until the group is known."""
+    from perfloop.measure import process
+
+    told: list[str] = []
+    popen = subprocess.Popen
+
+    def popen_then_interrupt(*args, **kwargs):
+        proc = popen(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)          # the signal arrives right after the start
+        return proc
+
+    monkeypatch.setattr(process.subprocess, "Popen", popen_then_interrupt)
+    monkeypatch.setattr(process._watchdog, "tell", told.append)
+    with pytest.raises(KeyboardInterrupt):
+        process.spawn(["sleep", "30"])
+    try:
+        [line] = told
+        pgid = int(line[1:])
+        assert line.startswith("+") and process.group_exists(pgid)   # registered before the stop
+    finally:
+        for line in told:
+            process.kill_group(int(line[1:]))
+            os.waitpid(int(line[1:]), 0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

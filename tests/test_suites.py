@@ -101,6 +101,10 @@ class Sorting:
         xs = cache["base"][:n]
         self.xs = xs if order == "asc" else xs[::-1]
 
+    def teardown(self, cache, n, order):
+        with open(os.environ["CACHE_LOG"], "a") as f:
+            f.write(f"teardown-{n}-{order}-{len(cache['base'])}\\n")
+
     def time_sorted(self, cache, n, order):
         sorted(self.xs)
 
@@ -264,8 +268,14 @@ def test_asv_time_peakmem_and_track_map_to_perfloop_metrics(asv_suite):
     spec, tracked = _asv(measured, "Sorting.track_length[n=1000,order=desc]")
     assert spec.metrics == ("track",) and tracked.values("track") == [1000.0, 1000.0]
     assert tracked.units == {"track": "items"}
+    lines = log.read_text().split()
     # setup_cache ran once for the whole suite run, not per worker or per parameter
-    assert log.read_text().split() == ["cache"]
+    assert lines.count("cache") == 1
+    # teardown ran once per worker (3 benchmarks x 2 workers per combination), with the cache
+    # and the combination's parameters, as setup got them
+    assert sorted(set(lines) - {"cache"}) == [f"teardown-{n}-{o}-1000" for n in (10, 1000)
+                                              for o in ("asc", "desc")]
+    assert all(lines.count(f"teardown-{n}-{o}-1000") == 6 for n in (10, 1000) for o in ("asc", "desc"))
 
 
 @pytest.mark.slow
@@ -489,7 +499,7 @@ def test_the_gate_fails_the_planted_slowdown_of_a_suite_benchmark_only(tmp_path)
     (root / "benchmarks" / "__init__.py").write_text("")
     (root / ".gitignore").write_text(".perfloop/\n")
     (root / "perfloop.toml").write_text(
-        "[defaults]\nvalues = 3\nmin_time = 0.005\ntolerance = 0.05\n"
+        "[defaults]\nvalues = 2\nwarmup = 1\nmin_time = 0.002\ntolerance = 0.05\n"
         '\n[[suite]]\npytest = "tests/benchmarks"\nmetrics = ["cpu_time"]\n'
         '\n[[suite]]\nasv = "benchmarks"\n')
 
@@ -502,12 +512,12 @@ def test_the_gate_fails_the_planted_slowdown_of_a_suite_benchmark_only(tmp_path)
     for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
     subprocess.run(["git", "checkout", "-q", "-b", "slower"], cwd=root, check=True)
-    plant(60_000, 1200)          # 3x the work in one pytest test, +20% in one asv track
+    plant(100_000, 2000)         # 5x the work in one pytest test, 2x in one asv track
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "slower"],
                    cwd=root, check=True, capture_output=True)
     env = {k: v for k, v in _env(tmp_path).items() if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
     proc = subprocess.run([sys.executable, "-m", "perfloop", "gate", "--base", "main", "--head", "HEAD",
-                           "--blocks", "4", "--max-blocks", "6", "--confirm-blocks", "4", "--json",
+                           "--blocks", "3", "--max-blocks", "3", "--confirm-blocks", "3", "--json",
                            "-C", str(root), "--store", f"sqlite:///{tmp_path / 'g.db'}"],
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -133,11 +133,39 @@ def watchdog_pid() -> int | None:
 def spawn(args: Sequence[str] | str, **popen: Any) -> subprocess.Popen[bytes]:
     """``subprocess.Popen`` as the leader of a new process group the watchdog knows about.
 
-    Call :func:`release` with its pid once the group is gone (reaped and killed).
+    Call :func:`release` with its pid once the group is gone (reaped and killed). Ctrl-C and
+    SIGTERM are held back until the watchdog knows the group: one arriving while the child or
+    the watchdog is being started would otherwise leave a child nobody kills.
     """
-    proc: subprocess.Popen[bytes] = subprocess.Popen(args, start_new_session=True, **popen)
-    _watchdog.tell(f"+{proc.pid}\n")
+    with _signals_held():
+        proc: subprocess.Popen[bytes] = subprocess.Popen(args, start_new_session=True, **popen)
+        _watchdog.tell(f"+{proc.pid}\n")
     return proc
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends, then reach their handlers (main thread
+    only: other threads cannot swap handlers, and signals are handled in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    # A handler installed outside Python reads as None and could not be put back: left alone.
+    held = [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not None]
+    previous = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum))
+                for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for number in pending:
+            handler = previous[signal.Signals(number)]
+            if callable(handler):
+                handler(number, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
 
 
 def release(pgid: int) -> None:
