@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from perfloop.analysis.hypothesis import check_hypothesis
 from perfloop.analysis.profiles import (
-    OUTSIDE_USER_CODE, Frame, Profile, Stack, check_hypothesis, classify_file, diff_profiles,
+    OUTSIDE_USER_CODE, Frame, Profile, Stack, classify_file, diff_profiles,
     from_cprofile, from_pyinstrument, from_speedscope, hot_spots, module_for_file, to_speedscope,
     top_user_hot_spot,
 )
