@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from perfloop.analysis.risk import RiskScore
+from perfloop.analysis.risk import Factor, RiskScore
 from perfloop.config import load_config
 from perfloop.errors import UsageError
 from perfloop.measure.diff import DiffFacts
@@ -29,9 +29,9 @@ from gitutil import git
 from test_incident_cli import SHOP, data, ok, perfloop
 
 
-def fake(score: float, level: str):
+def fake(score: float, level: str, factors: tuple[Factor, ...] = ()):
     def assessor(config, *, diff=None, kind=None, store=None) -> Assessment:
-        return Assessment(RiskScore(score, level, kind, "tuning", ()), DiffFacts("x", None, ()),
+        return Assessment(RiskScore(score, level, kind, "tuning", factors), DiffFacts("x", None, ()),
                           BlastRadius((), (), 0), (), "code", None)
     return assessor
 
@@ -179,6 +179,27 @@ def test_calibration_ranks_risk_against_outcomes(project, store) -> None:
     assert calib["changes"] == 5 and calib["bad_outcomes"] == 2
     assert calib["spearman"] == pytest.approx(0.866, abs=0.01)   # known: ranks 1..5 vs 0,0,1,1,0
     assert "rank the changes that went wrong first" in calib["reading"]
+
+
+def test_calibration_names_the_factors_that_predicted_and_those_that_did_not(project, store) -> None:
+    # "kind" points follow the scores (ranks 1..5); "size" points run against them (5..1)
+    for i, (score, bad) in enumerate([(10, False), (20, False), (60, True), (80, True), (30, False)]):
+        factors = (Factor("kind", score / 2, ""), Factor("size", 5.0 - i, ""), Factor("coverage", 0.0, ""))
+        cycles.open_cycle(store, project.root, f"c{i}", 100, baseline_run_id=run(store))
+        c, _ = cycles.propose(store, project, f"c{i}", kind="algorithm", tail_test="api",
+                              rollback_command="true", assessor=fake(score, "high", factors))
+        cycles.apply(store, project.root, c.id)
+        cycles.verify(store, project, c.id, measure=lambda n, l: 2,
+                      compare=lambda f, a, bad=bad: [verdict("api", "latency_p99",
+                                                             "regressed" if bad else "unchanged")])
+        cycles.close_cycle(store, project.root)
+    calib = cycles.calibration(store, project.root)
+    # known: kind ranks 1..5 against outcomes 0,0,1,1,0; size ranks 5..1; coverage is constant
+    assert calib["factors"]["kind"] == pytest.approx(0.866, abs=0.01)
+    assert calib["factors"]["size"] == pytest.approx(-0.289, abs=0.01)
+    assert calib["factors"]["coverage"] is None
+    assert "weights worth raising): kind (+0.87)" in calib["reading"]
+    assert "weights worth lowering): size (-0.29)" in calib["reading"]
 
 
 def _free_port() -> int:
