@@ -273,6 +273,11 @@ def test_a_cycle_end_to_end_on_the_example_shop(tmp_path: Path) -> None:
     assert cycle["spent"] == pytest.approx(high["score"], abs=0.01)
     assert cycle["left"] == pytest.approx(100 - high["score"], abs=0.01)
     assert state["health"]["rolled_back_or_broken"] == 1 and state["health"]["chaos"] is True
+    # the break landed where it was predicted (the tail test), and the queue is minutes old:
+    # chaos from the rollback, no stagnation although most of the budget is left
+    assert state["health"]["effects_outside_expected"] == 0
+    assert state["health"]["unspent_share"] == pytest.approx((100 - high["score"]) / 100, abs=0.001)
+    assert state["health"]["oldest_queued_days"] < 1 and state["health"]["stagnation"] is False
     assert [q["title"] for q in state["queue"]] == ["new concurrency model"]   # the refused one
     closed = data(shop, "cycle", "close")
     assert closed["status"] == "closed" and closed["outcome"]["rolled_back"] == [high["id"]]
