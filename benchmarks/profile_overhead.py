@@ -22,13 +22,15 @@ spent) and ``check_hypothesis`` against the function that holds the example's co
 ``shop.pricing:parse_condition``. ``serialize-order`` encodes an order priced in its setup, so
 it has no named hot spot: what each profiler ranks first is shown instead.
 
-Then three small programs with a known answer (``--part programs``), as callables in the same
+Then four small programs with a known answer (``--part programs``), as callables in the same
 worker, in the same balanced order: ``cpu`` (a helper under a loop holds about 90% of the
 time: row 1 should be ``helper``), ``threads`` (the callable starts two threads that compute:
-row 1 should be ``crunch``, which runs only in those threads) and ``lock`` (four threads post
+row 1 should be ``crunch``, which runs only in those threads), ``lock`` (four threads post
 to a ledger under one lock: most of the time is threads waiting in ``post`` at ``with LOCK:``,
-so row 1 should be ``post``, with its waiting named as a lock). For each profiler: the slowdown,
-whether row 1 is the true hot spot, and the waiting it names.
+so row 1 should be ``post``, with its waiting named as a lock) and ``poll`` (a loop that sleeps
+and waits in ``select``: row 1 should be ``poll``, its waiting named as sleep and I/O, not as a
+lock). For each profiler: the slowdown, whether row 1 is the true hot spot, and the waiting
+it names.
 
     python benchmarks/profile_overhead.py [--rounds 3] [--duration 1.0] [--part shop|programs|all] [--json]
 """
@@ -59,7 +61,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
 HOT_SPOT = {"checkout": "shop.pricing:parse_condition"}   # by base name; from the example's README
 
 # programs with a known answer, shared with tests/test_profile_causes.py
-BENCHMARKED = ("cpu", "threads", "lock")
+BENCHMARKED = ("cpu", "threads", "lock", "poll")
 
 
 def _per_call(res: dict[str, Any]) -> tuple[float, float, float]:

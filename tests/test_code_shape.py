@@ -29,7 +29,6 @@ MIGRATIONS = "store/migrations/"
 
 # Files over 600 lines that are being reshaped elsewhere (path relative to src/perfloop).
 LONG_FILES: dict[str, str] = {
-    "analysis/profiles.py": "the profiles work splits the profile readers from the summaries",
 }
 
 # Functions over 80 lines that are being reshaped elsewhere: (path, function name).
@@ -39,7 +38,6 @@ LONG_FUNCTIONS: dict[tuple[str, str], str] = {
     ("measure/command.py", "measure_command"): "process plumbing: the supervisor leaves command.py",
     ("measure/instructions.py", "count_callable"): "process plumbing: children spawned in one place",
     ("measure/loadgen.py", "run_load"): "process plumbing: the load generator's workers",
-    ("workflows/profiling.py", "profile"): "the profiles work reshapes the profiling workflow",
 }
 
 # Modules that may sit on an import cycle while their cycle is being broken elsewhere. A cycle
@@ -56,11 +54,6 @@ CYCLE_MODULES: dict[str, str] = {
     "perfloop.measure.suites.pytest_side": "process plumbing",
     "perfloop.measure.suites.timing": "process plumbing",
     "perfloop.measure.suites.worker_side": "process plumbing",
-    # the profiles work: hypotheses, profiles and waiting time import each other
-    "perfloop.analysis.hypothesis": "profiles work",
-    "perfloop.analysis.profiles": "profiles work",
-    "perfloop.analysis.waiting": "profiles work",
-    # the journal and advisor work: the audit and its detectors import each other
 }
 
 

@@ -10,13 +10,14 @@ verified on the callable benchmark, as the low-risk one.
 from __future__ import annotations
 
 import shutil
+import socket
 import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from perfloop.analysis.risk import RiskScore
+from perfloop.analysis.risk import Factor, RiskScore
 from perfloop.config import load_config
 from perfloop.errors import UsageError
 from perfloop.measure.diff import DiffFacts
@@ -28,9 +29,9 @@ from gitutil import git
 from test_incident_cli import SHOP, data, ok, perfloop
 
 
-def fake(score: float, level: str):
+def fake(score: float, level: str, factors: tuple[Factor, ...] = ()):
     def assessor(config, *, diff=None, kind=None, store=None) -> Assessment:
-        return Assessment(RiskScore(score, level, kind, "tuning", ()), DiffFacts("x", None, ()),
+        return Assessment(RiskScore(score, level, kind, "tuning", factors), DiffFacts("x", None, ()),
                           BlastRadius((), (), 0), (), "code", None)
     return assessor
 
@@ -180,6 +181,33 @@ def test_calibration_ranks_risk_against_outcomes(project, store) -> None:
     assert "rank the changes that went wrong first" in calib["reading"]
 
 
+def test_calibration_names_the_factors_that_predicted_and_those_that_did_not(project, store) -> None:
+    # "kind" points follow the scores (ranks 1..5); "size" points run against them (5..1)
+    for i, (score, bad) in enumerate([(10, False), (20, False), (60, True), (80, True), (30, False)]):
+        factors = (Factor("kind", score / 2, ""), Factor("size", 5.0 - i, ""), Factor("coverage", 0.0, ""))
+        cycles.open_cycle(store, project.root, f"c{i}", 100, baseline_run_id=run(store))
+        c, _ = cycles.propose(store, project, f"c{i}", kind="algorithm", tail_test="api",
+                              rollback_command="true", assessor=fake(score, "high", factors))
+        cycles.apply(store, project.root, c.id)
+        cycles.verify(store, project, c.id, measure=lambda n, l: 2,
+                      compare=lambda f, a, bad=bad: [verdict("api", "latency_p99",
+                                                             "regressed" if bad else "unchanged")])
+        cycles.close_cycle(store, project.root)
+    calib = cycles.calibration(store, project.root)
+    # known: kind ranks 1..5 against outcomes 0,0,1,1,0; size ranks 5..1; coverage is constant
+    assert calib["factors"]["kind"] == pytest.approx(0.866, abs=0.01)
+    assert calib["factors"]["size"] == pytest.approx(-0.289, abs=0.01)
+    assert calib["factors"]["coverage"] is None
+    assert "weights worth raising): kind (+0.87)" in calib["reading"]
+    assert "weights worth lowering): size (-0.29)" in calib["reading"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.mark.slow
 def test_a_cycle_end_to_end_on_the_example_shop(tmp_path: Path) -> None:
     shop = tmp_path / "shop"
@@ -187,7 +215,10 @@ def test_a_cycle_end_to_end_on_the_example_shop(tmp_path: Path) -> None:
     cfg = shop / "perfloop.toml"
     # six load periods a side: the p99 interval of three is too wide to call even a 5x change
     text = cfg.read_text().replace('name = "api-checkout"\nprocesses = 3', 'name = "api-checkout"\nprocesses = 6')
-    assert "processes = 6" in text
+    assert "processes = 6" in text and "8765" in text
+    # a port of its own: another shop server on the example's port would answer the benchmark
+    # in place of this copy's, and the change under test would never be measured
+    text = text.replace("8765", str(_free_port()))
     cfg.write_text(text + textwrap.dedent('''
         [risk]
         high_from = 40
@@ -242,6 +273,11 @@ def test_a_cycle_end_to_end_on_the_example_shop(tmp_path: Path) -> None:
     assert cycle["spent"] == pytest.approx(high["score"], abs=0.01)
     assert cycle["left"] == pytest.approx(100 - high["score"], abs=0.01)
     assert state["health"]["rolled_back_or_broken"] == 1 and state["health"]["chaos"] is True
+    # the break landed where it was predicted (the tail test), and the queue is minutes old:
+    # chaos from the rollback, no stagnation although most of the budget is left
+    assert state["health"]["effects_outside_expected"] == 0
+    assert state["health"]["unspent_share"] == pytest.approx((100 - high["score"]) / 100, abs=0.001)
+    assert state["health"]["oldest_queued_days"] < 1 and state["health"]["stagnation"] is False
     assert [q["title"] for q in state["queue"]] == ["new concurrency model"]   # the refused one
     closed = data(shop, "cycle", "close")
     assert closed["status"] == "closed" and closed["outcome"]["rolled_back"] == [high["id"]]

@@ -160,6 +160,26 @@ def test_sleeping_and_polling_is_waiting_not_a_lock(tmp_path: Path) -> None:
     assert found.by_kind.get("sleep", 0) + found.by_kind.get("io", 0) > 0.5
     assert "sleeping (time.sleep) in poller:poll" in found.reading()
     assert check_hypothesis(result.profile, ["poller:tick"]).verdict != "confirmed"
+    # the same program as a callable, py-spy watching the worker: the sleep is still seen
+    spied = profile_callable(_spec(tmp_path, "poller:poll"), duration=1.0, profiler="py-spy")
+    assert spied.profiler == "py-spy"
+    as_callable = waiting(spied.profile)
+    assert as_callable.mostly and "lock" not in as_callable.by_kind, as_callable.to_dict()
+    assert as_callable.by_kind.get("sleep", 0) > 0.3
+
+
+def test_trimming_the_worker_loop_keeps_the_line_each_stack_was_at(tmp_path: Path) -> None:
+    from perfloop.analysis.profilers.worker import trim_to_loop
+    src = _write(tmp_path, "napper", "import time\n\ndef nap():\n    time.sleep(1)\n")
+    worker_file = "/perfloop/profile_worker.py"
+    frames = (Frame("main", worker_file, 1, "profile_worker", "perfloop"),
+              Frame("_profiled_calls", worker_file, 10, "profile_worker", "perfloop"),
+              Frame("nap", str(src), 3, "napper", "user"))
+    profile = Profile(frames=frames, stacks=(Stack((0, 1, 2), 3.0, "main", line=4),
+                                              Stack((0,), 1.0, "main", line=1)))
+    trimmed = trim_to_loop(profile, worker_file)
+    assert [(s.frames, s.line) for s in trimmed.stacks] == [((2,), 4)]
+    assert waiting(trimmed).by_kind == {"sleep": 1.0}
 
 
 @pytest.mark.slow

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from perfloop.analysis.hypothesis import check_hypothesis
 from perfloop.analysis.profiles import (
-    OUTSIDE_USER_CODE, Frame, Profile, Stack, check_hypothesis, classify_file, diff_profiles,
+    OUTSIDE_USER_CODE, Frame, Profile, Stack, classify_file, diff_profiles,
     from_cprofile, from_pyinstrument, from_speedscope, hot_spots, module_for_file, to_speedscope,
     top_user_hot_spot,
 )
@@ -496,3 +497,28 @@ def test_profile_pid_of_a_missing_process() -> None:
 def test_a_callable_past_its_timeout_is_killed() -> None:
     with pytest.raises(TargetTimeout, match="was killed"):
         profile_callable(_spec("pipeline"), duration=60, timeout=1.5)
+
+
+def test_the_profile_analyses_import_no_cycle() -> None:
+    """profile_model < profile_formats, hotspots < waiting < hypothesis, with function-local
+    imports counted: none of these modules imports one that imports it back."""
+    import ast
+
+    import perfloop.analysis as analysis
+    names = ("profile_model", "profile_formats", "hotspots", "profiles", "waiting", "hypothesis",
+             "signals", "risk", "imports")
+    edges: dict[str, set[str]] = {}
+    for name in names:
+        tree = ast.parse((Path(analysis.__file__).parent / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                targets = [node.module] if node.module else [a.name for a in node.names]
+                found.update(t.split(".")[0] for t in targets if t.split(".")[0] in names)
+        edges[name] = found
+
+    def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in edges[start])
+
+    assert [n for n in names if reaches(n, n)] == []
+    assert edges["hypothesis"] >= {"waiting", "hotspots", "profile_model"}

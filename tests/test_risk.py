@@ -210,3 +210,21 @@ def test_a_single_commit_is_a_diff_the_root_commit_included(repo: Path) -> None:
     change(repo, "one", {"settings.toml": "cache_size = 1\npool = 4\n"})
     single = read_diff(repo, "one")
     assert single.paths == ("settings.toml",) and single.added == 1 and single.deleted == 1
+
+
+def test_the_import_graph_is_cached_between_calls(repo: Path) -> None:
+    import json
+    config = load_config(repo)
+    diff = change(repo, "swap", {"pkg/core.py": CORE_SWAP})
+    cache = repo / ".perfloop" / "import-graph"
+    assert not cache.exists()
+    first = assess(config, diff=diff, kind="algorithm", coverage=every_file)
+    assert first.blast.modules == 9 and len(first.blast.affected) == 6   # core and a..e
+    # the cache is read, not rebuilt: with the source unchanged, an edit made to the cached
+    # imports alone (pkg.a no longer imports pkg.core) shows in the second call's blast radius
+    [data] = cache.glob("*.data.json")
+    graph = json.loads(data.read_text())
+    graph["imports_by_module"]["pkg.a"] = []
+    data.write_text(json.dumps(graph))
+    second = assess(config, diff=diff, kind="algorithm", coverage=every_file)
+    assert len(second.blast.affected) == 5 and "pkg.a" not in second.blast.affected

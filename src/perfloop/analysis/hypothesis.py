@@ -39,13 +39,15 @@ profiled (or ran in a thread the profiler did not record); only a name found now
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from .profiles import OUTSIDE_USER_CODE, Frame, HotSpot, Profile, _module_in, _user_frame, hot_spots
-from .waiting import MOSTLY_WAITING, Waiting, waiting as waiting_of
+from .hotspots import HotSpot, _user_frame, hot_spots
+from .profile_model import OUTSIDE_USER_CODE, Frame, Profile, _module_in
+from .waiting import MOSTLY_WAITING, Waiting, stack_kind, waiting as waiting_of
 
 #: Below this share of the total, a hypothesis is refuted (as a fraction of ``min_share``).
 REFUTE_FRACTION = 1 / 3
@@ -76,7 +78,6 @@ class HypothesisCheck:
     defined: Mapping[str, str] = field(default_factory=dict)   # unmatched names found in source
 
     def to_dict(self) -> dict[str, object]:
-        import dataclasses
         return {"verdict": self.verdict, "expect": list(self.expect), "share": self.share,
                 "self_share": self.self_share, "own_share": self.own_share,
                 "waiting_share": self.waiting_share, "first_user": self.first_user,
@@ -203,7 +204,6 @@ def check_hypothesis(profile: Profile, expect: Sequence[str], *, min_share: floa
     cannot tell waiting from running. ``paths``: import roots where unmatched names are looked
     up in the source. Thresholds and rules are in the module docstring.
     """
-    from .waiting import stack_kind
     if not expect:
         raise ValueError("a hypothesis needs at least one 'module:function' or 'module' to expect")
     if not 0 < min_share <= 1:

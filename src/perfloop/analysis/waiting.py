@@ -35,7 +35,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
-from .profiles import Frame, Profile, Stack
+from .profile_model import Frame, Profile, Stack
 
 KINDS = ("lock", "wait", "join", "sleep", "io")
 DESCRIBE = {

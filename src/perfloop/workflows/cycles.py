@@ -60,6 +60,7 @@ class Change:
     baseline_run_id: int | None
     created_at: datetime
     data: Mapping[str, Any] = field(default_factory=dict)
+    factors: Mapping[str, float] = field(default_factory=dict)    # points per risk factor
 
     def age_days(self, now: datetime | None = None) -> float:
         return ((now or datetime.now(timezone.utc)) - self.created_at).total_seconds() / 86400
@@ -114,7 +115,9 @@ def _change(row: ChangeRecord) -> Change:
                   hypothesis=row.hypothesis, expect=(row.expected or {}).get("text"),
                   rollback=row.rollback_plan, rollback_command=data.get("rollback_command"),
                   tail_test=data.get("tail_test"), cycle_id=data.get("cycle_id"),
-                  baseline_run_id=row.baseline_run_id, created_at=row.created_at, data=data)
+                  baseline_run_id=row.baseline_run_id, created_at=row.created_at, data=data,
+                  factors={str(f["name"]): float(f.get("points") or 0.0)
+                           for f in (row.risk_factors or {}).get("factors", ())})
 
 
 def _changes(store: Store, project: str) -> list[Change]:
@@ -395,21 +398,40 @@ def close_cycle(store: Store, root: str | Path, *, confirmed: bool = False) -> C
 
 
 def calibration(store: Store, root: str | Path) -> dict[str, Any]:
-    """How well risk scores ranked bad outcomes, over changes of closed cycles."""
+    """How well risk scores ranked bad outcomes, over changes of closed cycles: the score's
+    rank correlation with outcomes, and each factor's, so that the reading can name the weights
+    worth raising (factors that rank bad outcomes first) and lowering (factors that do not)."""
     cycles = [_cycle(store, r) for r in store.cycles(project=_project(root), status="closed")]
     done = [c for cy in cycles for c in cy.changes if c.status in ("verified", *BAD)]
-    scores = [c.score for c in done]
     bad = [1.0 if c.status in BAD else 0.0 for c in done]
-    rho = None
-    if len(done) >= 3 and len(set(scores)) > 1 and len(set(bad)) > 1:
-        from scipy.stats import spearmanr
-        rho = float(spearmanr(scores, bad).statistic)
+    rho = _spearman([c.score for c in done], bad)
+    names = sorted({n for c in done for n in c.factors})
+    factors = {n: _spearman([c.factors.get(n, 0.0) for c in done], bad) for n in names}
     return {"cycles": len(cycles), "changes": len(done), "bad_outcomes": int(sum(bad)),
-            "spearman": rho,
-            "reading": ("not enough outcomes yet (3 changes with both good and bad outcomes)"
-                        if rho is None else
-                        "scores rank the changes that went wrong first" if rho >= 0.3 else
-                        "scores do not predict outcomes: revisit the weights in [risk]")}
+            "spearman": rho, "factors": factors, "reading": _calibration_reading(rho, factors)}
+
+
+def _spearman(values: Sequence[float], outcomes: Sequence[float]) -> float | None:
+    """Spearman's rank correlation, or None with fewer than 3 values or either side constant."""
+    if len(values) < 3 or len(set(values)) < 2 or len(set(outcomes)) < 2:
+        return None
+    from scipy.stats import spearmanr
+    return float(spearmanr(values, outcomes).statistic)
+
+
+def _calibration_reading(rho: float | None, factors: Mapping[str, float | None]) -> str:
+    if rho is None:
+        return "not enough outcomes yet (3 changes with both good and bad outcomes)"
+    text = ("scores rank the changes that went wrong first" if rho >= 0.3 else
+            "scores do not predict outcomes: revisit the weights in [risk]")
+    known = {n: r for n, r in factors.items() if r is not None}
+    raise_ = [f"{n} ({r:+.2f})" for n, r in sorted(known.items(), key=lambda kv: -kv[1]) if r >= 0.3]
+    lower = [f"{n} ({r:+.2f})" for n, r in sorted(known.items(), key=lambda kv: kv[1]) if r <= 0]
+    if raise_:
+        text += "; factors that rank bad outcomes first (weights worth raising): " + ", ".join(raise_)
+    if lower:
+        text += "; factors that do not (weights worth lowering): " + ", ".join(lower)
+    return text
 
 
 __all__ = ["Change", "Cycle", "TAIL_METRICS", "WORKFLOW", "apply", "calibration", "close_cycle",

@@ -311,17 +311,7 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
     root = Path(root).resolve()
     incident = current_incident(store, root)
     hypothesis = incident.hypothesis if incident else None
-    if incident is not None and hypothesis is None and not explore and not expect:
-        raise UsageError(f"incident #{incident.id} ({incident.title!r}) has no hypothesis yet: "
-                         f"profiling without one is looking around, not testing an idea",
-                         hint=HYPOTHESIS_HINT)
-    if incident is not None and not explore and incident.baseline is None:
-        # profiling leads to patching; a baseline measured after the patch measures the patch
-        raise UsageError(f"incident #{incident.id} ({incident.title!r}) has no baseline yet: measure "
-                         f"the before-state first, because what the profile shows is what you will "
-                         f"patch, and a baseline taken after the patch cannot show its effect",
-                         hint="run perfloop baseline, then perfloop profile; or profile with "
-                              "--explore to look around (recorded as exploration)")
+    _refuse_out_of_order(incident, explore, expect)
     if sum(bool(x) for x in (benchmarks, command, pid is not None)) > 1:
         raise UsageError("profile one kind of target at a time: --benchmark, --pid or -- COMMAND")
     expect = tuple(expect) or (hypothesis.expect if hypothesis and not explore else ())
@@ -331,65 +321,13 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
     if hypothesis and not hypothesis.expect and not explore:
         notes.append("the hypothesis names no function or module (--expect), so the profile cannot "
                      "confirm or refute it; add one with perfloop hypothesis ... --expect module:function")
-
-    runs: list[tuple[str, ProfileResult]] = []
-    if command:
-        result = profilers.profile_command(list(command), cwd=str(root), duration=duration,
-                                           profiler=profiler)
-        runs.append((result.target, result))
-    elif pid is not None:
-        _outside_only(profiler, f"process {pid}")
-        result = profilers.profile_pid(pid, duration=duration or DEFAULT_PID_DURATION)
-        runs.append((result.target, result))
-    else:
-        names = list(benchmarks) or list(incident.benchmarks if incident else ())
-        if not names:
-            raise UsageError("nothing to profile: name a benchmark, a command or a process",
-                             hint="perfloop profile --benchmark NAME, perfloop profile -- python app.py, "
-                                  "or perfloop profile --pid PID --duration 30s")
-        if config is None:
-            raise UsageError("profiling a benchmark needs the project's perfloop.toml",
-                             hint="run from the project directory or pass -C DIR")
-        from ..measure.suites import with_suites
-        config = with_drill(with_suites(config, names))
-        for spec in config.select(names):
-            try:
-                runs.append((spec.name, _run_target(spec, duration, profiler)))
-            except TargetError as exc:
-                if len(config.select(names)) == 1:
-                    raise
-                notes.append(f"{spec.name} could not be profiled: {exc.message}")
-        if not runs:
-            raise TargetError("no benchmark could be profiled: " + "; ".join(notes))
-
-    search_paths = _search_paths(root, config)
-    snapshot = snapshot_tree(root)
-    targets: list[TargetProfile] = []
-    checks: list[HypothesisCheck] = []
-    for target, result in runs:
-        this_purpose = purpose
-        diff: list[FrameDelta] = []
-        against = None
-        if incident is not None:
-            against = _earlier_profile(store, incident, target, snapshot.tree if snapshot else None)
-            if against is not None and not explore:
-                this_purpose = "after"
-                diff = diff_profiles(load_profile(store, against), result.profile, limit=20)
-        check = check_hypothesis(result.profile, expect, min_share=min_share,
-                                 off_cpu=_off_cpu(result), paths=search_paths) if expect else None
-        if check is not None and this_purpose != "after":
-            checks.append(check)
-        profile_id, files = _store(store, root, incident, hypothesis, this_purpose, target, result,
-                                   check, snapshot, diff, against, formats, write_files)
-        targets.append(TargetProfile(profile_id, target, result, files, this_purpose, check,
-                                     tuple(diff), against))
-
+    runs = _run(root, incident, config, benchmarks, command, pid, duration, profiler, notes)
+    step = _Step(store, root, incident, hypothesis, purpose, explore, expect, min_share,
+                 _search_paths(root, config), snapshot_tree(root), formats, write_files)
+    targets = [step.target(target, result) for target, result in runs]
+    checks = [t.check for t in targets if t.check is not None and t.purpose != "after"]
     outcome = _overall(checks)
-    reading = None
-    if checks:
-        reading = " ".join(f"{t.target}: {t.check.reading}" for t in targets
-                           if t.check is not None and t.purpose != "after") \
-            if len(checks) > 1 else checks[0].reading
+    reading = _reading(targets, checks)
     if outcome and hypothesis and incident and not explore and not _one_off(expect, hypothesis):
         record_outcome(store, hypothesis.id, outcome, {
             "reading": reading, "profiles": [t.profile_id for t in targets],
@@ -403,6 +341,106 @@ def profile(store: Store, root: str | Path, *, config: ProjectConfig | None = No
                      "before profile")
     return ProfileReport(incident.id if incident else None, hypothesis, purpose, tuple(targets),
                          outcome if purpose == "hypothesis" else None, reading, tuple(notes))
+
+
+def _refuse_out_of_order(incident: Incident | None, explore: bool, expect: Sequence[str]) -> None:
+    """In an incident, a profile tests a hypothesis against a baseline: refuse without them."""
+    if incident is None:
+        return
+    if incident.hypothesis is None and not explore and not expect:
+        raise UsageError(f"incident #{incident.id} ({incident.title!r}) has no hypothesis yet: "
+                         f"profiling without one is looking around, not testing an idea",
+                         hint=HYPOTHESIS_HINT)
+    if not explore and incident.baseline is None:
+        # profiling leads to patching; a baseline measured after the patch measures the patch
+        raise UsageError(f"incident #{incident.id} ({incident.title!r}) has no baseline yet: measure "
+                         f"the before-state first, because what the profile shows is what you will "
+                         f"patch, and a baseline taken after the patch cannot show its effect",
+                         hint="run perfloop baseline, then perfloop profile; or profile with "
+                              "--explore to look around (recorded as exploration)")
+
+
+def _run(root: Path, incident: Incident | None, config: ProjectConfig | None,
+         benchmarks: Sequence[str], command: Sequence[str], pid: int | None, duration: float | None,
+         profiler: str, notes: list[str]) -> list[tuple[str, ProfileResult]]:
+    """Profile the command, the process or the benchmarks; a benchmark that cannot be profiled
+    among several is noted in ``notes`` and skipped."""
+    if command:
+        result = profilers.profile_command(list(command), cwd=str(root), duration=duration,
+                                           profiler=profiler)
+        return [(result.target, result)]
+    if pid is not None:
+        _outside_only(profiler, f"process {pid}")
+        result = profilers.profile_pid(pid, duration=duration or DEFAULT_PID_DURATION)
+        return [(result.target, result)]
+    names = list(benchmarks) or list(incident.benchmarks if incident else ())
+    if not names:
+        raise UsageError("nothing to profile: name a benchmark, a command or a process",
+                         hint="perfloop profile --benchmark NAME, perfloop profile -- python app.py, "
+                              "or perfloop profile --pid PID --duration 30s")
+    if config is None:
+        raise UsageError("profiling a benchmark needs the project's perfloop.toml",
+                         hint="run from the project directory or pass -C DIR")
+    from ..measure.suites import with_suites
+    config = with_drill(with_suites(config, names))
+    specs = config.select(names)
+    runs: list[tuple[str, ProfileResult]] = []
+    for spec in specs:
+        try:
+            runs.append((spec.name, _run_target(spec, duration, profiler)))
+        except TargetError as exc:
+            if len(specs) == 1:
+                raise
+            notes.append(f"{spec.name} could not be profiled: {exc.message}")
+    if not runs:
+        raise TargetError("no benchmark could be profiled: " + "; ".join(notes))
+    return runs
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What every target of one ``profile`` call shares: where to store it and what to check."""
+
+    store: Store
+    root: Path
+    incident: Incident | None
+    hypothesis: Hypothesis | None
+    purpose: str
+    explore: bool
+    expect: tuple[str, ...]
+    min_share: float
+    search_paths: list[str]
+    snapshot: Any
+    formats: Sequence[str]
+    write_files: FlameGraphWriter | None
+
+    def target(self, target: str, result: ProfileResult) -> TargetProfile:
+        """Diff against the target's first profile if the code changed, check, store."""
+        purpose = self.purpose
+        diff: list[FrameDelta] = []
+        against = None
+        if self.incident is not None:
+            tree = self.snapshot.tree if self.snapshot else None
+            against = _earlier_profile(self.store, self.incident, target, tree)
+            if against is not None and not self.explore:
+                purpose = "after"
+                diff = diff_profiles(load_profile(self.store, against), result.profile, limit=20)
+        check = check_hypothesis(result.profile, self.expect, min_share=self.min_share,
+                                 off_cpu=_off_cpu(result), paths=self.search_paths) if self.expect else None
+        profile_id, files = _store(self.store, self.root, self.incident, self.hypothesis, purpose,
+                                   target, result, check, self.snapshot, diff, against, self.formats,
+                                   self.write_files)
+        return TargetProfile(profile_id, target, result, files, purpose, check, tuple(diff), against)
+
+
+def _reading(targets: Sequence[TargetProfile], checks: Sequence[HypothesisCheck]) -> str | None:
+    """The hypothesis checks' readings: one, or one per target profiled before any patch."""
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0].reading
+    return " ".join(f"{t.target}: {t.check.reading}" for t in targets
+                    if t.check is not None and t.purpose != "after")
 
 
 def _off_cpu(result: ProfileResult) -> float | None:

@@ -55,7 +55,8 @@ def trim_to_loop(profile: Profile, worker_file: str) -> Profile:
             while rest and profile.frames[rest[0]].file == worker_file:   # the worker's call wrapper
                 rest = rest[1:]
             if rest:
-                keep.append(Stack(rest, stack.weight, stack.thread))
+                # the innermost line stays: it tells a thread waiting at time.sleep from one computing
+                keep.append(Stack(rest, stack.weight, stack.thread, stack.line))
         elif not any(fr.file == worker_file for fr in frames):
             keep.append(stack)
     return Profile(frames=profile.frames, stacks=tuple(keep), unit=profile.unit,
