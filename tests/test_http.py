@@ -22,7 +22,7 @@ from perfloop.config import BenchmarkSpec, HttpSpec, ServerSpec, Settings
 from perfloop.measure.http import (
     ConnectionClosed,
     HttpClient,
-    ProtocolError,
+    MalformedResponse,
     load_warnings,
     measure_http,
     period_samples,
@@ -94,11 +94,11 @@ def test_read_response_connection_rules() -> None:
 def test_read_response_errors() -> None:
     with pytest.raises(ConnectionClosed):
         parse(b"")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(MalformedResponse):
         parse(b"SSH-2.0-OpenSSH\r\n\r\n")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(MalformedResponse):
         parse(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(MalformedResponse):
         parse(b"HTTP/1.1 200 OK\r\nContent")
 
 

@@ -349,7 +349,7 @@ def _env(tmp_path: Path) -> dict:
 
 
 def test_the_worker_gets_the_suite_target_in_its_task(tmp_path):
-    from perfloop.measure.callable import worker_task
+    from perfloop.measure.protocol import worker_task
     root = write_asv_suite(tmp_path)
     config = with_suites(load_config(root), None)
     spec = next(s for s in config.benchmarks if s.name == "bench_core.Sorting.time_sorted[n=10,order=desc]")

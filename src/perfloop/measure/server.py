@@ -21,9 +21,7 @@ import httpx
 
 from ..config import ServerSpec
 from ..errors import TargetError
-from .childenv import child_env
-from .command import describe_exit
-from .process import group_exists, kill_group, release, spawn
+from .process import child_env, describe_exit, group_exists, kill_group, release, spawn
 
 #: Seconds a server gets between SIGTERM and SIGKILL.
 DEFAULT_GRACE = 5.0
