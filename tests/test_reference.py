@@ -22,7 +22,7 @@ from perfloop.analysis.drift import measured_run_noise
 from perfloop.config import BenchmarkSpec, Settings
 from perfloop.measure.callable import measure_callable
 from perfloop.measure.protocol import WorkerSession, reference_seconds
-from perfloop.measure.worker import reference_workload
+from perfloop.measure.timers import reference_workload
 from perfloop.records import BenchmarkResult, ResultStatus, RunStatus, Sample
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -546,7 +546,8 @@ def test_pedantic_setup_runs_before_every_call_and_may_supply_the_arguments():
 
 
 def test_the_benchmark_fixture_hands_its_callable_over_once():
-    from perfloop.measure.suites.pytest_side import BenchmarkFixture, _State
+    from perfloop.measure.suites.fixture_state import BenchmarkFixture
+    from perfloop.measure.suites.fixture_state import FixtureState as _State
 
     class Node:
         name, nodeid = "test_x", "t.py::test_x"

@@ -22,7 +22,7 @@ from ..config import BenchmarkSpec
 from ..metrics import BUILTIN, CPU_NORM, HOST_REFERENCE, RUNQUEUE_TIME
 from ..records import Sample, SampleTag
 from .process import ChildExit, describe_exit, run_child, stderr_note
-from .worker import PROTOCOL_VERSION
+from .channel import PROTOCOL_VERSION
 
 WORKER_MODULE = "perfloop.measure.worker"
 #: Bounds of the reference workload's time before each value (:func:`reference_seconds`).
