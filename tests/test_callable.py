@@ -17,7 +17,8 @@ import pytest
 from procutil import wait_dead
 
 from perfloop.config import BenchmarkSpec, Settings
-from perfloop.measure.callable import WorkerSession, measure_callable, worker_task
+from perfloop.measure.callable import measure_callable
+from perfloop.measure.protocol import WorkerSession, worker_task
 from perfloop.measure.worker import PROTOCOL_VERSION
 from perfloop.records import ResultStatus
 
@@ -200,7 +201,7 @@ def test_keyboard_interrupt_kills_the_worker_and_propagates(tmp_path):
 
 
 def test_session_rejects_a_worker_of_another_protocol_version():
-    from perfloop.measure.callable import ProtocolError
+    from perfloop.measure.protocol import ProtocolError
     session = WorkerSession(0, frozenset({"wall_time"}), lambda: None, token="t", values=1)
     with pytest.raises(ProtocolError, match="protocol 999"):
         session.feed(b'{"type": "hello", "token": "t", "version": 999, "pid": 1, "timer_resolution": 1e-9}\n')
@@ -262,7 +263,7 @@ def test_code_under_test_cannot_forge_measurements_through_the_result_pipe():
 
 
 def test_session_accepts_exactly_the_values_it_asked_for():
-    from perfloop.measure.callable import ProtocolError
+    from perfloop.measure.protocol import ProtocolError
 
     def line(**msg) -> bytes:
         return json.dumps({"token": "t0k", **msg}).encode() + b"\n"

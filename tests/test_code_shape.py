@@ -33,27 +33,11 @@ LONG_FILES: dict[str, str] = {
 
 # Functions over 80 lines that are being reshaped elsewhere: (path, function name).
 LONG_FUNCTIONS: dict[tuple[str, str], str] = {
-    ("measure/callable.py", "measure_callable"): "process plumbing: one module spawns children",
-    ("measure/command.py", "run_child"): "process plumbing: the supervisor leaves command.py",
-    ("measure/command.py", "measure_command"): "process plumbing: the supervisor leaves command.py",
-    ("measure/instructions.py", "count_callable"): "process plumbing: children spawned in one place",
-    ("measure/loadgen.py", "run_load"): "process plumbing: the load generator's workers",
 }
 
 # Modules that may sit on an import cycle while their cycle is being broken elsewhere. A cycle
 # is allowed only if every module on it is listed.
 CYCLE_MODULES: dict[str, str] = {
-    # process plumbing: callable, command and instructions import each other
-    "perfloop.measure.callable": "process plumbing",
-    "perfloop.measure.command": "process plumbing",
-    "perfloop.measure.instructions": "process plumbing",
-    # process plumbing: the worker and the suite adapters it runs import each other
-    "perfloop.measure.worker": "process plumbing",
-    "perfloop.measure.suites.asv_side": "process plumbing",
-    "perfloop.measure.suites.pytest_fixture": "process plumbing",
-    "perfloop.measure.suites.pytest_side": "process plumbing",
-    "perfloop.measure.suites.timing": "process plumbing",
-    "perfloop.measure.suites.worker_side": "process plumbing",
 }
 
 

@@ -12,7 +12,8 @@ import pytest
 from procutil import wait_dead
 
 from perfloop.config import BenchmarkSpec, Settings
-from perfloop.measure.command import StderrTail, describe_exit, measure_command, run_child
+from perfloop.measure.command import measure_command
+from perfloop.measure.process import StderrTail, describe_exit, run_child
 from perfloop.records import ResultStatus
 
 TINY = Settings(processes=2, values=2, warmup=1, min_time=0.001, timeout=60)

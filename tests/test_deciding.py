@@ -206,7 +206,7 @@ def test_code_on_several_cores_stays_parallel_with_the_run_queue_measured() -> N
 
 
 def test_workers_report_their_wait_for_a_core_where_linux_does(tmp_path: Path) -> None:
-    from perfloop.measure.worker import runqueue_clock
+    from perfloop.measure.timers import runqueue_clock
     if runqueue_clock() is None:
         pytest.skip("this kernel does not report /proc/thread-self/schedstat")
     (tmp_path / "work.py").write_text(WORKLOADS)

@@ -22,7 +22,7 @@ from perfloop.config import BenchmarkSpec, HttpSpec, ServerSpec, Settings
 from perfloop.measure.http import (
     ConnectionClosed,
     HttpClient,
-    ProtocolError,
+    MalformedResponse,
     load_warnings,
     measure_http,
     period_samples,
@@ -94,11 +94,11 @@ def test_read_response_connection_rules() -> None:
 def test_read_response_errors() -> None:
     with pytest.raises(ConnectionClosed):
         parse(b"")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(MalformedResponse):
         parse(b"SSH-2.0-OpenSSH\r\n\r\n")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(MalformedResponse):
         parse(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(MalformedResponse):
         parse(b"HTTP/1.1 200 OK\r\nContent")
 
 
@@ -394,6 +394,21 @@ def test_managed_server_reports_a_command_that_cannot_start(tmp_path: Path) -> N
     with pytest.raises(ServerError, match="could not start the server"):
         with ManagedServer(spec, str(tmp_path)):
             pass
+
+
+@pytest.mark.slow
+def test_a_port_another_process_answers_on_is_refused_before_starting(tmp_path: Path) -> None:
+    # Another server (another run, a test, a dev server) answers on the benchmark's port: the
+    # new one would fail to bind, or, worse, the benchmark would time the other process.
+    port = free_port()
+    with ManagedServer(fixture_server(port), str(tmp_path)) as first:
+        second = ManagedServer(fixture_server(port), str(tmp_path))
+        with pytest.raises(ServerError) as caught:
+            with second:
+                pass
+        assert "already answers" in str(caught.value) and "another process" in str(caught.value)
+        assert "server.ready_url" in (caught.value.hint or "")
+        assert second.pid is None and first.alive()      # nothing was started; the first runs on
 
 
 @pytest.mark.slow

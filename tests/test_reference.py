@@ -20,8 +20,9 @@ from perfloop.analysis.comparison import compare_runs
 from perfloop.analysis.deciding import choose
 from perfloop.analysis.drift import measured_run_noise
 from perfloop.config import BenchmarkSpec, Settings
-from perfloop.measure.callable import WorkerSession, measure_callable, reference_seconds
-from perfloop.measure.worker import reference_workload
+from perfloop.measure.callable import measure_callable
+from perfloop.measure.protocol import WorkerSession, reference_seconds
+from perfloop.measure.timers import reference_workload
 from perfloop.records import BenchmarkResult, ResultStatus, RunStatus, Sample
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -359,7 +359,7 @@ def _env(tmp_path: Path) -> dict:
 
 
 def test_the_worker_gets_the_suite_target_in_its_task(tmp_path):
-    from perfloop.measure.callable import worker_task
+    from perfloop.measure.protocol import worker_task
     root = write_asv_suite(tmp_path)
     config = with_suites(load_config(root), None)
     spec = next(s for s in config.benchmarks if s.name == "bench_core.Sorting.time_sorted[n=10,order=desc]")
@@ -556,7 +556,8 @@ def test_pedantic_setup_runs_before_every_call_and_may_supply_the_arguments():
 
 
 def test_the_benchmark_fixture_hands_its_callable_over_once():
-    from perfloop.measure.suites.pytest_side import BenchmarkFixture, _State
+    from perfloop.measure.suites.fixture_state import BenchmarkFixture
+    from perfloop.measure.suites.fixture_state import FixtureState as _State
 
     class Node:
         name, nodeid = "test_x", "t.py::test_x"

@@ -11,12 +11,12 @@ touched files before; and the churn of the touched files (commits in the recent 
 from __future__ import annotations
 
 import math
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from ..errors import UsageError
+from .process import ChildTimeout, run_captured
 
 #: Commits of a touched file within this many days count as its recent churn.
 CHURN_DAYS = 90
@@ -92,8 +92,8 @@ class DiffFacts:
 
 def _git(root: Path, *args: str, check: bool = True) -> str:
     try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        out = run_captured(["git", *args], cwd=root, timeout=120)
+    except (OSError, ChildTimeout) as exc:
         raise UsageError(f"git {' '.join(args[:2])} failed: {exc}",
                          hint="is git installed, and is this a git repository?") from exc
     if check and out.returncode != 0:
@@ -125,8 +125,7 @@ def _numstat(text: str) -> list[tuple[str, int, int, bool]]:
 def _lines_at(root: Path, rev: str | None, path: str) -> int:
     if rev is None:
         return 0
-    out = subprocess.run(["git", "cat-file", "-p", f"{rev}:{path}"], cwd=root,
-                         capture_output=True, timeout=60)
+    out = run_captured(["git", "cat-file", "-p", f"{rev}:{path}"], cwd=root, timeout=60, text=False)
     if out.returncode != 0:
         return 0                     # a file the change adds
     return out.stdout.count(b"\n")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from .process import ChildTimeout, run_captured
 
 
 @dataclass(frozen=True)
@@ -16,8 +17,8 @@ class GitState:
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        out = run_captured(["git", *args], cwd=root, timeout=30)
+    except (OSError, ChildTimeout):
         return None
     if out.returncode != 0:
         return None

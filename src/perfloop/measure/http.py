@@ -28,7 +28,8 @@ from .. import __version__
 from ..config import BenchmarkSpec, HttpSpec
 from ..metrics import SUPPORTED_METRICS
 from ..records import BenchmarkResult, ResultStatus, Sample
-from .command import describe_exit, failed_result
+from .outcome import failed_result
+from .process import describe_exit
 from .loadgen import LoadStats, Send, TransportError, merge_histograms, percentiles, run_load
 from .server import ManagedServer, ServerError
 
@@ -40,7 +41,7 @@ RATE_SHORTFALL = 0.95
 TAIL_REQUESTS = 1000
 
 
-class ProtocolError(Exception):
+class MalformedResponse(Exception):
     """The server's answer is not valid HTTP/1.x."""
 
 
@@ -61,7 +62,7 @@ async def read_response(reader: asyncio.StreamReader, *, head: bool = False) -> 
         except asyncio.IncompleteReadError as exc:
             if first and not exc.partial:
                 raise ConnectionClosed() from None
-            raise ProtocolError("the connection closed in the middle of the response head") from None
+            raise MalformedResponse("the connection closed in the middle of the response head") from None
         except ConnectionResetError:
             if first:
                 raise ConnectionClosed() from None
@@ -70,7 +71,7 @@ async def read_response(reader: asyncio.StreamReader, *, head: bool = False) -> 
         status_line, _, header_block = block.partition(b"\r\n")
         version, _, rest = status_line.partition(b" ")
         if not version.startswith(b"HTTP/1.") or not rest[:3].isdigit():
-            raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:60]!r}")
+            raise MalformedResponse(f"not an HTTP/1.x status line: {status_line[:60]!r}")
         status = int(rest[:3])
         if status == 101:
             return status, False       # switched protocols: no more HTTP/1.1 on this connection
@@ -118,7 +119,7 @@ async def _discard(reader: asyncio.StreamReader, size: int) -> None:
     while size > 0:
         chunk = await reader.read(min(size, 65536))
         if not chunk:
-            raise ProtocolError("the connection closed in the middle of the response body")
+            raise MalformedResponse("the connection closed in the middle of the response body")
         size -= len(chunk)
 
 
@@ -200,7 +201,7 @@ class HttpClient:
         except ConnectionClosed:
             self._drop(slot)
             raise
-        except (OSError, ValueError, ProtocolError, asyncio.IncompleteReadError,
+        except (OSError, ValueError, MalformedResponse, asyncio.IncompleteReadError,
                 asyncio.LimitOverrunError) as exc:
             self._drop(slot)
             raise TransportError("transport", str(exc) or type(exc).__name__) from None

@@ -43,7 +43,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import BenchmarkSpec
 from ..records import ResultStatus, Sample
-from .command import describe_exit, run_child, stderr_note, timeout_message
+from .outcome import timeout_message
+from .process import ChildExit, describe_exit, run_child, stderr_note
+from .protocol import ProtocolError, WorkerSession, new_token, run_worker, worker_error, worker_task
 
 METRIC = "instructions"
 HASH_SEED = "0"
@@ -121,6 +123,82 @@ def _cleanup(files: Sequence[Path]) -> None:
 
 # -- callables -------------------------------------------------------------------------------
 
+class _CountingWorkers:
+    """The worker processes that count one callable's instructions, natively or under valgrind."""
+
+    def __init__(self, spec: BenchmarkSpec, counted: Counted, *, cwd: str, env: Mapping[str, str],
+                 deadline: float | None, python: str, clock: Callable[[], float]) -> None:
+        self.spec, self.counted = spec, counted
+        self.cwd, self.env, self.deadline, self.python, self.clock = cwd, env, deadline, python, clock
+
+    def run(self, label: int, task: dict[str, Any], prefix: Sequence[str]) -> tuple[WorkerSession, ChildExit]:
+        expected = 0 if task.get("count_calls") is not None else task["warmup"] + task["values"]
+        session = WorkerSession(label, frozenset(), lambda: None, token=new_token(), values=expected)
+        child = run_worker(session, json.dumps(task), python=self.python, cwd=self.cwd, env=self.env,
+                           deadline=self.deadline, clock=self.clock, prefix=prefix)
+        return session, child
+
+    def failed(self, session: WorkerSession, child: ChildExit, what: str) -> Counted | None:
+        """The counting's failure when the worker did not end well, else None."""
+        if child.timed_out:
+            error = timeout_message(self.spec, what)
+        elif child.returncode != 0:
+            error = f"counting instructions: {worker_error(session, child.returncode, child.stderr_tail)}"
+        elif not session.ended:
+            error = (f"counting instructions: worker {session.worker} exited with code 0 before it "
+                     "finished; does the benchmarked code call sys.exit() or os._exit()?")
+        else:
+            return None
+        return self.counted.fail(error, child.stderr_tail,
+                                 ResultStatus.TIMEOUT if child.timed_out else ResultStatus.FAILED)
+
+    def calibrate(self) -> tuple[int | None, Counted | None]:
+        """The loop count, from one native worker: under valgrind the clock runs 20-50x slow."""
+        task = {**worker_task(self.spec, None), "values": 1, "warmup": 0, "tracemalloc": False}
+        session, child = self.run(0, task, ())
+        failed = self.failed(session, child, "calibrating the loop count")
+        return (None, failed) if failed is not None else (session.loops or 1, None)
+
+    def count(self, exe: str, loops: int, tmp: Path, on_step: Callable[[], None]) -> Counted:
+        """A baseline worker, then ``settings.processes`` counting workers under valgrind."""
+        counted, processes = self.counted, self.spec.settings.processes
+        baseline: int | None = None
+        for worker in range(-1, processes):
+            if self.deadline is not None and self.clock() >= self.deadline:
+                done = f"{len(counted.samples)} of {processes} instruction counts"
+                return counted.fail(timeout_message(self.spec, done), status=ResultStatus.TIMEOUT)
+            out = tmp / f"cachegrind.{worker + 1}"
+            task = {**worker_task(self.spec, loops), "values": 1, "tracemalloc": False,
+                    "count_calls": 0 if worker < 0 else loops}
+            try:
+                session, child = self.run(max(worker, 0), task, cachegrind_argv(exe, str(out), children=False))
+            except OSError as exc:
+                return counted.fail(f"could not start valgrind ({exe}): {exc.strerror or exc}; {INSTALL_HINT}")
+            what = "the baseline" if worker < 0 else f"{worker} of {processes} counts"
+            failed = self.failed(session, child, what)
+            if failed is not None:
+                return failed
+            try:
+                total = read_count(out)
+            except (OSError, ValueError) as exc:
+                return counted.fail(f"valgrind ran but left no instruction count ({exc}); "
+                                    "check that it works: valgrind --tool=cachegrind true", child.stderr_tail)
+            _cleanup([out])
+            on_step()
+            if baseline is None:
+                baseline = total
+                counted.extra["instructions_baseline"] = baseline
+                continue
+            per_call = (total - baseline) / loops
+            if per_call <= 0:
+                return counted.fail(
+                    f"worker {worker} executed no more instructions with {loops} calls than the "
+                    f"baseline with none ({total} vs {baseline}); the target's setup or start-up "
+                    "is not repeatable from one process to the next")
+            counted.samples.append(Sample(METRIC, per_call, worker=worker, index=0, loops=loops))
+        return counted
+
+
 def count_callable(spec: BenchmarkSpec, *, loops: int | None, cwd: str, env: Mapping[str, str],
                    deadline: float | None = None, python: str = sys.executable,
                    valgrind: str | None = None, on_step: Callable[[], None] | None = None,
@@ -131,9 +209,6 @@ def count_callable(spec: BenchmarkSpec, *, loops: int | None, cwd: str, env: Map
     one native worker to calibrate it first. Never raises for a failing target or a missing
     valgrind: the returned :class:`Counted` carries the error.
     """
-    # Imported here: callable.py imports this module when a benchmark asks for instructions.
-    from .callable import WORKER_MODULE, ProtocolError, WorkerSession, new_token, worker_error, worker_task
-
     counted = Counted(extra={"instructions_loops": None, "instructions_baseline": None,
                              "instructions_hash_seed": None})
     exe = find_valgrind(valgrind, env)
@@ -141,88 +216,20 @@ def count_callable(spec: BenchmarkSpec, *, loops: int | None, cwd: str, env: Map
         return counted.fail(missing_message(valgrind))
     env = counting_env(env, spec.env)
     counted.extra["instructions_hash_seed"] = env["PYTHONHASHSEED"]
-    step = on_step or (lambda: None)
-
-    def run_worker(label: int, task: dict[str, Any], prefix: Sequence[str]) -> tuple[WorkerSession, Any]:
-        token = new_token()
-        expected = 0 if task.get("count_calls") is not None else task["warmup"] + task["values"]
-        session = WorkerSession(label, frozenset(), lambda: None, token=token, values=expected)
-        read_fd, write_fd = os.pipe()
-        argv = [*prefix, python, "-m", WORKER_MODULE, "--result-fd", str(write_fd),
-                "--task", json.dumps(task)]
-        try:
-            child = run_child(argv, cwd=cwd, env=env, deadline=deadline, pass_fds=(write_fd,),
-                              readers={read_fd: session.feed}, stdin_data=f"{token}\n".encode(),
-                              clock=clock)
-        finally:
-            os.close(read_fd)
-        return session, child
-
-    def failure(session: WorkerSession, child: Any, what: str) -> str | None:
-        if child.timed_out:
-            return timeout_message(spec, what)
-        if child.returncode != 0:
-            return f"counting instructions: {worker_error(session, child.returncode, child.stderr_tail)}"
-        if not session.ended:
-            return (f"counting instructions: worker {session.worker} exited with code 0 before it "
-                    "finished; does the benchmarked code call sys.exit() or os._exit()?")
-        return None
-
+    workers = _CountingWorkers(spec, counted, cwd=cwd, env=env, deadline=deadline, python=python,
+                               clock=clock)
     try:
         if not loops:
-            # Calibrated natively: under valgrind the clock runs 20-50x slow.
-            task = {**worker_task(spec, None), "values": 1, "warmup": 0, "tracemalloc": False}
-            session, child = run_worker(0, task, ())
-            error = failure(session, child, "calibrating the loop count")
-            if error:
-                return counted.fail(error, child.stderr_tail,
-                                    ResultStatus.TIMEOUT if child.timed_out else ResultStatus.FAILED)
-            loops = session.loops or 1
+            loops, failed = workers.calibrate()
+            if failed is not None or loops is None:
+                return failed or counted
         counted.extra["instructions_loops"] = loops
         with tempfile.TemporaryDirectory(prefix="perfloop-cachegrind-") as tmp:
-            baseline: int | None = None
-            for worker in range(-1, spec.settings.processes):
-                if deadline is not None and clock() >= deadline:
-                    done = f"{len(counted.samples)} of {spec.settings.processes} instruction counts"
-                    return counted.fail(timeout_message(spec, done), status=ResultStatus.TIMEOUT)
-                out = Path(tmp) / f"cachegrind.{worker + 1}"
-                task = {**worker_task(spec, loops), "values": 1, "tracemalloc": False,
-                        "count_calls": 0 if worker < 0 else loops}
-                prefix = cachegrind_argv(exe, str(out), children=False)
-                try:
-                    session, child = run_worker(max(worker, 0), task, prefix)
-                except OSError as exc:
-                    return counted.fail(f"could not start valgrind ({exe}): {exc.strerror or exc}; "
-                                        f"{INSTALL_HINT}")
-                what = "the baseline" if worker < 0 else f"{worker} of {spec.settings.processes} counts"
-                error = failure(session, child, what)
-                if error:
-                    return counted.fail(error, child.stderr_tail,
-                                        ResultStatus.TIMEOUT if child.timed_out else ResultStatus.FAILED)
-                try:
-                    total = read_count(out)
-                except (OSError, ValueError) as exc:
-                    return counted.fail(f"valgrind ran but left no instruction count ({exc}); "
-                                        "check that it works: valgrind --tool=cachegrind true",
-                                        child.stderr_tail)
-                _cleanup([out])
-                step()
-                if baseline is None:
-                    baseline = total
-                    counted.extra["instructions_baseline"] = baseline
-                    continue
-                per_call = (total - baseline) / loops
-                if per_call <= 0:
-                    return counted.fail(
-                        f"worker {worker} executed no more instructions with {loops} calls than the "
-                        f"baseline with none ({total} vs {baseline}); the target's setup or start-up "
-                        "is not repeatable from one process to the next")
-                counted.samples.append(Sample(METRIC, per_call, worker=worker, index=0, loops=loops))
+            return workers.count(exe, loops, Path(tmp), on_step or (lambda: None))
     except ProtocolError as exc:
         return counted.fail(str(exc))
     except OSError as exc:
         return counted.fail(f"could not start a worker with {python}: {exc}")
-    return counted
 
 
 # -- commands --------------------------------------------------------------------------------

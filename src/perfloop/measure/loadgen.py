@@ -147,6 +147,88 @@ class LoadStats:
             self.first_error = f"{kind}: {message}" if message else kind
 
 
+class _Schedule:
+    """The fixed-rate schedule of one load: which request is due next, and what came back."""
+
+    def __init__(self, send: Send, stats: LoadStats, now: Callable[[], float], interval: float) -> None:
+        self.send, self.stats, self.now, self.interval = send, stats, now, interval
+        self.scheduled = stats.scheduled
+        self.t0 = self.last_send = self.last_end = now()
+        self.next_index = 0
+        self.in_flight = 0
+
+    async def worker(self, slot: int) -> None:
+        # One worker per connection: a worker takes the next request of the schedule as soon as
+        # its connection is free, so requests queue for connections, never for the schedule.
+        now, stats = self.now, self.stats
+        while self.next_index < self.scheduled:
+            intended = self.t0 + self.next_index * self.interval
+            self.next_index += 1
+            await self._wait_until(intended)
+            start = now()
+            clock_start = start if start < intended else intended
+            stats.sent += 1
+            self.last_send = start
+            self.in_flight += 1
+            try:
+                status = await self.send(slot)
+            except Exception as exc:  # a failed request is a measurement, not a crash
+                end = now()
+                self.in_flight -= 1
+                kind = classify_error(exc)
+                stats.add_error(kind, str(exc))
+                if kind == "timeout":
+                    # It lasted at least this long: keep the lower bound rather than hide the tail.
+                    record_seconds(stats.latency, end - clock_start)
+            else:
+                end = now()
+                self.in_flight -= 1
+                record_seconds(stats.latency, end - clock_start)
+                record_seconds(stats.service, end - start)
+                if status >= 400:
+                    stats.add_error(f"http_{status}", "")
+                else:
+                    stats.ok += 1
+            self.last_end = end
+
+    async def _wait_until(self, intended: float) -> None:
+        stats = self.stats
+        wait = intended - self.now()
+        if wait > TIMER_SLACK:
+            await asyncio.sleep(wait - TIMER_SLACK)
+            lag = self.now() - intended
+            if lag > stats.max_send_lag:
+                stats.max_send_lag = lag
+        elif wait < -TIMER_SLACK:
+            # Picked up late: every connection was busy when this request was due.
+            stats.connection_waits += 1
+            if -wait > stats.max_connection_wait:
+                stats.max_connection_wait = -wait
+
+    async def watch(self, workers: list[asyncio.Task[None]], *, limit: float, drain_end: float,
+                    stop_at: float | None, abort: Callable[[], bool] | None,
+                    progress: Callable[[float], None] | None) -> None:
+        """Wait for the workers until ``limit``, an abort or the end; cancel those left."""
+        stats, now = self.stats, self.now
+        try:
+            pending: set[asyncio.Task[None]] = set(workers)
+            while pending:
+                remaining = limit - now()
+                if remaining <= 0:
+                    stats.stopped = "deadline" if stop_at is not None and stop_at <= drain_end else None
+                    break
+                _, pending = await asyncio.wait(pending, timeout=min(remaining, TICK))
+                if pending and abort is not None and abort():
+                    stats.stopped = "aborted"
+                    break
+                if pending and progress is not None:
+                    progress(min(1.0, (now() - self.t0) / (self.scheduled * self.interval)))
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+
 async def run_load(send: Send, *, rate: float, duration: float, connections: int,
                    drain_timeout: float = 10.0, stop_at: float | None = None,
                    abort: Callable[[], bool] | None = None,
@@ -161,93 +243,28 @@ async def run_load(send: Send, *, rate: float, duration: float, connections: int
     """
     if rate <= 0 or duration <= 0 or connections < 1:
         raise ValueError("rate and duration must be > 0 and connections >= 1")
-    loop = asyncio.get_running_loop()
-    now = loop.time
+    now = asyncio.get_running_loop().time
     interval = 1.0 / rate
     scheduled = max(1, round(rate * duration))
     stats = LoadStats(rate=rate, duration=duration, connections=connections, scheduled=scheduled)
-    latency, service = stats.latency, stats.service
     cpu_start = time.process_time()
-    t0 = now()
-    next_index = 0
-    in_flight = 0
-    last_send = t0
-    last_end = t0
-
-    async def worker(slot: int) -> None:
-        # One worker per connection: a worker takes the next request of the schedule as soon as
-        # its connection is free, so requests queue for connections, never for the schedule.
-        nonlocal next_index, in_flight, last_send, last_end
-        while next_index < scheduled:
-            intended = t0 + next_index * interval
-            next_index += 1
-            wait = intended - now()
-            if wait > TIMER_SLACK:
-                await asyncio.sleep(wait - TIMER_SLACK)
-                lag = now() - intended
-                if lag > stats.max_send_lag:
-                    stats.max_send_lag = lag
-            elif wait < -TIMER_SLACK:
-                # Picked up late: every connection was busy when this request was due.
-                stats.connection_waits += 1
-                if -wait > stats.max_connection_wait:
-                    stats.max_connection_wait = -wait
-            start = now()
-            clock_start = start if start < intended else intended
-            stats.sent += 1
-            last_send = start
-            in_flight += 1
-            try:
-                status = await send(slot)
-            except Exception as exc:  # a failed request is a measurement, not a crash
-                end = now()
-                in_flight -= 1
-                kind = classify_error(exc)
-                stats.add_error(kind, str(exc))
-                if kind == "timeout":
-                    # It lasted at least this long: keep the lower bound rather than hide the tail.
-                    record_seconds(latency, end - clock_start)
-            else:
-                end = now()
-                in_flight -= 1
-                record_seconds(latency, end - clock_start)
-                record_seconds(service, end - start)
-                if status >= 400:
-                    stats.add_error(f"http_{status}", "")
-                else:
-                    stats.ok += 1
-            last_end = end
-
-    workers = [asyncio.create_task(worker(slot)) for slot in range(min(connections, scheduled))]
+    plan = _Schedule(send, stats, now, interval)
+    t0 = plan.t0
+    workers = [asyncio.create_task(plan.worker(slot)) for slot in range(min(connections, scheduled))]
     drain_end = t0 + (scheduled - 1) * interval + drain_timeout
     limit = drain_end if stop_at is None else min(drain_end, stop_at)
-    try:
-        pending: set[asyncio.Task[None]] = set(workers)
-        while pending:
-            remaining = limit - now()
-            if remaining <= 0:
-                stats.stopped = "deadline" if stop_at is not None and stop_at <= drain_end else None
-                break
-            _, pending = await asyncio.wait(pending, timeout=min(remaining, TICK))
-            if pending and abort is not None and abort():
-                stats.stopped = "aborted"
-                break
-            if pending and progress is not None:
-                progress(min(1.0, (now() - t0) / (scheduled * interval)))
-    finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-    stats.abandoned = in_flight
-    unfinished = in_flight + scheduled - stats.sent
+    await plan.watch(workers, limit=limit, drain_end=drain_end, stop_at=stop_at, abort=abort,
+                     progress=progress)
+    stats.abandoned = plan.in_flight
+    unfinished = plan.in_flight + scheduled - stats.sent
     if stats.complete and unfinished:
         # Past the drain limit: the requests in flight and those that never got a connection
         # waited longer than any answer is worth. They failed; they are not forgotten.
         stats.add_error("timeout", f"no response within {drain_timeout:g} s after the last "
                                    "scheduled request", unfinished)
-    stats.elapsed = (now() if unfinished else last_end) - t0
+    stats.elapsed = (now() if unfinished else plan.last_end) - t0
     stats.cpu_time = time.process_time() - cpu_start
-    stats.send_window = last_send - t0 + interval if stats.sent else 0.0
+    stats.send_window = plan.last_send - t0 + interval if stats.sent else 0.0
     return stats
 
 

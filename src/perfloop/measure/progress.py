@@ -14,13 +14,11 @@ Implementations render it (the CLI draws a Rich progress bar); :class:`NullProgr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from ..config import BenchmarkSpec
 from ..records import BenchmarkResult
-
-if TYPE_CHECKING:
-    from .runner import RunSummary
+from .summary import RunSummary
 
 #: Start-up of one callable worker: interpreter, perfloop's worker, the target's imports. A
 #: guess: heavy imports (numpy, pandas) take longer.
@@ -40,7 +38,7 @@ class Progress(Protocol):
 
     def benchmark_finished(self, result: BenchmarkResult) -> None: ...
 
-    def run_finished(self, summary: "RunSummary") -> None: ...
+    def run_finished(self, summary: RunSummary) -> None: ...
 
 
 class NullProgress:
@@ -58,7 +56,7 @@ class NullProgress:
     def benchmark_finished(self, result: BenchmarkResult) -> None:
         pass
 
-    def run_finished(self, summary: "RunSummary") -> None:
+    def run_finished(self, summary: RunSummary) -> None:
         pass
 
 

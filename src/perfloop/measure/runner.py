@@ -20,7 +20,7 @@ import contextlib
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Iterator, Protocol, Sequence
 
 from ..config import BenchmarkSpec
@@ -29,6 +29,7 @@ from ..records import BenchmarkResult, ResultStatus
 from .process import raise_terminated
 from .progress import NullProgress, Progress, estimate_seconds
 from .quality import quality_warnings
+from .summary import RunSummary
 
 #: ``measure(spec, deadline, on_progress) -> result``: how the runner measures one benchmark.
 MeasureFunction = Callable[[BenchmarkSpec, float | None, Callable[[float], None]], BenchmarkResult]
@@ -38,16 +39,6 @@ class ResultSink(Protocol):
     """Receives each finished result as soon as it is finished (the store commits it)."""
 
     def add_result(self, result: BenchmarkResult) -> None: ...
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What a run of benchmarks produced."""
-
-    results: tuple[BenchmarkResult, ...]
-    n_failed: int          # results with status failed or timeout
-    duration: float        # seconds, by the runner's clock
-    interrupted: bool = False
 
 
 class RunInterrupted(Interrupted):

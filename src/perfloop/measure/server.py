@@ -21,9 +21,7 @@ import httpx
 
 from ..config import ServerSpec
 from ..errors import TargetError
-from .childenv import child_env
-from .command import describe_exit
-from .process import group_exists, kill_group, release, spawn
+from .process import child_env, describe_exit, group_exists, kill_group, release, spawn
 
 #: Seconds a server gets between SIGTERM and SIGKILL.
 DEFAULT_GRACE = 5.0
@@ -94,6 +92,7 @@ class ManagedServer:
         """Start the command; raise :class:`ServerError` when it cannot be run at all."""
         if self._proc is not None:
             raise RuntimeError("the server is already started")
+        self._refuse_if_taken()
         cwd = Path(self.root) / self.spec.cwd if self.spec.cwd else Path(self.root)
         env = child_env(self.spec.env)
         shell = isinstance(self.spec.command, str)
@@ -108,6 +107,21 @@ class ManagedServer:
             raise ServerError(f"could not start the server {self._shown_command()}: {exc}",
                               hint="check server.command and server.cwd") from exc
         self._pgid = self._proc.pid  # start_new_session makes it the leader of a new group
+
+    def _refuse_if_taken(self) -> None:
+        """Raise :class:`ServerError` when something already answers at ``ready_url`` before
+        the server is started: another process holds the port, and the benchmark would time
+        that process (or the new server would fail to bind, and the run with it)."""
+        try:
+            with httpx.Client(trust_env=False, follow_redirects=False) as client:
+                answer = client.get(self.spec.ready_url, timeout=1.0)
+        except httpx.HTTPError:
+            return          # nothing answers: the port is free for the server
+        raise ServerError(f"{self.spec.ready_url} already answers (HTTP {answer.status_code}) "
+                          "before the server is started: another process holds its port",
+                          hint="stop that process (another perfloop run, a test, a dev "
+                               "server), or give this benchmark a port of its own in "
+                               "server.command and server.ready_url")
 
     def wait_ready(self) -> None:
         """Poll ``ready_url`` until it answers with a status below 500.

@@ -31,7 +31,7 @@ Messages, in order (each a JSON object on one line, ``"type"`` first, ``"token"`
                  wall_time/cpu_time are totals over ``loops`` calls; custom is the dict of
                  numbers the last call returned (or {}); reference, when the task asked for
                  it, is the CPU time of one call of the reference workload run just before
-                 this value (see :func:`reference_workload`); runqueue, where the kernel
+                 this value (see :func:`.timers.reference_workload`); runqueue, where the kernel
                  reports it, the total time the thread waited for a core during the value
     alloc        {"peak_alloc"}                  only with the tracemalloc flag
     end          {"peak_rss"}                    the worker finished cleanly
@@ -48,30 +48,30 @@ Protocol versions (``PROTOCOL_VERSION``):
        Where Linux reports it, every value carries ``runqueue``: the seconds the measuring
        thread spent ready to run but waiting for a core during the value.
 
-This module imports only the standard library: whatever it imports is in the memory and the
-start-up time of every worker, and so in the target's peak RSS.
+This module imports only the standard library and its two halves, :mod:`.channel` (the result
+pipe) and :mod:`.timers` (the timing loop), which import only the standard library too: whatever
+they import is in the memory and the start-up time of every worker, and so in the target's peak
+RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import itertools
 import json
-import math
 import os
-import resource
 import sys
 import time
 import traceback
 from typing import Any, Callable
 
-PROTOCOL_VERSION = 4
+from . import channel as _channel_module
+from . import timers as _timers_module
+from .channel import PROTOCOL_VERSION, ResultChannel, peak_rss_bytes
+from .timers import calibrate, make_timer, send_values
 
-#: Calibration stops doubling here even if one value is still shorter than min_time: a
-#: callable that fast is a no-op, and more loops would only overflow the patience of the user.
-MAX_LOOPS = 2 ** 32
-
+#: Frames of these files are left out of the traceback the user sees (the worker's own).
+_OWN_FILES = frozenset({__file__, _channel_module.__file__, _timers_module.__file__})
 
 class WorkerFailure(Exception):
     """A phase of the task failed; carries the phase name for the parent's error message."""
@@ -79,21 +79,6 @@ class WorkerFailure(Exception):
     def __init__(self, phase: str, exc: BaseException) -> None:
         super().__init__(f"{type(exc).__name__}: {exc}")
         self.phase = phase
-
-
-class ResultChannel:
-    """Writes protocol messages to the result pipe, one JSON object per line, with the token."""
-
-    def __init__(self, fd: int, token: str = "") -> None:
-        self.fd = fd
-        self.token = token
-
-    def send(self, kind: str, **fields: Any) -> None:
-        data = (json.dumps({"type": kind, "token": self.token, **fields}) + "\n").encode()
-        # A blocking pipe write can still be partial when a signal interrupts it.
-        while data:
-            written = os.write(self.fd, data)
-            data = data[written:]
 
 
 def resolve(target: str) -> Callable[..., Any]:
@@ -105,188 +90,6 @@ def resolve(target: str) -> Callable[..., Any]:
     if not callable(obj):
         raise TypeError(f"{target} is not callable")
     return obj
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident set size, in bytes.
-
-    On Linux ``getrusage().ru_maxrss`` is inherited across fork/vfork + exec: a worker started
-    by a 300 MB parent reports 300 MB even if it never used more than 9 MB. ``VmHWM`` in
-    /proc/self/status is the high-water mark of this process's own address space since exec,
-    so it is used where it exists.
-    """
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux (and most Unixes) report KiB; macOS reports bytes.
-    return int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
-
-
-def custom_metrics(returned: Any) -> dict[str, float]:
-    """The numbers of a dict the callable returned; anything else is not a metric."""
-    if not isinstance(returned, dict):
-        return {}
-    out: dict[str, float] = {}
-    for key, value in returned.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if math.isfinite(value):
-            out[str(key)] = float(value)
-    return out
-
-
-def make_timer(fn: Callable[..., Any], ctx: Any, use_ctx: bool,
-               params: dict[str, Any]) -> Callable[[int], tuple[float, float, Any]]:
-    """A function ``time(loops) -> (wall total, cpu total, last return value)``.
-
-    One loop per call shape, so the timed loop pays no ``*args``/``**kwargs`` unpacking
-    when there is nothing to unpack (the same trick as pyperf's bench_func).
-    """
-    perf_counter, process_time, repeat = time.perf_counter, time.process_time, itertools.repeat
-
-    if use_ctx:
-        def timer(loops: int) -> tuple[float, float, Any]:
-            it, ret = repeat(None, loops), None   # ret: loops may be 0 (instruction baseline)
-            c0 = process_time()
-            t0 = perf_counter()
-            for _ in it:
-                ret = fn(ctx)
-            t1 = perf_counter()
-            c1 = process_time()
-            return t1 - t0, c1 - c0, ret
-    elif params:
-        def timer(loops: int) -> tuple[float, float, Any]:
-            it, ret = repeat(None, loops), None   # ret: loops may be 0 (instruction baseline)
-            c0 = process_time()
-            t0 = perf_counter()
-            for _ in it:
-                ret = fn(**params)
-            t1 = perf_counter()
-            c1 = process_time()
-            return t1 - t0, c1 - c0, ret
-    else:
-        return zero_arg_timer(fn)
-    return timer
-
-
-def zero_arg_timer(fn: Callable[[], Any]) -> Callable[[int], tuple[float, float, Any]]:
-    """``time(loops)`` for ``fn()``: the loop with nothing to unpack (suite workers use it too)."""
-    perf_counter, process_time, repeat = time.perf_counter, time.process_time, itertools.repeat
-
-    def timer(loops: int) -> tuple[float, float, Any]:
-        it, ret = repeat(None, loops), None   # ret: loops may be 0 (instruction baseline)
-        c0 = process_time()
-        t0 = perf_counter()
-        for _ in it:
-            ret = fn()
-        t1 = perf_counter()
-        c1 = process_time()
-        return t1 - t0, c1 - c0, ret
-    return timer
-
-
-def reference_workload() -> int:
-    """The host's yardstick: fixed pure-Python work, timed beside every value when asked.
-
-    A shared host's speed changes from one minute to the next (another tenant, a frequency
-    change) by up to tens of percent, and every benchmark measured meanwhile moves with it. The
-    same fixed work, timed in the same process just before each value, moves too, so CPU time
-    divided by it (``cpu_norm``) keeps the code's cost and loses much of the host's. It mixes
-    what interpreted code does (integer arithmetic, int-keyed dict and list operations, calls,
-    attribute-free loops) and hashes no strings, so ``PYTHONHASHSEED`` does not move it. Never
-    change it: stored ``cpu_norm`` values are in units of this function.
-    """
-    table: dict[int, int] = {}
-    items: list[int] = []
-    x = 0
-    for i in range(600):
-        x = (x * 31 + i) & 0xFFFF
-        table[x & 255] = table.get(x & 255, 0) + i
-        items.append(x % 97)
-    items.sort()
-    return x + len(table) + sum(items[::7]) + max(abs(v) for v in table.values())
-
-
-SCHEDSTAT = "/proc/thread-self/schedstat"
-
-
-def runqueue_clock() -> Callable[[], float] | None:
-    """A clock of the seconds this thread has waited for a core, or None where the kernel
-    does not report it (``/proc/thread-self/schedstat``, second field, in nanoseconds).
-
-    Waiting for a core adds wall time that is neither the code's computing nor its own waiting
-    (I/O, locks, sleep): on a busy machine it is most of a value's wall time, and subtracting
-    it tells code that computes from code that waits however loaded the machine is.
-    """
-    def read() -> float:
-        with open(SCHEDSTAT, "rb") as f:
-            return int(f.read().split()[1]) / 1e9
-    try:
-        read()
-    except (OSError, ValueError, IndexError):
-        return None
-    return read
-
-
-def timed_value(timer: Callable[[int], tuple[float, float, Any]], loops: int,
-                runqueue: Callable[[], float] | None) -> tuple[float, float, Any, dict[str, float]]:
-    """``timer(loops)`` and, when there is a runqueue clock, the time it waited for a core."""
-    if runqueue is None:
-        wall, cpu, ret = timer(loops)
-        return wall, cpu, ret, {}
-    q0 = runqueue()
-    wall, cpu, ret = timer(loops)
-    return wall, cpu, ret, {"runqueue": max(runqueue() - q0, 0.0)}
-
-
-def send_values(task: dict[str, Any], channel: ResultChannel,
-                timer: Callable[[int], tuple[float, float, Any]], loops: int, warmup: int,
-                values: int, *, custom: Callable[[Any], dict[str, float]] = custom_metrics,
-                keep_last: bool = False) -> Any:
-    """Time ``warmup + values`` values and send each as it is measured, with the reference
-    workload's time when the task asks for it and the time spent waiting for a core where the
-    kernel reports it. Each call's return value is dropped once sent (it is not kept alive
-    through the next call); with ``keep_last`` the last one is returned."""
-    reference = reference_timer(float(task["reference"])) if task.get("reference") else None
-    queue = runqueue_clock()
-    last = None
-    for index in range(warmup + values):
-        extra = {"reference": reference()} if reference is not None else {}
-        wall, cpu, ret, waited = timed_value(timer, loops, queue)
-        channel.send("value", index=index, warmup=index < warmup, loops=loops,
-                     wall_time=wall, cpu_time=cpu, custom=custom(ret), **extra, **waited)
-        last = ret if keep_last else None
-        del ret
-    return last
-
-
-def reference_timer(seconds: float) -> Callable[[], float]:
-    """Calibrate the reference workload to last about ``seconds``; returns a function timing
-    one such run, as the CPU time of one call."""
-    timer = zero_arg_timer(reference_workload)
-    loops = calibrate(timer, seconds)
-
-    def measure() -> float:
-        return timer(loops)[1] / loops
-    return measure
-
-
-def calibrate(timer: Callable[[int], tuple[float, float, Any]], min_time: float) -> int:
-    """The smallest power-of-two loop count whose total lasts at least ``min_time``."""
-    loops = 1
-    if min_time <= 0:
-        return loops
-    while loops < MAX_LOOPS:
-        wall, _, _ = timer(loops)
-        if wall >= min_time:
-            break
-        loops *= 2
-    return loops
 
 
 def run_task(task: dict[str, Any], channel: ResultChannel) -> None:
@@ -363,7 +166,7 @@ def print_user_traceback(exc: BaseException) -> None:
     te = traceback.TracebackException.from_exception(exc)
     te.stack = traceback.StackSummary.from_list(
         [frame for frame in te.stack
-         if frame.filename != __file__ and not frame.filename.startswith("<frozen importlib")])
+         if frame.filename not in _OWN_FILES and not frame.filename.startswith("<frozen importlib")])
     sys.stderr.write("".join(te.format()))
     sys.stderr.flush()
 

@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 from ..config import BenchmarkSpec
 from ..errors import PerfloopError, UsageError
-from ..measure.childenv import child_env
+from ..measure.process import child_env
 
 #: Directory names that never hold the project's importable code.
 _NOT_CODE = frozenset({"tests", "test", "testing", "docs", "doc", "benchmarks", "benchmark",

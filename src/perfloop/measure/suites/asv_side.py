@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..worker import ResultChannel, peak_rss_bytes
+from ..channel import ResultChannel, peak_rss_bytes
 from .pytest_side import SuiteError
 from .timing import call_timer, timed_values
 

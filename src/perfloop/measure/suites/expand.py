@@ -16,7 +16,6 @@ import atexit
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import replace
@@ -26,7 +25,7 @@ from typing import Any, Sequence
 from ...config import BenchmarkSpec, ProjectConfig
 from ...errors import ConfigError
 from ...suite_config import SuiteSpec, SuiteTarget
-from ..childenv import child_env
+from ..process import ChildTimeout, child_env, run_captured
 
 COLLECT_MODULE = "perfloop.measure.suites.collect"
 COLLECT_TIMEOUT = 300.0
@@ -82,9 +81,8 @@ def _run_collector(suite: SuiteSpec, root: Path, python: str, where: tuple[str, 
         argv = [python, "-m", COLLECT_MODULE, suite.tool, suite.path, "--out", str(out),
                 *(f"--arg={a}" for a in suite.args)]
         try:
-            done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
-                                  timeout=COLLECT_TIMEOUT)
-        except subprocess.TimeoutExpired as exc:
+            done = run_captured(argv, cwd=root, env=env, timeout=COLLECT_TIMEOUT)
+        except ChildTimeout as exc:
             raise ConfigError(f"collecting the {suite.tool} suite {suite.path!r} took more than "
                               f"{COLLECT_TIMEOUT:g} s", path=where[0], key=where[1],
                               hint="does importing the suite's modules block?") from exc

@@ -1,7 +1,8 @@
 """perfloop's ``benchmark`` fixture, registered as a pytest plugin inside a suite worker.
 
 A module of its own so that it can be registered after pytest-benchmark's plugin (see
-:class:`perfloop.measure.suites.pytest_side._Runner`): the last registered fixture of a name
+:class:`perfloop.measure.suites.pytest_side._Runner`; the state it shares with the runner is in
+:mod:`.fixture_state`): the last registered fixture of a name
 wins. When pytest-benchmark is installed the fixture's class also derives from its
 ``BenchmarkFixture``, because that plugin checks the type of whatever ``benchmark`` fixture a
 test received; perfloop's methods come first, so nothing of pytest-benchmark's timing runs.
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .pytest_side import BenchmarkFixture, current_state
+from .fixture_state import BenchmarkFixture, current_state
 
 try:
     from pytest_benchmark.fixture import BenchmarkFixture as _PytestBenchmarkFixture

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from ..worker import ResultChannel, peak_rss_bytes
+from ..channel import ResultChannel, peak_rss_bytes
+from .fixture_state import FixtureState, Handler, start_test
 from .timing import call_timer, timed_values
 
 #: pytest arguments perfloop always adds, for collection and for every worker.
@@ -102,69 +103,10 @@ def _text(report: Any) -> str:
 # measurement inside a worker
 
 
-#: ``handle(fn, args, kwargs, setup) -> return value``: what the fixture does with the callable.
-Handler = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], Any]
-
-
-class _State:
-    """What one worker's run of one test has done so far, and what to do with the callable."""
-
-    def __init__(self, handle: Handler) -> None:
-        self.handle = handle
-        self.used = False
-        self.measured = False
-        self.reports: list[Any] = []
-
-
-_STATE: _State | None = None
-
-
-class BenchmarkFixture:
-    """perfloop's stand-in for pytest-benchmark's ``benchmark`` fixture.
-
-    ``benchmark(fn, *args, **kwargs)`` and ``benchmark.pedantic(fn, args, kwargs, setup=...)``
-    are timed by perfloop's loop; ``rounds``, ``warmup_rounds`` and ``iterations`` are accepted
-    and ignored, because perfloop's settings (values, warmup, calibration) decide how much to
-    measure. ``extra_info``, ``group``, ``name`` and ``fullname`` are there for tests that use them.
-    """
-
-    def __init__(self, state: _State, node: Any) -> None:
-        self._state = state
-        self.name = node.name
-        self.fullname = node.nodeid
-        self.group: str | None = None
-        self.extra_info: dict[str, Any] = {}
-        callspec = getattr(node, "callspec", None)
-        self.param = callspec.id if callspec else None
-        self.params = callspec.params if callspec else None
-        self.disabled = False
-
-    def __call__(self, function_to_benchmark: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._measure(function_to_benchmark, args, kwargs, None)
-
-    def pedantic(self, target: Any, args: Any = (), kwargs: Any = None, setup: Any = None,
-                 rounds: int = 1, warmup_rounds: int = 0, iterations: int = 1) -> Any:
-        if iterations > 1 and setup is not None:
-            raise ValueError("Can't use more than 1 `iterations` with a `setup` function.")
-        return self._measure(target, tuple(args or ()), dict(kwargs or {}), setup)
-
-    def weave(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("benchmark.weave is not supported by perfloop")
-
-    def _measure(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], setup: Any) -> Any:
-        state = self._state
-        if state.used:
-            raise RuntimeError("the benchmark fixture can only be used once per test")
-        state.used = True
-        ret = state.handle(fn, args, kwargs, setup)
-        state.measured = True
-        return ret
-
-
 class _Runner:
     """The pytest plugin of a worker: registers the fixture last, records the reports."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: FixtureState) -> None:
         self.state = state
 
     def pytest_configure(self, config: Any) -> None:
@@ -191,12 +133,11 @@ def run(task: dict[str, Any], channel: ResultChannel) -> None:
 
 def run_test(suite: dict[str, Any], handle: Handler) -> None:
     """Run one test with perfloop's ``benchmark`` fixture handing its callable to ``handle``."""
-    global _STATE
     try:
         import pytest
     except ImportError as exc:
         raise SuiteError("import", f"pytest is not importable by {sys.executable}: {exc}") from exc
-    state = _STATE = _State(handle)
+    state = start_test(handle)
     extra = ["-p", "no:randomly"] if _has_randomly() else []
     code = pytest.main([*BASE_ARGS, *extra, *suite.get("args", []), suite["select"]],
                        plugins=[_Runner(state)])
@@ -233,9 +174,3 @@ def _skip_reason(report: Any) -> str:
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return str(longrepr)
-
-
-def current_state() -> _State:
-    if _STATE is None:
-        raise RuntimeError("perfloop's benchmark fixture is used outside a perfloop worker")
-    return _STATE

@@ -15,7 +15,8 @@ import itertools
 import time
 from typing import Any, Callable
 
-from ..worker import ResultChannel, calibrate, send_values, zero_arg_timer
+from ..channel import ResultChannel
+from ..timers import calibrate, send_values, zero_arg_timer
 
 Timer = Callable[[int], tuple[float, float, Any]]
 

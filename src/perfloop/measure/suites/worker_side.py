@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any
 
-from ..worker import PROTOCOL_VERSION, ResultChannel
+from ..channel import PROTOCOL_VERSION, ResultChannel
 from .pytest_side import SuiteError
 
 
