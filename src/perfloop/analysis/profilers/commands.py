@@ -22,7 +22,7 @@ from ...errors import TargetError, TargetTimeout, UsageError
 from ..profiles import Profile, from_speedscope
 from ..signals import compute_signals
 from . import pyspy
-from .process import Sampler, kill_tree, read_json, tail
+from .process import Sampler, kill_tree, read_json, start, tail
 from .result import CPROFILE_CAVEAT, DEFAULT_RATE, PROFILERS, ProfileResult
 from .worker import run_worker, runtime_stats, worker_profile
 
@@ -196,54 +196,40 @@ def _py_spy_command(py_spy: str, args: list[str], *, cwd: str | None, env: Mappi
         stderr_path = Path(tmp) / "stderr.txt"
         with open(Path(tmp) / "stdout.txt", "wb") as out, open(stderr_path, "wb") as err:
             try:
-                proc = subprocess.Popen(args, cwd=cwd, env={**os.environ, **(env or {})},
-                                        stdout=out, stderr=err)
+                proc = start(args, cwd=cwd, env=env, stdout=out, stderr=err)
             except OSError as exc:
                 raise TargetError(f"cannot start {what}: {exc}",
                                   hint="check the program name and the working directory") from exc
-            sampler = Sampler(proc.pid).start()
-            started = time.time()
-            if program is None and subprocesses and not _await_python_child(proc):
-                sampler.stop()
-                raise TargetError(f"{what} started no Python process (it exited with status "
-                                  f"{proc.returncode})", hint="py-spy profiles Python processes only")
-            # started by us, attached right away: py-spy retries until the interpreter is up, and
-            # we keep the exit status, which py-spy does not pass on when it starts the program
-            spy = subprocess.Popen([py_spy, "record", "--pid", str(proc.pid), "--format", "speedscope",
-                                    "-o", str(out_path),
-                                    *pyspy.py_spy_flags(rate=rate, idle=idle, gil=gil,
-                                                   subprocesses=subprocesses, duration=duration)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if duration and round(duration) != duration:
-                notes.append(f"py-spy samples for whole seconds: {duration:g} s became "
-                             f"{max(1, round(duration))} s")
+            spy = None
             try:
+                sampler = Sampler(proc.pid).start()
+                started = time.time()
+                if program is None and subprocesses and not _await_python_child(proc):
+                    sampler.stop()
+                    raise TargetError(f"{what} started no Python process (it exited with status "
+                                      f"{proc.returncode})",
+                                      hint="py-spy profiles Python processes only")
+                # started by us, attached right away: py-spy retries until the interpreter is
+                # up, and we keep the exit status, which py-spy does not pass on when it starts
+                # the program
+                spy = start([py_spy, "record", "--pid", str(proc.pid), "--format", "speedscope",
+                             "-o", str(out_path),
+                             *pyspy.py_spy_flags(rate=rate, idle=idle, gil=gil,
+                                                 subprocesses=subprocesses, duration=duration)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                if duration and round(duration) != duration:
+                    notes.append(f"py-spy samples for whole seconds: {duration:g} s became "
+                                 f"{max(1, round(duration))} s")
                 try:
-                    _, spy_err = spy.communicate(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    kill_tree(spy)
-                    kill_tree(proc)
-                    raise TargetTimeout(f"{what} ran past {timeout:g} s and was killed",
-                                        hint="pass a duration, or a larger timeout") from None
-                ended = time.time()
-                if proc.poll() is None and not duration:
-                    # py-spy ends when the Python process does; a shell around it exits a moment
-                    # later, and must not be killed for it (its exit status is the command's)
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        pass
-                if proc.poll() is None:
-                    if duration:
-                        notes.append(f"the command was stopped after {duration:g} s of profiling")
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        kill_tree(proc)
-                exit_code = proc.returncode
+                    spy_err, ended, exit_code = _until_py_spy_ends(proc, spy, timeout, duration,
+                                                                  what, notes)
+                finally:
+                    trace = sampler.stop()
             finally:
-                trace = sampler.stop()
+                # on every way out (Ctrl-C and timeouts too): nothing started here outlives it
+                if spy is not None:
+                    kill_tree(spy)
+                kill_tree(proc)
         doc = read_json(out_path)
         stderr = tail(stderr_path)
     if doc is None:
@@ -264,6 +250,35 @@ def _py_spy_command(py_spy: str, args: list[str], *, cwd: str | None, env: Mappi
                          profiler="py-spy", requested="py-spy", target=shlex.join(args),
                          duration=ended - started, notes=tuple(notes), exit_code=exit_code,
                          trace=window, stderr_tail=stderr or None)
+
+
+def _until_py_spy_ends(proc: subprocess.Popen[Any], spy: subprocess.Popen[Any], timeout: float,
+                       duration: float | None, what: str, notes: list[str]
+                       ) -> tuple[str, float, int | None]:
+    """Wait for py-spy to end, then for the command (stopped if a duration ran out):
+    (py-spy's stderr, when it ended, the command's exit status)."""
+    try:
+        _, spy_err = spy.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TargetTimeout(f"{what} ran past {timeout:g} s and was killed",
+                            hint="pass a duration, or a larger timeout") from None
+    ended = time.time()
+    if proc.poll() is None and not duration:
+        # py-spy ends when the Python process does; a shell around it exits a moment later,
+        # and must not be killed for it (its exit status is the command's)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc.poll() is None:
+        if duration:
+            notes.append(f"the command was stopped after {duration:g} s of profiling")
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass              # killed with its group by the caller
+    return spy_err, ended, proc.returncode
 
 
 def _await_python_child(proc: subprocess.Popen[Any], timeout: float = 30.0) -> bool:

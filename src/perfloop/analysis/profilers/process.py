@@ -12,9 +12,10 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from ...errors import TargetTimeout
+from ...measure.process import child_env, kill_group, release, spawn
 from ..signals import ProcessPoint, ProcessTrace
 
 SAMPLE_INTERVAL = 0.05          # seconds between psutil samples of the profiled process
@@ -106,20 +107,24 @@ def tail(path: Path, limit: int = 2000) -> str:
         return ""
 
 
+def start(args: Sequence[str], *, env: Mapping[str, str] | None = None,
+          **popen: Any) -> subprocess.Popen[Any]:
+    """Start a profiled program, py-spy or a probe like every child of perfloop
+    (:mod:`perfloop.measure.process`): the leader of a process group of its own that the
+    watchdog knows, with the environment :func:`~perfloop.measure.process.child_env` builds.
+    Pair it with :func:`kill_tree` in a ``finally``: nothing it started may outlive it."""
+    return spawn(list(args), env=child_env(env), **popen)
+
+
 def kill_tree(proc: subprocess.Popen[Any]) -> None:
-    """Kill a process we started and whatever it started (py-spy's target, a shell's child)."""
+    """Kill what is left of the group ``proc`` leads (py-spy's target, a shell's child), reap
+    ``proc`` and tell the watchdog the group is gone. Harmless once everything has exited."""
+    kill_group(proc.pid)
     try:
-        import psutil
-        kids = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:
-        kids = []
-    for kid in kids:
-        try:
-            kid.kill()
-        except Exception:
-            pass
-    proc.kill()
-    proc.wait()
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    release(proc.pid)
 
 
 def wait(proc: subprocess.Popen[Any], timeout: float | None, what: str) -> int:

@@ -19,7 +19,8 @@ from pathlib import Path
 from ...errors import TargetError, TargetTimeout, UsageError
 from ..profiles import Profile, from_speedscope
 from ..signals import compute_signals
-from .process import Sampler, read_json
+from ...measure.process import run_captured
+from .process import Sampler, kill_tree, read_json, start
 from .result import DEFAULT_RATE, ProfileResult
 
 PY_SPY_INSTALL = "pip install py-spy (or pip install 'perfloop[profile]'), or set PERFLOOP_PY_SPY to its path"
@@ -71,15 +72,14 @@ def check_py_spy() -> PySpyStatus:
     path = find_py_spy()
     if path is None:
         return PySpyStatus(False, None, "py-spy is not installed", PY_SPY_INSTALL)
-    probe = subprocess.Popen([sys.executable, "-c",
-                              "import sys, time; print('ready', flush=True); time.sleep(60)"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    probe = start([sys.executable, "-c",
+                   "import sys, time; print('ready', flush=True); time.sleep(60)"],
+                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert probe.stdout is not None
         probe.stdout.readline()
         try:
-            done = subprocess.run([path, "dump", "--pid", str(probe.pid)], capture_output=True,
-                                  text=True, timeout=30)
+            done = run_captured([path, "dump", "--pid", str(probe.pid)], timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return PySpyStatus(False, path, f"py-spy did not run: {exc}",
                                "check that the py-spy binary matches this platform; " + PY_SPY_INSTALL)
@@ -88,8 +88,7 @@ def check_py_spy() -> PySpyStatus:
             return PySpyStatus(False, path, problem, fix)
         return PySpyStatus(True, path)
     finally:
-        probe.kill()
-        probe.wait()
+        kill_tree(probe)
 
 
 
@@ -136,11 +135,11 @@ def profile_pid(pid: int, *, duration: float, idle: bool = True, gil: bool = Fal
         sampler = Sampler(pid, children=subprocesses).start()
         started = time.time()
         try:
-            done = subprocess.run([status.path, "record", "--pid", str(pid), "--format", "speedscope",
-                                   "-o", str(out_path),
-                                   *py_spy_flags(rate=rate, idle=idle, gil=gil, subprocesses=subprocesses,
-                                                  duration=duration, nonblocking=nonblocking)],
-                                  capture_output=True, text=True, timeout=duration + 60)
+            done = run_captured([status.path, "record", "--pid", str(pid), "--format", "speedscope",
+                                 "-o", str(out_path),
+                                 *py_spy_flags(rate=rate, idle=idle, gil=gil, subprocesses=subprocesses,
+                                               duration=duration, nonblocking=nonblocking)],
+                                timeout=duration + 60)
         except subprocess.TimeoutExpired as exc:
             raise TargetTimeout(f"py-spy did not finish profiling pid {pid}",
                                 hint="is the process stopped (SIGSTOP) or in a debugger?") from exc

@@ -19,7 +19,7 @@ from ...errors import TargetError
 from ...measure import profile_worker
 from ..profiles import Profile, Stack, from_cprofile, from_pyinstrument
 from ..signals import ProcessTrace, RuntimeStats
-from .process import Sampler, kill_tree, read_json, tail, wait
+from .process import Sampler, kill_tree, read_json, start, tail, wait
 from .pyspy import explain_py_spy_failure
 
 WORKER = Path(profile_worker.__file__)  # run by path: it must import nothing of perfloop
@@ -95,33 +95,34 @@ def run_worker(request: dict[str, Any], *, cwd: str | None, env: Mapping[str, st
         (tmpdir / "request.json").write_text(json.dumps(request, default=str))
         argv = [python, *python_flags, str(WORKER), str(tmpdir / "request.json")]
         stderr_path = tmpdir / "stderr.txt"
-        full_env = {**os.environ, **(env or {})}
         with open(tmpdir / "stdout.txt", "wb") as out, open(stderr_path, "wb") as err:
             try:
-                proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=out, stderr=err)
+                proc = start(argv, cwd=cwd, env=env, stdout=out, stderr=err)
             except OSError as exc:
                 raise TargetError(f"{what}: cannot start the profiling worker with {python}: {exc}",
                                   hint="check the Python interpreter path") from exc
-            sampler = Sampler(proc.pid).start()
             spy = None
-            if py_spy is not None:
-                spy = subprocess.Popen([py_spy[0], "record", "--pid", str(proc.pid), "--format",
-                                        "speedscope", "-o", str(tmpdir / "profile.json"), *py_spy[1]],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             try:
-                code = wait(proc, timeout, what)
-            except BaseException:
-                if spy is not None and spy.poll() is None:
-                    kill_tree(spy)
-                raise
-            finally:
-                trace = sampler.stop()
-            spy_err = ""
-            if spy is not None:
+                sampler = Sampler(proc.pid).start()
+                if py_spy is not None:
+                    spy = start([py_spy[0], "record", "--pid", str(proc.pid), "--format",
+                                 "speedscope", "-o", str(tmpdir / "profile.json"), *py_spy[1]],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 try:
-                    _, spy_err = spy.communicate(timeout=30)
-                except subprocess.TimeoutExpired:
+                    code = wait(proc, timeout, what)
+                finally:
+                    trace = sampler.stop()
+                spy_err = ""
+                if spy is not None:
+                    try:
+                        _, spy_err = spy.communicate(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        pass          # killed below
+            finally:
+                # on every way out (Ctrl-C and timeouts too): nothing started here outlives it
+                if spy is not None:
                     kill_tree(spy)
+                kill_tree(proc)
         stderr = tail(stderr_path)
         res = read_json(tmpdir / "result.json")
         if res is None:
