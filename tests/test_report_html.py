@@ -145,11 +145,12 @@ def verdict_rows(html: str) -> list[list[str]]:
 
 
 def test_the_comparison_table_names_the_benchmark_that_regressed(store: Store) -> None:
-    # "slow" is 20% slower on the head run, "steady" is not: only its row may say regressed
+    # "slow" is 40% slower on the head run, "steady" is not: only its row may say regressed
+    # (between separate runs the default drift term hides changes under about 20%)
     from perfloop.analysis.comparison import compare_runs
     rng = np.random.default_rng(4)
     ids = []
-    for i, slowdown in enumerate((1.0, 1.2)):
+    for i, slowdown in enumerate((1.0, 1.4)):
         run_id = store.begin_run(label=f"r{i}", commit=sha(i), branch="main", dirty=False,
                                  environment=ENV_A, settings={}, project="/p")
         for name, level in (("slow", slowdown), ("steady", 1.0)):
@@ -165,7 +166,7 @@ def test_the_comparison_table_names_the_benchmark_that_regressed(store: Store) -
     # separate runs: drift between them may leave "steady" undecided, never called a change
     assert verdicts["steady", "wall_time"] in ("unchanged", "inconclusive")
     [change] = [row[4] for row in verdict_rows(html) if row[0] == "slow"]
-    assert change.startswith("+") and 15 <= float(change.strip("+%")) <= 25, change
+    assert change.startswith("+") and 35 <= float(change.strip("+%")) <= 45, change
 
 
 def test_report_command_writes_the_file(filled: Store, tmp_path: Path) -> None:
