@@ -109,6 +109,7 @@ def test_run_uploads_to_the_server_and_a_failed_upload_keeps_the_run(
         assert len(store.project_runs("toy")) == 1
 
 
+@pytest.mark.slow   # a real process for seconds: out of the fast loop
 def test_token_revoke_refuses_the_token_and_keeps_it_listed(tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'server.db'}"
     made = json.loads(_cli("token", "create", "--project", "toy", "--name", "ci-1",

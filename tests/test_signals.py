@@ -167,6 +167,7 @@ def test_gc_heavy_workload_gives_a_gc_signal() -> None:
     assert result.runtime is not None and sum(result.runtime.gc_collections) > 10
 
 
+@pytest.mark.slow   # a real process for seconds: out of the fast loop
 def test_growing_workload_gives_rss_growth_and_python_memory_signals() -> None:
     result = profile_callable(_spec("grow_cache"), duration=DURATION)
     growth = result.signal("rss_growth")
