@@ -167,3 +167,23 @@ def test_compare_names_the_hosts_shift(store) -> None:
     same = _store_run(store, "same", "f" * 40, rng, 1.0)
     notes = " | ".join(compare_runs(store.get_run(base), store.get_run(same)).notes)
     assert "reference workload" not in notes, notes
+
+
+def test_raw_times_carry_the_hosts_measured_shift_between_separate_runs(store) -> None:
+    # Seen on the shop: the reference moved -34% between two runs of one commit and CPU time
+    # -40%; with the default drift term alone, compare called CPU time improved.
+    rng = np.random.default_rng(13)
+    base = _store_run(store, "base", "1" * 40, rng, 1.0)
+    head = _store_run(store, "head", "2" * 40, rng, 0.66)
+    cmp = compare_runs(store.get_run(base), store.get_run(head))
+    by_metric: dict[str, set[VerdictKind]] = {}
+    for v in cmp.verdicts:
+        by_metric.setdefault(v.metric, set()).add(v.verdict)
+    assert by_metric["cpu_time"] == by_metric["wall_time"] == {VerdictKind.INCONCLUSIVE}
+    assert not by_metric["cpu_norm"] & {VerdictKind.IMPROVED, VerdictKind.REGRESSED}
+    noise = dict(cmp.run_noise)
+    assert "reference workload moved -34%" in noise["cpu_time"].describe()
+    assert noise["cpu_time"].value > 0.25 and noise["cpu_norm"].value == 0.05
+    # the same shift without it: what the fixed term said
+    fixed = compare_runs(store.get_run(base), store.get_run(head), run_noise=0.05)
+    assert {v.verdict for v in fixed.verdicts if v.metric == "cpu_time"} == {VerdictKind.IMPROVED}

@@ -154,6 +154,7 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
     failed: list[str] = []
     notes: list[str] = []
     used: dict[str, RunNoise] = {}
+    host = None if paired else host_shift(base, head, names)
     for name in names:
         b, h = base_results[name], head_results[name]
         bad = [f"{side}: {r.status.value}" for side, r in (("base", b), ("head", h))
@@ -171,6 +172,8 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
                 verdicts.append(v)
                 continue
             noise = _run_noise(v.metric, run_noise, settings, drift)
+            if run_noise is None:
+                noise = host_floor(noise, v.metric, host)
             used.setdefault(v.metric, noise)
             verdicts.append(with_run_noise(v, noise.value, f" ({noise.source})"))
     if paired:
@@ -178,7 +181,6 @@ def compare_runs(base: StoredRun, head: StoredRun, *, tolerance: float | None = 
                      "analysed block by block as the gate did, with no drift term")
     else:
         notes.extend(_separate_notes(verdicts, used, base, head))
-        host = host_shift(base, head, names)
         if host is not None and abs(host) >= HOST_SHIFT_NOTE:
             way = "slower" if host > 0 else "faster"
             notes.append(f"the host's reference workload took {abs(host):.0%} {way} in the head "
@@ -224,6 +226,29 @@ def host_shift(base: StoredRun, head: StoredRun, names: Sequence[str]) -> float 
         if lb and lh:
             logs.append(math.log(lh / lb))
     return math.expm1(median(logs)) if logs else None
+
+
+#: Time metrics that move with the host's speed (``cpu_norm`` leaves it out).
+HOST_SPEED_METRICS = frozenset({"wall_time", "cpu_time"})
+
+
+def host_floor(noise: RunNoise, metric: str, host: float | None) -> RunNoise:
+    """``noise`` raised to what the host's reference workload measured between these two runs.
+
+    The reference workload times the machine itself beside every value. When it moved by
+    ``s`` between the base and the head run, the machine's speed shifted by that much whatever
+    the code did: one observed shift of ``s`` between two runs is a per-run standard deviation
+    of about ``|log(1 + s)| / sqrt(2)``, and raw times (wall and CPU time) carry at least that.
+    Seen on a shared host: the reference moved -34% between two runs of the same commit and
+    CPU time -40%, which a fixed 5% drift term called an improvement.
+    """
+    if host is None or metric not in HOST_SPEED_METRICS or not math.isfinite(host) or host <= -1:
+        return noise
+    measured = math.expm1(abs(math.log1p(host)) / math.sqrt(2.0))
+    if measured <= noise.value:
+        return noise
+    return RunNoise(measured, f"the host's reference workload moved {host:+.0%} between "
+                              "these runs", runs=2, pairs=1, largest=host)
 
 
 def _run_noise(metric: str, flag: float | None, settings: Mapping[str, Any],
