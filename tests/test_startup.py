@@ -155,6 +155,24 @@ def test_help_is_plain_text_with_examples_kept_whole() -> None:
     assert example == ["  Example: perfloop gate --base origin/main --markdown gate.md --junit gate.xml"]
 
 
+def test_no_command_help_loads_rich_or_the_config() -> None:
+    # Each command module imported Rich (its console, tables, markup) and some the config
+    # schema at import time: a command's --help cost 0.16-0.19 s of CPU against 0.09 s for
+    # `perfloop --help`. Every command's help, in one interpreter: none may load them.
+    from perfloop.cli.app import COMMANDS
+    names = [entry.name for entry in COMMANDS]
+    loaded = loaded_modules_after(
+        "import contextlib, io\nfrom perfloop.cli.app import main\n"
+        f"for name in {names!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n            main([name, '--help'])\n        except SystemExit:\n"
+        "            pass\n")
+    assert {m for m in loaded if m.startswith("perfloop.cli.") and m.endswith("_cmds")}
+    unwanted = {m for m in loaded if m.split(".")[0] in ("rich", "markdown_it")
+                or m in ("perfloop.config", "perfloop.measure.runner", "perfloop.workflows.interleave")}
+    assert not unwanted, sorted(unwanted)
+
+
 def test_an_unknown_command_still_gets_a_suggestion() -> None:
     from perfloop.cli.app import app
     result = CliRunner().invoke(app, ["rnus"])

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Optional, Sequence
 
 import typer
-from rich.text import Text
 
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ SEVERITY = {1: "minor", 2: "costly", 3: "misleading"}
 
 
 def _render(report: AuditReport) -> None:
+    from rich.text import Text
     stats = report.stats
     console.print(Text(f"audit since {report.since:%Y-%m-%d}: {stats['commits']} commits "
                        f"({stats['performance_commits']} performance), {stats['runs']} runs, "

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ..errors import UsageError
 
 if TYPE_CHECKING:   # imported where used: `perfloop --help` needs neither (start-up time)
+    from rich.console import Console
+
     from ..config import ProjectConfig
     from ..store import RunInfo, Store
 
@@ -26,8 +26,29 @@ StoreUrl = Annotated[Optional[str], typer.Option(
          "(default: .perfloop/perfloop.db in the project; env PERFLOOP_STORE).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+
+class LazyConsole:
+    """A Rich console made on first use: a command's ``--help`` never prints through one, and
+    importing Rich's console machinery was a fifth of its start-up time."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def real(self) -> Console:
+        """The console itself (made now if it was not yet)."""
+        if self._console is None:
+            from rich.console import Console
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+console: Console = LazyConsole(highlight=False)  # type: ignore[assignment]
+err_console: Console = LazyConsole(stderr=True, highlight=False)  # type: ignore[assignment]
 
 
 def project_root(directory: Path) -> Path:
@@ -75,6 +96,7 @@ def show_mode_banner(store: Store, root: Path) -> None:
     """In incident mode every command says so first (on stderr, so --json output stays clean)."""
     from ..workflows.drills import active
     from ..workflows.incident import incident_banner
+    from rich.markup import escape
     banner = incident_banner(store, root)
     if banner:
         err_console.print(f"[bold magenta]{escape(banner)}[/]")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Mapping, Optional, Sequence
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from ..config import load_config
 from ..errors import UsageError
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
+
+if TYPE_CHECKING:   # imported where used: start-up stays fast
+    from rich.table import Table
 
 
 def _fraction(text: str | None, option: str) -> float | None:
@@ -65,6 +65,7 @@ def advise(
 
     Example: `perfloop advise --new-to-codebase` or `perfloop advise --gain 1% --cost 10%`
     """
+    from rich.text import Text
     from ..workflows.advisor import Situation, advise as decide, gather_evidence
     if ask:
         answers = questionnaire()
@@ -163,6 +164,8 @@ def drill_start(
 
     Example: `perfloop drill start --difficulty hard`
     """
+    from ..config import load_config
+    from rich.text import Text
     from ..workflows import drills
     root = project_root(directory)
     config = load_config(root)
@@ -195,6 +198,7 @@ def drill_answer(
 
     Example: `perfloop drill answer shop.pricing:parse_condition`
     """
+    from rich.text import Text
     from ..workflows import drills
     with open_store(directory, store) as db:
         result = drills.answer(db, project_root(directory), function)
@@ -221,6 +225,7 @@ def drill_stop(
 
     Example: `perfloop drill stop`
     """
+    from rich.text import Text
     from ..workflows import drills
     with open_store(directory, store) as db:
         drill = drills.stop(db, project_root(directory))
@@ -242,6 +247,7 @@ def drill_history(
 
     Example: `perfloop drill history --json`
     """
+    from rich.text import Text
     from ..workflows import drills
     with open_store(directory, store) as db:
         items = drills.history(db, project_root(directory), limit=limit)
@@ -262,6 +268,8 @@ def drill_history(
 
 def bullets(lines: Sequence[str]) -> Table:
     """A list with hanging indents, so wrapped lines stay readable at 80 columns."""
+    from rich.table import Table
+    from rich.text import Text
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=3, justify="right")
     grid.add_column(overflow="fold")

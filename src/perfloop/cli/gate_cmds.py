@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from ..errors import ConfigError, GateFailed, UsageError
 from ..report.escape import printable, terminal
-from ..report.tables import print_table
 # The options alone (light): their defaults are the command's defaults.
 from ..workflows.gate.options import (DEFAULT_CONFIDENCE, DEFAULT_CONFIRM_BLOCKS,
                                       DEFAULT_MAX_BASE_AGE_HOURS, DEFAULT_ON_INCONCLUSIVE,
@@ -44,6 +42,8 @@ def _write_file(path: Path, text: str, what: str) -> None:
 
 def render_gate(report: GateReport) -> None:
     """The gate's report as a terminal table, then what needs attention."""
+    from ..report.tables import print_table
+    from rich.markup import escape
     from ..report.units import format_change, format_value
     from rich.table import Table
     from rich.text import Text
@@ -156,6 +156,7 @@ def gate(
 
     Example: `perfloop gate --base origin/main --markdown gate.md --junit gate.xml`
     """
+    from rich.markup import escape
     from ..config import load_config
     from ..workflows.gate import run_gate
     root = project_root(directory)
@@ -236,6 +237,7 @@ def approve(
 
     Example: `perfloop approve checkout --reason "correctness fix for #812 needs the extra copy"`
     """
+    from rich.markup import escape
     from ..config import load_config
     from ..measure.git import resolve_commit
     from ..workflows.approvals import Approval, git_author, record_approval
@@ -285,6 +287,8 @@ def approvals(
 
     Example: `perfloop approvals checkout --json`
     """
+    from ..report.tables import print_table
+    from rich.markup import escape
     from ..workflows.approvals import list_approvals
     from rich.table import Table
     db = open_store(directory, store)
@@ -326,6 +330,7 @@ def init(
 
     Example: `perfloop init` then `perfloop run` and, on a branch, `perfloop gate --base main`
     """
+    from rich.markup import escape
     from ..workflows.scaffold import scaffold
     root = project_root(directory)
     result = scaffold(root, force=force)

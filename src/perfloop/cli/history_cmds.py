@@ -11,7 +11,6 @@ import typer
 
 from ..errors import UsageError
 
-from ..report.tables import print_table
 from .common import (JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json,
                      project_root)
 
@@ -120,6 +119,7 @@ def _marks(h: SeriesHistory) -> dict[int, str]:
 
 
 def render_history(h: SeriesHistory, *, limit: int = 20) -> None:
+    from ..report.tables import print_table
     from ..report.charts import column_of, marker_line, robust_range, sparkline
     from ..report.units import format_change, format_value
     from rich.table import Table
@@ -195,6 +195,7 @@ def sensitivity_text(h: SeriesHistory) -> str:
 
 
 def _render_points(h: SeriesHistory, limit: int) -> None:
+    from ..report.tables import print_table
     from ..report.units import format_change, format_value
     from rich.table import Table
     from rich.text import Text
@@ -265,6 +266,7 @@ def detect(
 
 
 def render_detection(found: Detection) -> None:
+    from ..report.tables import print_table
     from ..report.units import format_change, format_value
     from rich.table import Table
     from rich.text import Text
@@ -386,6 +388,7 @@ def doctor(
 
 
 def render_doctor(report) -> None:
+    from ..report.tables import print_table
     from rich.table import Table
     from rich.text import Text
     table = Table(title="this machine", header_style="bold", title_justify="left")

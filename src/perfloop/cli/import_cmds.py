@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 
 from ..errors import UsageError
-from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json
 
 #: perfloop.importers.FORMATS, written out so that ``--help`` does not import the store (a test
@@ -45,6 +43,8 @@ def import_(
     Example: `perfloop import .benchmarks/Linux-CPython-3.11-64bit/0001_main.json --label main`
     or `perfloop import results/my-machine/*.json --branch main`
     """
+    from ..report.tables import print_table
+    from rich.markup import escape
     from ..importers import ImportedRun, is_asv_companion, read_all, store_imported
     from rich.table import Table
     if fmt is not None and fmt not in FORMATS:

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 
 import typer
-from rich.markup import escape
 
 from ..errors import GateFailed, UsageError
 
-from ..report.tables import print_table
 from .common import JsonFlag, ProjectDir, StoreUrl, console, err_console, open_store, print_json, project_root
 from .incident_views import (OUTCOME_STYLE, VERDICT_STYLE, pct, render_incident, render_target,
                              render_verify)
@@ -158,6 +156,8 @@ def incident_list(
 
     Example: `perfloop incident list -n 5`
     """
+    from ..report.tables import print_table
+    from rich.markup import escape
     from ..workflows import incident as incidents
     from rich.table import Table
     from rich.text import Text
@@ -224,6 +224,8 @@ def hypotheses(
 
     Example: `perfloop hypotheses --json`
     """
+    from ..report.tables import print_table
+    from rich.markup import escape
     from ..workflows import incident as incidents
     from rich.table import Table
     from rich.text import Text
@@ -283,6 +285,7 @@ def baseline(
     Example: `perfloop baseline --processes 6` or, for a live service,
     `perfloop baseline --scrape http://svc:9100/metrics --scrape-metric http_request_duration_seconds --duration 10m`
     """
+    from rich.markup import escape
     from ..measure.git import resolve_commit
     from ..workflows.verify import capture_baseline
     from .progress import RichProgress

@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 
-from ..report.tables import print_table
 from .common import console
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
@@ -35,6 +33,7 @@ def short(path: str, root: Path) -> str:
 
 
 def render_incident(i: incidents.Incident) -> None:
+    from rich.markup import escape
     from ..workflows import incident as incidents
     from rich.text import Text
     console.print(f"[bold]Incident #{i.id}[/] {escape(repr(i.title))}  ({i.status}, "
@@ -85,6 +84,8 @@ def render_incident(i: incidents.Incident) -> None:
 
 
 def render_target(t: Any, root: Path, limit: int) -> None:
+    from ..report.tables import print_table
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
     r = t.result
@@ -133,6 +134,7 @@ def render_target(t: Any, root: Path, limit: int) -> None:
 
 
 def render_verify(report: Any) -> None:
+    from rich.markup import escape
     from rich.text import Text
     console.print("[bold]Target[/] " + (report.target_metric or "(primary time metric)"))
     for row in report.target:

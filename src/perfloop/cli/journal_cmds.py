@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional, Sequence
 
 import typer
-from rich.text import Text
 
 from ..errors import UsageError
-from ..measure.git import resolve_commit
 from ..records import CHANGE_KINDS
 
 if TYPE_CHECKING:   # imported where used: start-up stays fast
@@ -32,6 +30,7 @@ STATUS_STYLE = {"open": "bold yellow", "failed": "bold red", "regressed": "bold 
 
 
 def _render(entry: journal.Entry, *, full: bool = False) -> None:
+    from rich.text import Text
     from ..workflows import journal
     head = Text(f"{entry.id:>4}  {entry.created_at:%Y-%m-%d}  ")
     head.append(entry.status, style=STATUS_STYLE.get(entry.status, ""))
@@ -67,6 +66,7 @@ def journal_list(
 
     Example: `perfloop journal --search cache --since 30d --workflow manual`
     """
+    from rich.text import Text
     from ..workflows import journal
     if ctx.invoked_subcommand is not None:
         return
@@ -107,6 +107,8 @@ def journal_add(
 
     Example: `perfloop journal add "raise cache to 4096" --why "lookups miss" --expect "checkout p99 -20%" --kind cache --commit HEAD`
     """
+    from ..measure.git import resolve_commit
+    from rich.text import Text
     from ..workflows import journal
     root = project_root(directory)
     commits = []
@@ -183,6 +185,7 @@ def journal_export(
 
     Example: `perfloop journal export -o TUNING.md`
     """
+    from rich.text import Text
     from ..workflows import journal
     from ..report.journal import journal_markdown
     root = project_root(directory)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Optional, Sequence
 
 import typer
-from rich.text import Text
 
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
 
@@ -33,6 +32,7 @@ def params_list(
 
     Example: `perfloop params --json`
     """
+    from rich.text import Text
     if ctx.invoked_subcommand is not None:
         return
     from ..workflows import params as registry
@@ -70,6 +70,7 @@ def params_check(
 
     Example: `perfloop params check --since 30d`
     """
+    from rich.text import Text
     from ..workflows import params as registry
     from ..workflows.journal import parse_since
     root = project_root(directory)

@@ -9,10 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, Sequence
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from ..config import load_config
 from .common import JsonFlag, ProjectDir, StoreUrl, console, open_store, print_json, project_root
 
 LEVEL_STYLE = {"low": "bold green", "medium": "bold yellow", "high": "bold red"}
@@ -38,6 +35,9 @@ def risk(
 
     Example: `perfloop risk --diff main..HEAD --kind algorithm`
     """
+    from ..config import load_config
+    from rich.table import Table
+    from rich.text import Text
     from ..workflows.risk import assess
     root = project_root(directory)
     config = load_config(root)
@@ -72,6 +72,7 @@ cycle_app = typer.Typer(help="Release cycles with a risk budget.", no_args_is_he
 
 
 def _render_change(c: Any) -> None:
+    from rich.text import Text
     console.print(Text.assemble((f"change #{c.id} ", "bold"), f"{c.title}  ",
                                 (f"{c.score:.0f} {c.level}", LEVEL_STYLE.get(c.level, "")),
                                 f"  {c.status}"))
@@ -101,6 +102,8 @@ def change_propose(
 
     Example: `perfloop change propose "raise DB pool 10 -> 32" --kind config --hypothesis "checkout waits on the pool" --expect "api-checkout p99 -30%" --rollback "set SHOP_POOL_SIZE=10"`
     """
+    from ..config import load_config
+    from rich.text import Text
     from ..workflows import cycles
     root = project_root(directory)
     config = load_config(root)
@@ -132,6 +135,7 @@ def change_apply(
 
     Example: `perfloop change apply 3 --baseline floor`
     """
+    from rich.text import Text
     from ..workflows import cycles
     root = project_root(directory)
     with open_store(directory, store) as db:
@@ -158,6 +162,8 @@ def change_verify(
 
     Example: `perfloop change verify 3`
     """
+    from ..config import load_config
+    from rich.text import Text
     from ..analysis.comparison import compare_runs
     from ..workflows import cycles
     from ..workflows.run import run_project
@@ -197,6 +203,7 @@ def change_rollback(
 
     Example: `perfloop change rollback 3`
     """
+    from rich.text import Text
     from ..workflows import cycles
     with open_store(directory, store) as db:
         change = cycles.rollback(db, project_root(directory), change_id, confirmed=yes)
@@ -225,6 +232,7 @@ def cycle_open(
 
     Example: `perfloop cycle open 2026.12 --budget 100 --baseline floor`
     """
+    from rich.text import Text
     from ..workflows import cycles
     with open_store(directory, store) as db:
         floor = db.resolve(baseline) if baseline else None
@@ -246,6 +254,7 @@ def cycle_status(
 
     Example: `perfloop cycle status --json`
     """
+    from rich.text import Text
     from ..workflows import cycles
     root = project_root(directory)
     with open_store(directory, store) as db:
@@ -287,6 +296,7 @@ def cycle_close(
 
     Example: `perfloop cycle close`
     """
+    from rich.text import Text
     from ..workflows import cycles
     with open_store(directory, store) as db:
         cycle = cycles.close_cycle(db, project_root(directory), confirmed=yes)

@@ -20,7 +20,6 @@ import html
 import re
 import unicodedata
 
-from rich.markup import escape as _rich_escape
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: Characters with a meaning in (GitHub-flavoured) Markdown, escaped with a backslash.
@@ -46,6 +45,7 @@ def printable(text: object) -> str:
 
 def terminal(text: object) -> str:
     """``text`` for Rich's ``console.print``: printable, with markup brackets escaped."""
+    from rich.markup import escape as _rich_escape
     return _rich_escape(printable(text))
 
 

@@ -13,12 +13,12 @@ column with an ellipsis: a verdict becomes ``inco…``. :func:`print_table` prev
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:   # imported where used: a command's --help never draws a table
+    from rich.console import Console
+    from rich.table import Table
+
 
 #: A column whose longest cell is this short is never folded.
 SHORT = 12
@@ -27,6 +27,7 @@ MIN_FOLDED = 10
 
 
 def _plain(cell: object) -> str:
+    from rich.text import Text
     if isinstance(cell, Text):
         return cell.plain
     if isinstance(cell, str):
@@ -35,6 +36,7 @@ def _plain(cell: object) -> str:
 
 
 def _prepare(console: Console, table: Table, essential: Iterable[str]) -> None:
+    from rich import box
     keep = set(essential)
     if not console.is_terminal:
         table.box = box.SIMPLE_HEAD
@@ -52,6 +54,7 @@ def _prepare(console: Console, table: Table, essential: Iterable[str]) -> None:
 def _needed(table: Table) -> int:
     """Columns the table needs without cutting anything essential: essential columns whole,
     the others folded to their longest word or MIN_FOLDED, whichever is less, plus padding."""
+    from rich import box
     total = 0
     for column in table.columns:
         texts = [_plain(column.header), *(_plain(c) for c in column._cells)]  # noqa: SLF001
@@ -65,6 +68,7 @@ def _needed(table: Table) -> int:
 
 def _stacked(console: Console, table: Table) -> None:
     """Each row as ``column: value`` pairs, wrapped; the first column leads its row."""
+    from rich.text import Text
     if table.title:
         console.print(Text(_plain(table.title), style="bold"))
     columns = table.columns

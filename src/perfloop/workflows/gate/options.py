@@ -2,7 +2,7 @@
 line (:meth:`GateOptions.build`) or by a caller of :func:`~perfloop.workflows.gate.run_gate`.
 
 Every default lives here (the sampling defaults in
-:class:`~perfloop.workflows.interleave.SamplingPolicy`); the ``gate`` command's option
+:class:`~perfloop.workflows.sampling_policy.SamplingPolicy`); the ``gate`` command's option
 defaults read them. The module is light: the command's ``--help`` imports it.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from ...analysis.fdr import DEFAULT_Q
 from ...errors import UsageError
-from ..interleave import SamplingPolicy
+from ..sampling_policy import SamplingPolicy
 
 # What happens to an inconclusive verdict.
 PASS, WARN, FAIL = "pass", "warn", "fail"

@@ -14,10 +14,12 @@ import subprocess
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from ...config import BenchmarkSpec
 from ...errors import PerfloopError, UsageError
+
+if TYPE_CHECKING:   # the gate command's --help loads this module: start-up stays fast
+    from ...config import BenchmarkSpec
 
 WORKTREES = Path(".perfloop") / "worktrees"
 
