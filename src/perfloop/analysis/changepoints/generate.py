@@ -51,17 +51,7 @@ def history(n: int, *, shifts: int = 3, min_shift: float = 0.05, max_shift: floa
     cuts = np.sort(rng.integers(0, spare + 1, size=shifts))
     lengths = np.diff(np.concatenate([[0], cuts, [spare]])) + min_segment
     change_points = tuple(int(c) for c in np.cumsum(lengths)[:-1])
-    level = base
-    levels = [level]
-    for _ in range(shifts):
-        size = rng.uniform(min_shift, max_shift)
-        up = bool(rng.integers(0, 2))
-        if (up and level * (1 + size) > 2 * base) or (not up and level * (1 - size) < base / 2):
-            up = not up
-        level = level * (1 + size) if up else level * (1 - size)
-        levels.append(level)
-    mean = np.repeat(levels, lengths)
-    values = mean * (1.0 + noise * rng.standard_normal(n))
+    values = _noisy_levels(rng, lengths, min_shift, max_shift, base, noise)
     placed: list[int] = []
     if outliers:
         allowed = np.ones(n, dtype=bool)
@@ -103,15 +93,24 @@ def noisy_steps(n: int = 1000, *, steps: int = 9, noise: float = 0.05, min_step:
         if lengths.max() <= max_segment:
             break
     change_points = tuple(int(c) for c in np.cumsum(lengths)[:-1])
+    values = _noisy_levels(rng, lengths, min_step, max_step, base, noise)
+    return Planted(values=values, change_points=change_points)
+
+
+def _noisy_levels(rng: np.random.Generator, lengths: np.ndarray, low: float, high: float,
+                  base: float, noise: float) -> np.ndarray:
+    """Values of segments of ``lengths``: from ``base``, each next level a relative step of
+    ``[low, high]`` up or down at random (kept within half and twice ``base``), with Gaussian
+    noise of relative size ``noise``. Draws from ``rng`` in a fixed order: a seed keeps its
+    series."""
     level = base
     levels = [level]
-    for _ in range(steps):
-        size = rng.uniform(min_step, max_step)
+    for _ in range(len(lengths) - 1):
+        size = rng.uniform(low, high)
         up = bool(rng.integers(0, 2))
         if (up and level * (1 + size) > 2 * base) or (not up and level * (1 - size) < base / 2):
             up = not up
         level = level * (1 + size) if up else level * (1 - size)
         levels.append(level)
     mean = np.repeat(levels, lengths)
-    values = mean * (1.0 + noise * rng.standard_normal(n))
-    return Planted(values=values, change_points=change_points)
+    return mean * (1.0 + noise * rng.standard_normal(int(np.sum(lengths))))
