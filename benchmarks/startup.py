@@ -12,6 +12,7 @@ not the compiler.
 
     python benchmarks/startup.py --rounds 15 [--json results.json]
     python benchmarks/startup.py --rounds 15 --baseline-src /path/to/older/checkout/src
+    python benchmarks/startup.py --rounds 11 --every-command     # every command's --help
 
 ``--baseline-src`` adds every perfloop command run again with an older perfloop first on
 ``PYTHONPATH``, interleaved in the same rounds, so that before and after are measured side by
@@ -52,6 +53,18 @@ HELP_COMMANDS = {
     "perfloop incident open --help": ["incident", "open", "--help"],
     "perfloop journal --help": ["journal", "--help"],
 }
+
+
+
+def every_command_help() -> dict[str, list[str]]:
+    """HELP_COMMANDS and the ``--help`` of every other command ``perfloop --help`` lists."""
+    from perfloop.cli.app import COMMANDS
+    out = dict(HELP_COMMANDS)
+    for entry in COMMANDS:
+        out.setdefault(f"perfloop {entry.name} --help", [entry.name, "--help"])
+    return out
+
+
 TARGETS = {"--help": 0.15, RUNS: 0.4}   # seconds of CPU
 # The second floor: the help of a one-command Typer app rendered as perfloop's is (Rich,
 # Markdown), i.e. what Typer and Rich cost before perfloop adds anything.
@@ -117,6 +130,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--baseline-src", type=Path, help="an older perfloop's src directory")
+    parser.add_argument("--every-command", action="store_true",
+                        help="time the --help of every command, not one of each kind")
     parser.add_argument("--instructions", action="store_true",
                         help="also count each command's instructions once under valgrind")
     args = parser.parse_args()
@@ -126,7 +141,7 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         commands = {"python -c pass": [sys.executable, "-c", "pass"],
                     "typer, one command: --help": [sys.executable, "-c", TYPER_FLOOR, "--help"]}
-        for name, argv in HELP_COMMANDS.items():
+        for name, argv in (every_command_help() if args.every_command else HELP_COMMANDS).items():
             commands[name] = [*PERFLOOP, *argv]
         commands[RUNS] = [*PERFLOOP, "runs", "-C", tmp]
         envs = {name: env for name in commands}
