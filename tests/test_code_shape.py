@@ -22,6 +22,8 @@ import grimp
 
 import perfloop
 
+from graphutil import cycles
+
 PACKAGE = Path(perfloop.__file__).parent
 MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 80
@@ -76,48 +78,7 @@ def import_cycles(package: str) -> list[list[str]]:
     strongly connected components of the import graph with more than one module, or one that
     imports itself)."""
     graph = grimp.build_graph(package, exclude_type_checking_imports=True, cache_dir=None)
-    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in sorted(graph.modules)}
-    order: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    cycles: list[list[str]] = []
-
-    def visit(start: str) -> None:        # Tarjan's algorithm, without recursion
-        work = [(start, iter(edges[start]))]
-        order[start] = low[start] = len(order)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, targets = work[-1]
-            for target in targets:
-                if target not in order:
-                    order[target] = low[target] = len(order)
-                    stack.append(target)
-                    on_stack.add(target)
-                    work.append((target, iter(edges[target])))
-                    break
-                if target in on_stack:
-                    low[node] = min(low[node], order[target])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == order[node]:
-                    component = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    if len(component) > 1 or node in edges[node]:
-                        cycles.append(sorted(component))
-
-    for module in edges:
-        if module not in order:
-            visit(module)
-    return sorted(cycles)
+    return cycles({m: graph.find_modules_directly_imported_by(m) for m in graph.modules})
 
 
 def _explain(graph_package: str, cycle: list[str]) -> str:

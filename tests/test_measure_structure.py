@@ -14,6 +14,8 @@ from pathlib import Path
 import perfloop
 import perfloop.measure
 
+from graphutil import cycles
+
 PACKAGE = Path(perfloop.__file__).parent
 MEASURE = Path(perfloop.measure.__file__).parent
 PROCESS_MODULE = "perfloop.measure.process"
@@ -81,41 +83,6 @@ def imported_modules(path: Path, known: set[str], root: Path = PACKAGE.parent) -
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names)
     return {m for m in found if m in known and m != module}
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Every strongly connected group of more than one module (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for other in sorted(graph.get(node, ())):
-            if other not in index:
-                visit(other)
-                low[node] = min(low[node], low[other])
-            elif other in on_stack:
-                low[node] = min(low[node], index[other])
-        if low[node] == index[node]:
-            group = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                group.append(member)
-                if member == node:
-                    break
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
 
 
 def measure_files() -> list[Path]:
