@@ -287,3 +287,17 @@ def test_the_sqlite_file_is_the_one_the_store_url_names(
     monkeypatch.delenv("PERFLOOP_STORE", raising=False)
     default = make_url(resolve_store_url(None, root=root))
     assert listing.sqlite_file(None, root=root) == Path(default.database).resolve()
+
+
+def test_the_lazy_console_is_a_console_where_rich_needs_one() -> None:
+    # A progress bar enters its console (`with console:`); special methods do not go through
+    # __getattr__, so `perfloop run` failed once the console was made on first use.
+    from rich.console import Console
+
+    from perfloop.cli.common import LazyConsole, real_console
+    from perfloop.cli.progress import RichProgress
+    lazy = LazyConsole(stderr=True, highlight=False)
+    with lazy as entered:
+        assert isinstance(entered, Console)
+    assert isinstance(real_console(lazy), Console) and real_console(lazy) is lazy.real()
+    assert isinstance(RichProgress(lazy).console, Console)  # type: ignore[arg-type]

@@ -46,6 +46,19 @@ class LazyConsole:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real(), name)
 
+    # Special methods are looked up on the type, never through __getattr__.
+    def __enter__(self) -> Console:
+        return self.real().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.real().__exit__(*exc)
+
+
+def real_console(console: Console) -> Console:
+    """The Rich console behind ``console``: what to hand to Rich's own machinery (a progress
+    bar, a live display), which may test its type."""
+    return console.real() if isinstance(console, LazyConsole) else console
+
 
 console: Console = LazyConsole(highlight=False)  # type: ignore[assignment]
 err_console: Console = LazyConsole(stderr=True, highlight=False)  # type: ignore[assignment]

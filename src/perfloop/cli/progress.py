@@ -18,7 +18,8 @@ class RichProgress:
     """Progress across the whole run, weighted by each benchmark's estimated duration."""
 
     def __init__(self, console: Console) -> None:
-        self.console = console
+        from .common import real_console
+        self.console = console = real_console(console)
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                             console=console, transient=True)
