@@ -415,6 +415,68 @@ def pure_noise_table(sizes: Sequence[int], seeds: int) -> str:
     return "\n".join(lines)
 
 
+def _first_scan_min_log_p(values: np.ndarray, min_size: int = 5) -> float:
+    """The smallest log p-value of the detector's first scan (every window at every scale,
+    before any multiplicity correction) on ``values``: on pure noise, its quantile at ``q``
+    is ``log(q / T)`` for the number ``T`` of independent tests the scan is worth at that
+    tail. Reads the detector's internals as :func:`perfloop.analysis.changepoints.seeded._detect`
+    does."""
+    from perfloop.analysis.changepoints import _stats, seeded
+    from perfloop.analysis.changepoints.robust import replace_outliers
+    n = len(values)
+    cleaned = replace_outliers(values, half_width=max(1, min_size - 1))
+    centre = float(np.median(cleaned))
+    scale = float(np.max(np.abs(cleaned - centre)))
+    ps = _stats.PrefixSums.of((cleaned - centre) / scale, _stats.lag_one_autocorrelation(cleaned),
+                              *_stats.series_autocorrelation(cleaned))
+    scales = seeded._scales(n, None, min_size)
+    tiles = [seeded._window_starts(n, length) for length in scales]
+    starts = np.concatenate(tiles)
+    ends = np.concatenate([tile + length for length, tile in zip(scales, tiles)])
+    test = _stats.step_test(ps, starts, _stats.best_splits(ps, starts, ends, min_size), ends)
+    top = np.argsort(test.t2)[-20:]     # exact p-values only for the largest statistics
+    return float(np.min(_stats.log_pvalue(_stats.StepTest(test.split[top], test.t2[top],
+                                                          test.df[top]))))
+
+
+def null_tail_table(n: int, series: int) -> str:
+    """How many independent tests the first scan is worth at each tail on Gaussian noise,
+    against the ``n ln n`` the detector divides its family-wise level by."""
+    from perfloop.analysis.changepoints.seeded import effective_tests
+    logs = np.array([_first_scan_min_log_p(generate.noise(n, relative_sd=0.05, seed=10_000 + s))
+                     for s in range(series)])
+    nominal = effective_tests(n)
+    lines = [f"| quantile q | smallest p at q | tests it is worth (q / p) | n ln n |",
+             "|---:|---:|---:|---:|"]
+    for q in (0.5, 0.1, 0.01, 0.001):
+        p = math.exp(float(np.quantile(logs, q)))
+        lines.append(f"| {q:g} | {p:.3g} | {q / p / n:.2f} n | {nominal / n:.2f} n |")
+    rate = float(np.mean(logs + math.log(nominal) <= math.log(0.001)))
+    lines.append(f"\n{series:,} stable series of {n:,} points: the first scan passes "
+                 f"`max_pvalue=0.001` (p x n ln n <= 0.001) in {rate:.2%} of them.")
+    return "\n".join(lines)
+
+
+def levels_table(levels: Sequence[float]) -> str:
+    """perfloop at other family-wise levels (``max_pvalue``): the main 5% cell, seeds 20-59
+    of it, and TCPD's mean F1."""
+    data = load_tcpd()
+    main = [generate.noisy_steps(1_000, noise=0.05, seed=seed) for seed in range(20)]
+    other = [generate.noisy_steps(1_000, noise=0.05, seed=seed) for seed in range(20, 60)]
+    lines = ["| max_pvalue | 5% cell, seeds 0-19: found / planted | false | seeds 20-59: found / "
+             "planted | false | TCPD mean F1 |", "|---:|---:|---:|---:|---:|---:|"]
+    for level in levels:
+        def detect(x: np.ndarray, level: float = level) -> list[int]:
+            return SeededBinseg(max_pvalue=level).fit(x).predict()
+        hits, total, false, _ = noisy_scores(main, [detect(p.values) for p in main])
+        hits2, total2, false2, _ = noisy_scores(other, [detect(p.values) for p in other])
+        f1 = statistics.fmean(f_measure(ann, per_dimension(detect)(x), len(x))[0]
+                              for x, ann in data.values())
+        lines.append(f"| {level:g} | {hits} / {total} | {false} | {hits2} / {total2} | {false2} "
+                     f"| {f1:.3f} |")
+    return "\n".join(lines)
+
+
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
@@ -427,7 +489,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats (default 5)")
     parser.add_argument("--other-settings", action="store_true",
                         help="only the noisy histories on other seeds and settings (perfloop)")
+    parser.add_argument("--null-tail", type=int, metavar="SERIES", default=0,
+                        help="only the calibration of the family-wise level: the first scan's "
+                             "smallest p-value on SERIES stable series of 1,000 points")
+    parser.add_argument("--levels", metavar="P,P,...", default="",
+                        help="only perfloop at these family-wise levels (max_pvalue)")
     args = parser.parse_args(argv)
+    if args.levels:
+        print(f"### Other family-wise levels\n\n_{_load()}_\n")
+        print(levels_table([float(x) for x in args.levels.split(",")]))
+        return 0
+    if args.null_tail:
+        print(f"### The family-wise level at its tail: {args.null_tail:,} stable series of "
+              f"1,000 points\n\n_{_load()}_\n")
+        print(null_tail_table(1_000, args.null_tail))
+        return 0
     if args.other_settings:
         print(f"### Noisy histories on other seeds and settings: 1,000 points, 9 steps, margin "
               f"{MARGIN}\n\n_{_load()}_\n")
