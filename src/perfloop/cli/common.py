@@ -27,7 +27,6 @@ StoreUrl = Annotated[Optional[str], typer.Option(
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
-
 class LazyConsole:
     """A Rich console made on first use: a command's ``--help`` never prints through one, and
     importing Rich's console machinery was a fifth of its start-up time."""
