@@ -162,22 +162,36 @@ def test_stops_before_exceeding_the_time_limit() -> None:
 def test_hopeless_comparison_stops_once_patience_is_spent() -> None:
     target = FakeTarget()
     out = measure_interleaved(spec("/base"), spec("/head"), decide=decided_at(10_000, more=500),
-                              policy=SamplingPolicy(blocks=4, max_blocks=16, patience=4),
+                              policy=SamplingPolicy(blocks=4, max_blocks=16, patience=4, max_seconds=30.0),
                               measure=target.measure, clock=target.clock)
+    # 4 blocks = 16 s: patience and half the 30 s limit are both spent
     assert out.stopped == HOPELESS and out.blocks == 4
 
 
 def test_no_hopeless_stop_before_patience_blocks() -> None:
     # A plan of 1000 more workers from 4 blocks is not believed: sampling goes on to 12 blocks
     # (4, 6, 9, 14: half of what is measured at most each time) before it may give up, and
-    # then gives up because 1000 workers are more than 8 times the 34 blocks left.
+    # then gives up because 1000 workers are more than 8 times the 34 blocks left (and the
+    # 56 s spent are more than half the 100 s limit).
     target = FakeTarget()
     decide = decided_at(10_000, more=1000)
     out = measure_interleaved(spec("/base"), spec("/head"), decide=decide,
-                              policy=SamplingPolicy(blocks=4, max_blocks=48),
+                              policy=SamplingPolicy(blocks=4, max_blocks=48, max_seconds=100.0),
                               measure=target.measure, clock=target.clock)
     assert decide.seen == [2, 8, 12, 18, 28]
     assert out.stopped == HOPELESS and out.blocks == 14
+
+
+def test_no_hopeless_stop_before_half_the_time_limit() -> None:
+    # The same plan with a 300 s limit: at 14 blocks only 56 s are spent, so sampling goes on
+    # (21, 32, 48 blocks) and gives up at 48 blocks, 192 s, with 52 blocks of room still left.
+    target = FakeTarget()
+    decide = decided_at(10_000, more=1000)
+    out = measure_interleaved(spec("/base"), spec("/head"), decide=decide,
+                              policy=SamplingPolicy(blocks=4, max_blocks=100, max_seconds=300.0),
+                              measure=target.measure, clock=target.clock)
+    assert out.stopped == HOPELESS and out.blocks == 48
+    assert target.now == 192.0
 
 
 def test_a_plan_within_reach_is_never_hopeless() -> None:
@@ -206,3 +220,5 @@ def test_policy_is_checked() -> None:
         SamplingPolicy(blocks=0)
     with pytest.raises(ValueError):
         SamplingPolicy(patience=-1)
+    with pytest.raises(ValueError, match="hopeless_after"):
+        SamplingPolicy(hopeless_after=1.5)

@@ -58,7 +58,8 @@ def test_gate_progress_says_why_blocks_are_added_and_why_it_stopped(tmp_path: Pa
     events: list[str] = []
     report = run_gate(load_config(repo), store,
                       GateOptions(base="HEAD~1", head="HEAD",
-                                  sampling=SamplingPolicy(blocks=2, max_blocks=8, patience=3)),
+                                  sampling=SamplingPolicy(blocks=2, max_blocks=8, patience=3,
+                                                          hopeless_after=0.0)),
                       measure=measure, decide=decide, on_event=events.append)
     blocks = [e for e in events if "block" in e]
     assert "toy: block 1 of 2" in blocks and "toy: block 3 of 3" in blocks

@@ -231,6 +231,7 @@ def measure_interleaved(base_spec: BenchmarkSpec, head_spec: BenchmarkSpec, *,
         known = [n for n in needs if isinstance(n, int) and n > 0]
         planned_all = bool(needs) and len(known) == len(needs)
         if (planned_all and blocks >= policy.patience
+                and elapsed >= policy.hopeless_after * policy.max_seconds
                 and min(known) > HOPELESS_FACTOR * WORKERS_PER_BLOCK * room):
             return finish(HOPELESS)
         add = math.ceil(max(known) / 2) if planned_all else policy.step

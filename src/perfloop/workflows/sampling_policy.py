@@ -13,6 +13,12 @@ from dataclasses import dataclass
 #: the tolerance asks for hundreds), and stopping on them loses most changes near the tolerance.
 HOPELESS_FACTOR = 8
 
+#: ... and only once this share of ``max_seconds`` is spent: on a machine whose load moves, a
+#: plan made from the first dozen or two blocks is too pessimistic at times (under a load of 4
+#: to 8, two 5% slowdowns in ten stopped as hopeless after 38 s and 67 s of a 300 s limit), so
+#: stopping early saves at most this share of the limit the user set.
+HOPELESS_AFTER_SHARE = 0.5
+
 
 @dataclass(frozen=True)
 class SamplingPolicy:
@@ -23,6 +29,7 @@ class SamplingPolicy:
     max_seconds: float = 300.0     # cost limit in seconds per benchmark
     step: int = 2                  # blocks added per round when the comparison gives no estimate
     patience: int = 12             # blocks measured before a plan may stop the sampling as hopeless
+    hopeless_after: float = HOPELESS_AFTER_SHARE   # share of max_seconds spent before that, too
     change_blocks: int = 8         # blocks a change (regressed, improved) must rest on
 
     def __post_init__(self) -> None:
@@ -34,3 +41,5 @@ class SamplingPolicy:
             raise ValueError(f"max_blocks ({self.max_blocks}) must be at least blocks ({self.blocks})")
         if self.max_seconds <= 0:
             raise ValueError("max_seconds must be positive")
+        if not 0.0 <= self.hopeless_after <= 1.0:
+            raise ValueError(f"hopeless_after must be a share between 0 and 1, not {self.hopeless_after}")
