@@ -16,7 +16,10 @@
    wrong model) or when it is closer than ``min_size`` to one.
 4. Every window that holds accepted change points is cut at them and the pieces searched
    again, until nothing new is found: a weak shift's windows often also hold a stronger
-   neighbour, which blocks them; the pieces hold one shift each.
+   neighbour, which blocks them; the pieces hold one shift each. A piece is tested as a family
+   of its own, the segment of ``m`` points between the accepted change points around it
+   (``m ln m`` tests): ``max_pvalue`` holds per segment, and pure noise, where the first scan
+   accepts nothing, keeps its guarantee.
 5. Each change point is re-tested in its window cut at its neighbours and between its
    neighbours (the smaller p-value counts), and the weakest dropped until all pass
    ``max_pvalue`` and ``min_magnitude``; the survivors are moved, by at most
@@ -183,48 +186,70 @@ def _detect(values: np.ndarray, *, window: int | None, max_pvalue: float, min_ma
     ends = np.concatenate([tile + length for length, tile in zip(scales, tiles)])
     chosen: list[int] = []
     windows: dict[int, tuple[int, int]] = {}
-    _accept(_significant(ps, starts, ends, min_size, screen, log_alpha), chosen, windows, min_size)
+    families: dict[int, float] = {}
+    log_tests = math.log(tests)
+    _accept(_significant(ps, starts, ends, min_size, np.full(len(starts), log_tests), max_pvalue),
+            chosen, windows, families, min_size)
 
-    # Windows cut at the change points accepted so far, searched again until nothing new.
+    # Windows cut at the change points accepted so far, searched again until nothing new. A
+    # piece is searched as a family of its own: the segment between the two accepted change
+    # points around it, worth m ln m tests for m points, not the whole series' n ln n.
     tested = np.zeros(0, dtype=np.int64)
     while chosen:
-        a, b = _pieces(starts, ends, np.asarray(chosen, dtype=np.int64), min_size)
+        cps = np.asarray(chosen, dtype=np.int64)
+        a, b = _pieces(starts, ends, cps, min_size)
         key = a * (n + 1) + b
         fresh = ~np.isin(key, tested)
         if not fresh.any():
             break
         tested = np.concatenate([tested, key[fresh]])
-        if not _accept(_significant(ps, a[fresh], b[fresh], min_size, screen, log_alpha),
-                       chosen, windows, min_size):
+        a, b = a[fresh], b[fresh]
+        if not _accept(_significant(ps, a, b, min_size, _segment_log_tests(cps, a, b, n, log_tests),
+                                    max_pvalue), chosen, windows, families, min_size):
             break
-    return _prune(cleaned, ps, chosen, windows, n=n, log_tests=math.log(tests),
+    return _prune(cleaned, ps, chosen, windows, families, n=n, log_tests=log_tests,
                   log_alpha=math.log(max_pvalue), min_magnitude=min_magnitude, min_size=min_size)
 
 
-Candidate = tuple[int, float, int, int, int]   # window length, log p, split, start, end
+def _segment_log_tests(cps: np.ndarray, a: np.ndarray, b: np.ndarray, n: int,
+                       most: float) -> np.ndarray:
+    """log of the tests worth of the segment between the accepted change points around each
+    piece ``[a, b)`` (the series' ends where there is none), at most ``most``."""
+    bounds = np.concatenate([[0], cps, [n]])
+    left = bounds[np.searchsorted(bounds, a, side="right") - 1]
+    right = bounds[np.searchsorted(bounds, b, side="left")]
+    m = (right - left).astype(float)
+    return np.minimum(np.log(m * np.maximum(1.0, np.log(m))), most)
+
+
+Candidate = tuple[int, float, int, int, int, float]   # window length, log p, split, start, end, log tests
 
 
 def _significant(ps: _stats.PrefixSums, starts: np.ndarray, ends: np.ndarray, min_size: int,
-                 screen: float, log_alpha: float) -> list[Candidate]:
-    """The windows whose best split passes the test, as candidates."""
+                 log_tests: np.ndarray, max_pvalue: float) -> list[Candidate]:
+    """The windows whose best split passes the test in its family of ``exp(log_tests)`` tests,
+    as candidates."""
+    log_alpha = math.log(max_pvalue) - log_tests
     test = _stats.step_test(ps, starts, _stats.best_splits(ps, starts, ends, min_size), ends)
     # Exact p-values only where a normal statistic would pass: t needs more than z.
-    near = np.flatnonzero(test.t2 >= screen)
+    screens = {float(x): _stats.normal_t2(float(x)) for x in np.unique(log_alpha)}
+    near = np.flatnonzero(test.t2 >= np.asarray([screens[float(x)] for x in log_alpha]))
     if not len(near):
         return []
     log_p = _stats.log_pvalue(_stats.StepTest(test.split[near], test.t2[near], test.df[near]))
-    keep = near[log_p <= log_alpha]
-    log_p = log_p[log_p <= log_alpha]
-    return [(int(length), float(p), int(split), int(start), int(end))
-            for length, p, split, start, end in zip(ends[keep] - starts[keep], log_p,
-                                                    test.split[keep], starts[keep], ends[keep])]
+    passes = log_p <= log_alpha[near]
+    keep = near[passes]
+    return [(int(length), float(p), int(split), int(start), int(end), float(family))
+            for length, p, split, start, end, family in zip(ends[keep] - starts[keep], log_p[passes],
+                                                            test.split[keep], starts[keep], ends[keep],
+                                                            log_tests[keep])]
 
 
-def _accept(candidates: list[Candidate], chosen: list[int],
-            windows: dict[int, tuple[int, int]], min_size: int) -> int:
+def _accept(candidates: list[Candidate], chosen: list[int], windows: dict[int, tuple[int, int]],
+            families: dict[int, float], min_size: int) -> int:
     """Accept candidates narrowest window first (then most significant); return how many."""
     added = 0
-    for _, _, split, start, end in sorted(candidates):
+    for _, _, split, start, end, family in sorted(candidates):
         # A window that holds an accepted change point tested the wrong model (one step).
         i = bisect.bisect_right(chosen, start)
         if i < len(chosen) and chosen[i] < end:
@@ -234,6 +259,7 @@ def _accept(candidates: list[Candidate], chosen: list[int],
             continue
         chosen.insert(i, split)
         windows[split] = (start, end)
+        families[split] = family
         added += 1
     return added
 
@@ -327,9 +353,13 @@ def place_steps(ps: _stats.PrefixSums, cps: Sequence[int], a: np.ndarray, b: np.
 
 
 def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
-           windows: dict[int, tuple[int, int]], *, n: int, log_tests: float, log_alpha: float,
-           min_magnitude: float, min_size: int) -> list[ChangePoint]:
-    """Drop the weakest change point until all pass, re-testing its neighbours each time."""
+           windows: dict[int, tuple[int, int]], families: dict[int, float], *, n: int,
+           log_tests: float, log_alpha: float, min_magnitude: float, min_size: int) -> list[ChangePoint]:
+    """Drop the weakest change point until all pass, re-testing its neighbours each time.
+
+    Each is judged in the family it was found in, or in the segment between its neighbours
+    when that is worth more tests (a neighbour it was found beside has been dropped).
+    """
     sums = np.concatenate([[0.0], np.cumsum(cleaned)])
     cps = list(chosen)
     refined = False
@@ -348,7 +378,9 @@ def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
         # points; whole segments alone mix in trends and shifts from far away.
         log_p = np.minimum(_stats.log_pvalue(_stats.step_test(ps, a, idx, b)), _stats.log_pvalue(
             _stats.step_test(ps, prev, idx, nxt)))
-        log_p = np.minimum(log_p + log_tests, 0.0)
+        found_in = np.asarray([families[c] for c in cps])
+        log_p = np.minimum(log_p + np.maximum(found_in, _segment_log_tests(idx, prev, nxt, n, log_tests)),
+                           0.0)
         before = (sums[idx] - sums[prev]) / (idx - prev)
         after = (sums[nxt] - sums[idx]) / (nxt - idx)
         magnitude = np.asarray([relative_change(x, y) for x, y in zip(before.tolist(), after.tolist())])
@@ -358,6 +390,7 @@ def _prune(cleaned: np.ndarray, ps: _stats.PrefixSums, chosen: list[int],
             moved = _refine(ps, idx, a, b, min_size)
             if moved != cps:
                 windows.update({m: windows[c] for m, c in zip(moved, cps)})
+                families.update({m: families[c] for m, c in zip(moved, cps)})
                 cps = moved
                 continue
         if not failing.any():
