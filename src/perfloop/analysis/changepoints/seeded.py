@@ -179,14 +179,12 @@ def _detect(values: np.ndarray, *, window: int | None, max_pvalue: float, min_ma
     tiles = [_window_starts(n, length) for length in scales]
     tests = min(float(_tests_made(min_size, scales, tiles)), effective_tests(n))
     # A window passes when log(p * tests) <= log(max_pvalue).
-    log_alpha = math.log(max_pvalue) - math.log(tests)
-    screen = _stats.normal_t2(log_alpha)
 
     starts = np.concatenate(tiles)
     ends = np.concatenate([tile + length for length, tile in zip(scales, tiles)])
     chosen: list[int] = []
     windows: dict[int, tuple[int, int]] = {}
-    families: dict[int, float] = {}
+    families: dict[int, float] = {}     # log of the tests of the family each was found in
     log_tests = math.log(tests)
     _accept(_significant(ps, starts, ends, min_size, np.full(len(starts), log_tests), max_pvalue),
             chosen, windows, families, min_size)
