@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,13 @@ from sqlalchemy import create_engine, make_url, text
 from perfloop.store import Store
 
 POSTGRES_ENV = "PERFLOOP_TEST_POSTGRES_URL"
+
+# A shell without job control starts background commands with SIGINT ignored, and an ignored
+# signal stays ignored across exec: Python then installs no KeyboardInterrupt handler, in this
+# process or in the children the Ctrl-C tests interrupt. Those tests are about what perfloop
+# does on Ctrl-C, so give them the handler a terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
