@@ -248,6 +248,19 @@ def raw_calls(s: dict[str, dict[str, Any]], sizes: Iterable[float]) -> list[str]
     return out
 
 
+def merged(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Saved runs of one condition (same tools, sizes and options, other seeds) as one run."""
+    first = docs[0]
+    for doc in docs[1:]:
+        for key in ("tools", "sizes", "load_processes", "perfloop_args"):
+            if doc.get(key) != first.get(key):
+                raise SystemExit(f"cannot merge runs with different {key}: "
+                                 f"{first.get(key)!r} and {doc.get(key)!r}")
+    return {**first, "pairs": [pair for doc in docs for pair in doc["pairs"]],
+            "elapsed": sum(doc.get("elapsed") or 0 for doc in docs),
+            "command": "; ".join(doc.get("command", "") for doc in docs)}
+
+
 def markdown(docs: list[dict[str, Any]]) -> str:
     """The verdict, target and noise tables of each saved run, one block per condition."""
     lines: list[str] = []

@@ -59,7 +59,7 @@ from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _detection_report import markdown  # noqa: E402
+from _detection_report import markdown, merged  # noqa: E402
 from _load import BackgroundLoad  # noqa: E402
 from _tools import BIN, Tool, make_tool  # noqa: E402
 from _workload import MODULE, write_project  # noqa: E402
@@ -324,11 +324,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", help="save raw per-pair results (rewritten after each pair)")
     p.add_argument("--report", metavar="FILE", nargs="+",
                    help="print the tables of saved --json files (say a quiet and a loaded run) and exit")
+    p.add_argument("--merge", action="store_true",
+                   help="with --report: the files are runs of one condition (other seeds); one table")
     p.add_argument("--overhead", action="store_true", help="measure perfloop's per-sample overhead")
     p.add_argument("--overhead-rounds", type=int, default=3, help="rounds of --overhead; default 3")
     args = p.parse_args(argv)
     if args.report:
-        print(markdown([json.loads(Path(f).read_text()) for f in args.report]))
+        docs = [json.loads(Path(f).read_text()) for f in args.report]
+        print(markdown([merged(docs)] if args.merge else docs))
         return 0
     if args.overhead:
         overhead(args)

@@ -122,3 +122,13 @@ def test_a_verdict_counts_when_its_role_decides_or_perfloop_names_its_metric() -
     assert aa_shop.decides({"metric": "cpu_time", "deciding_metric": "cpu_time"}) is True
     assert aa_shop.decides({"metric": "wall_time"}, {"deciding_metric": "cpu_time"}) is False
     assert aa_shop.decides({"metric": "wall_time"}) is None
+
+
+def test_runs_of_one_condition_merge_into_one_and_other_conditions_are_refused() -> None:
+    one = {"tools": ["pyperf"], "sizes": [0.05], "load_processes": 3, "perfloop_args": [],
+           "pairs": [{"pair": 0}, {"pair": 1}], "elapsed": 60.0, "command": "a"}
+    two = {**one, "pairs": [{"pair": 0}], "elapsed": 30.0, "command": "b"}
+    both = report.merged([one, two])
+    assert len(both["pairs"]) == 3 and both["elapsed"] == 90.0 and both["command"] == "a; b"
+    with pytest.raises(SystemExit, match="different load_processes"):
+        report.merged([one, {**two, "load_processes": 0}])
