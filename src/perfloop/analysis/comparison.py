@@ -18,7 +18,7 @@ from ..store import StoredRun
 from ..config import DEFAULT_RUN_NOISE
 from ..metrics import BUILTIN, HOST_REFERENCE, Direction, drifts
 from .compare import Verdict, VerdictKind, compare_results, decide
-from .drift import CONFIGURED, DEFAULT, FLAG, INTERLEAVED, RunNoise
+from .drift import CONFIGURED, DEFAULT, FLAG, INTERLEAVED, RunNoise, default_run_noise
 
 #: Drifting metrics (see :data:`perfloop.metrics.BUILTIN`) whose drift is estimated from
 #: stored repeat runs: times, throughput and latency percentiles (a loaded host moves an HTTP
@@ -261,7 +261,7 @@ def _run_noise(metric: str, flag: float | None, settings: Mapping[str, Any],
         return RunNoise(float(configured), CONFIGURED)
     if drift and metric in drift:
         return drift[metric]
-    return RunNoise(DEFAULT_RUN_NOISE, DEFAULT)
+    return RunNoise(default_run_noise(metric, DEFAULT_RUN_NOISE), DEFAULT)
 
 
 #: Fewest deciding time verdicts for a common shift of the whole run to be told apart.
